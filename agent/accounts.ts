@@ -1,0 +1,233 @@
+/**
+ * The policy layer: decides, from each grant's plan and the clock, which
+ * account primitive is due, and records every step before and after it runs.
+ * It works without the server: reports wait in the outbox.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Instruction, ReportType } from '../protocol/messages.ts';
+import { newAccountName, newPassword } from './credentials.ts';
+import { AccountError, type AccountBackend } from './os/backend.ts';
+import type { GrantRecord, StateStore } from './state.ts';
+
+/** Hands fresh credentials to the end user. Must neither store nor log the password. */
+export interface CredentialSink {
+  deliver(grant: GrantRecord, password: string): Promise<void>;
+}
+
+const CREATE_ATTEMPTS = 3;
+const ALERT_AFTER = 3;
+const MAX_BACKOFF_MS = 30_000;
+/** How long finished grants are remembered, so a late duplicate instruction cannot recreate them. */
+const KEEP_FINISHED_MS = 24 * 3600_000;
+
+export class GrantRunner {
+  private lock: Promise<void> = Promise.resolve();
+  private pending: Promise<void> | null = null;
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly backend: AccountBackend,
+    private readonly sink: CredentialSink,
+    private readonly log: Logger,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  private get grants() {
+    return this.store.state.grants;
+  }
+
+  /** Applies one instruction to the stored plans. Returns false for a duplicate. */
+  accept(ins: Instruction): Promise<boolean> {
+    return this.exclusive(() => this.apply(ins));
+  }
+
+  private async apply(ins: Instruction): Promise<boolean> {
+    if (!this.store.markSeen(ins.id)) return false;
+    const id = ins.plan.grantId;
+    const known = this.grants[id];
+    const r = known ?? (await this.plan(ins));
+    if (ins.kind === 'enable') r.enableNow = true;
+    if (ins.kind === 'expire' || ins.kind === 'revoke') r.removeNow = true;
+    // A finished grant is never reopened; its last report is repeated so the server can close it too.
+    if (known && (known.step === 'removed' || known.step === 'failed') && ins.kind !== 'provision' && ins.kind !== 'enable') {
+      this.report(known, known.step === 'removed' ? 'removed' : 'failed', 'already finished');
+    }
+    await this.store.save();
+    return true;
+  }
+
+  private async plan(ins: Instruction): Promise<GrantRecord> {
+    const taken = new Set(Object.values(this.grants).map((g) => g.username));
+    const username = await newAccountName(async (n) => taken.has(n) || (await this.backend.lookup(n)) !== null);
+    const r: GrantRecord = { plan: ins.plan, username, step: 'planned', enableNow: false, removeNow: false, attempts: 0, alerted: false };
+    this.grants[ins.plan.grantId] = r;
+    this.log.info({ grantId: ins.plan.grantId, username, kind: ins.kind }, 'grant planned');
+    return r;
+  }
+
+  /** Runs every step that is due now. One queued pass serves every caller that arrives before it starts. */
+  runDue(): Promise<void> {
+    this.pending ??= this.exclusive(async () => {
+      this.pending = null;
+      for (const [id, r] of Object.entries(this.grants)) await this.step(id, r);
+      this.prune();
+    });
+    return this.pending;
+  }
+
+  /** Serialises everything that touches the accounts or the state. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.lock.then(fn);
+    this.lock = p.then(
+      () => {},
+      () => {},
+    );
+    return p;
+  }
+
+  /** When the next step falls due (ms since epoch), or null if nothing is pending. */
+  nextDueAt(): number | null {
+    let next: number | null = null;
+    for (const r of Object.values(this.grants)) {
+      const t = this.dueAt(r);
+      if (t !== null && (next === null || t < next)) next = t;
+    }
+    return next;
+  }
+
+  private dueAt(r: GrantRecord): number | null {
+    if (r.step === 'removed' || r.step === 'failed') return null;
+    const retry = r.retryAt ? Date.parse(r.retryAt) : 0;
+    if (r.step === 'removing' || r.removeNow) return retry;
+    const end = Date.parse(r.plan.endAt);
+    if (r.step === 'created') return Math.max(retry, Math.min(r.enableNow ? 0 : Date.parse(r.plan.enableAt), end));
+    if (r.step === 'enabled') return Math.max(retry, end);
+    return retry; // planned or creating: due now
+  }
+
+  private async step(id: string, r: GrantRecord): Promise<void> {
+    const t = this.now();
+    const due = this.dueAt(r);
+    if (due === null || due > t) return;
+    const mustRemove = r.removeNow || t >= Date.parse(r.plan.endAt);
+    try {
+      if (mustRemove) await this.remove(r);
+      else if (r.step === 'planned' || r.step === 'creating') await this.create(r);
+      else if (r.step === 'created') await this.enable(r);
+      r.attempts = 0;
+      delete r.retryAt;
+    } catch (err) {
+      await this.failed(id, r, mustRemove, err);
+    }
+    await this.store.save();
+    // Creation and enabling can both be due in one pass (a grant starting now).
+    if (r.step === 'created' && this.dueAt(r)! <= this.now()) await this.step(id, r);
+  }
+
+  private async create(r: GrantRecord): Promise<void> {
+    if (r.step === 'creating' && (await this.backend.lookup(r.username))) {
+      // A crash mid-create lost the password: start over with a clean account.
+      await this.backend.delete(r.username);
+    }
+    r.step = 'creating';
+    await this.store.save();
+    const password = newPassword();
+    await this.backend.createDisabled(
+      { name: r.username, group: r.plan.group, grantId: r.plan.grantId, expiresAt: new Date(r.plan.endAt) },
+      password,
+    );
+    r.step = 'created';
+    this.report(r, 'created');
+    await this.store.save();
+    this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account created, disabled');
+    await this.sink.deliver(r, password).catch((err: Error) => {
+      this.log.warn({ grantId: r.plan.grantId, err: err.message }, 'credential delivery failed');
+    });
+  }
+
+  private async enable(r: GrantRecord): Promise<void> {
+    await this.backend.setEnabled(r.username, true, new Date(r.plan.endAt));
+    r.step = 'enabled';
+    this.report(r, 'enabled');
+    this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account enabled');
+  }
+
+  private async remove(r: GrantRecord): Promise<void> {
+    if (r.step !== 'planned') {
+      r.step = 'removing';
+      await this.store.save();
+      const info = await this.backend.lookup(r.username);
+      if (info) {
+        const { ended } = await this.backend.logoff(r.username);
+        this.report(r, 'logged-off', `${ended} process(es) ended`);
+        await this.backend.delete(r.username);
+      }
+    }
+    r.step = 'removed';
+    this.report(r, 'removed');
+    this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account logged off and deleted');
+  }
+
+  private async failed(id: string, r: GrantRecord, removing: boolean, err: unknown): Promise<void> {
+    const reason = err instanceof AccountError ? `${err.code}: ${err.message}` : String((err as Error)?.message ?? err);
+    r.attempts += 1;
+    r.retryAt = new Date(this.now() + Math.min(1000 * 2 ** (r.attempts - 1), MAX_BACKOFF_MS)).toISOString();
+    this.log.error({ grantId: id, username: r.username, attempts: r.attempts, reason }, removing ? 'removal failed, will retry' : 'step failed, will retry');
+    if (removing) {
+      if (r.attempts >= ALERT_AFTER && !r.alerted) {
+        r.alerted = true;
+        this.report(r, 'removal-failed', reason);
+      }
+    } else if ((r.step === 'planned' || r.step === 'creating') && r.attempts >= CREATE_ATTEMPTS) {
+      // Give up on a grant whose account cannot be created; make sure nothing half-made is left.
+      await this.backend.delete(r.username).catch(() => {});
+      r.step = 'failed';
+      this.report(r, 'failed', reason);
+    }
+  }
+
+  /**
+   * Start-up and periodic check against the OS: accounts we manage that no live
+   * grant explains are removed, and grants whose account vanished are closed.
+   */
+  reconcile(): Promise<void> {
+    return this.exclusive(() => this.checkAgainstOs());
+  }
+
+  private async checkAgainstOs(): Promise<void> {
+    const live = new Map(Object.values(this.grants).filter((r) => r.step !== 'removed' && r.step !== 'failed').map((r) => [r.username, r]));
+    for (const acct of await this.backend.listManaged()) {
+      if (live.has(acct.name)) continue;
+      this.log.warn({ username: acct.name }, 'removing a managed account no grant explains');
+      await this.backend.logoff(acct.name);
+      await this.backend.delete(acct.name);
+    }
+    for (const r of live.values()) {
+      if ((r.step === 'created' || r.step === 'enabled') && !(await this.backend.lookup(r.username))) {
+        r.step = 'removed';
+        this.report(r, 'removed', 'the account was already gone');
+      }
+    }
+    await this.store.save();
+  }
+
+  private report(r: GrantRecord, type: ReportType, detail?: string): void {
+    this.store.state.outbox.push({
+      id: randomUUID(),
+      grantId: r.plan.grantId,
+      type,
+      at: new Date(this.now()).toISOString(),
+      username: r.username,
+      ...(detail ? { detail } : {}),
+    });
+  }
+
+  private prune(): void {
+    const pending = new Set(this.store.state.outbox.map((o) => o.grantId));
+    for (const [id, r] of Object.entries(this.grants)) {
+      const finished = r.step === 'removed' || r.step === 'failed';
+      if (finished && !pending.has(id) && this.now() - Date.parse(r.plan.endAt) > KEEP_FINISHED_MS) delete this.grants[id];
+    }
+  }
+}

@@ -1,0 +1,56 @@
+/**
+ * The agent's side of the protocol: plain fetch against /agent/v1, every call
+ * authenticated with the endpoint's own credential.
+ */
+import { API_PREFIX, EnrollResponse, InstructionBatch, type EnrollRequest, type Instruction, type Report } from '../protocol/messages.ts';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    body: string,
+  ) {
+    super(`server answered ${status}: ${body.slice(0, 300)}`);
+  }
+}
+
+async function call(url: string, init: RequestInit): Promise<unknown> {
+  const res = await fetch(url, init);
+  const text = await res.text();
+  if (!res.ok) throw new HttpError(res.status, text);
+  return text ? JSON.parse(text) : null;
+}
+
+const JSON_TYPE = { 'content-type': 'application/json' };
+
+export async function enrollAgent(serverUrl: string, req: EnrollRequest): Promise<EnrollResponse> {
+  const init = { method: 'POST', headers: JSON_TYPE, body: JSON.stringify(req) };
+  return EnrollResponse.parse(await call(`${serverUrl}${API_PREFIX}/enroll`, init));
+}
+
+export class ServerClient {
+  constructor(
+    private readonly serverUrl: string,
+    private readonly credential: string,
+  ) {}
+
+  private send(path: string, init: RequestInit & { timeoutMs: number }): Promise<unknown> {
+    const headers = { authorization: `Bearer ${this.credential}`, ...(init.headers as Record<string, string>) };
+    return call(`${this.serverUrl}${API_PREFIX}${path}`, { ...init, headers, signal: AbortSignal.any([AbortSignal.timeout(init.timeoutMs), ...(init.signal ? [init.signal] : [])]) });
+  }
+
+  /** Long-poll: returns pending instructions, waiting up to `waitSeconds` for one. */
+  async poll(waitSeconds: number, signal: AbortSignal): Promise<Instruction[]> {
+    const res = await this.send(`/instructions?wait=${waitSeconds}`, { method: 'GET', signal, timeoutMs: (waitSeconds + 15) * 1000 });
+    return InstructionBatch.parse(res).instructions;
+  }
+
+  async ack(ids: string[]): Promise<void> {
+    await this.send('/acks', { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ ids }), timeoutMs: 15_000 });
+  }
+
+  /** Sends reports; returns the ids the server has taken. */
+  async report(reports: Report[]): Promise<string[]> {
+    const res = await this.send('/reports', { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ reports }), timeoutMs: 15_000 });
+    return (res as { accepted: string[] }).accepted;
+  }
+}

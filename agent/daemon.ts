@@ -1,0 +1,132 @@
+/**
+ * The agent daemon: reconcile first (offline is fine), then three loops —
+ * the long-poll for instructions, the outbox sender and the step timer.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { GrantRunner } from './accounts.ts';
+import type { ServerClient } from './client.ts';
+import type { StateStore } from './state.ts';
+
+/** Re-check the OS for stray managed accounts this often. */
+const RECONCILE_EVERY_MS = 60_000;
+/**
+ * Cap on any timer wait. Why: setTimeout runs on a monotonic clock, so a wall
+ * clock that jumps forward would otherwise not be noticed until the old
+ * deadline; re-reading the clock every second catches it.
+ */
+const MAX_SLEEP_MS = 1000;
+
+export interface DaemonOptions {
+  pollSeconds: number;
+}
+
+export class Daemon {
+  private stopped = new AbortController();
+  private wakeSender: () => void = () => {};
+  private timer: NodeJS.Timeout | undefined;
+  private tasks: Promise<void>[] = [];
+
+  constructor(
+    private readonly store: StateStore,
+    private readonly runner: GrantRunner,
+    private readonly client: ServerClient,
+    private readonly log: Logger,
+    private readonly opts: DaemonOptions,
+  ) {}
+
+  /** Enforces what is due before talking to the server, so a dead server delays nothing. */
+  async start(): Promise<void> {
+    await this.runner.reconcile();
+    await this.runner.runDue();
+    this.scheduleTick();
+    this.tasks = [this.pollLoop(), this.sendLoop(), this.reconcileLoop()];
+  }
+
+  async stop(): Promise<void> {
+    this.stopped.abort();
+    clearTimeout(this.timer);
+    this.wakeSender();
+    await Promise.allSettled(this.tasks);
+    await this.store.save();
+  }
+
+  private get running(): boolean {
+    return !this.stopped.signal.aborted;
+  }
+
+  private scheduleTick(): void {
+    if (!this.running) return;
+    const next = this.runner.nextDueAt();
+    const wait = next === null ? MAX_SLEEP_MS : Math.min(MAX_SLEEP_MS, Math.max(0, next - Date.now()));
+    this.timer = setTimeout(() => void this.tick(), wait);
+  }
+
+  private async tick(): Promise<void> {
+    await this.runner.runDue().catch((err) => this.log.error({ err }, 'step pass failed'));
+    if (this.store.state.outbox.length) this.wakeSender();
+    this.scheduleTick();
+  }
+
+  private async pollLoop(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      try {
+        const batch = await this.client.poll(this.opts.pollSeconds, this.stopped.signal);
+        for (const ins of batch) await this.runner.accept(ins);
+        // Ack only after the plans are on disk: an instruction acked is an instruction kept.
+        if (batch.length) {
+          await this.client.ack(batch.map((i) => i.id));
+          clearTimeout(this.timer);
+          await this.tick();
+        }
+        failures = 0;
+      } catch (err) {
+        if (!this.running) return;
+        failures += 1;
+        this.log.warn({ err: (err as Error).message, failures }, 'server unreachable, retrying');
+        await this.sleep(backoff(failures));
+      }
+    }
+  }
+
+  private async sendLoop(): Promise<void> {
+    let failures = 0;
+    while (this.running) {
+      const outbox = this.store.state.outbox;
+      if (!outbox.length) {
+        await new Promise<void>((resolve) => (this.wakeSender = resolve));
+        continue;
+      }
+      try {
+        const accepted = new Set(await this.client.report(outbox.slice(0, 100)));
+        this.store.state.outbox = this.store.state.outbox.filter((r) => !accepted.has(r.id));
+        await this.store.save();
+        failures = 0;
+      } catch (err) {
+        if (!this.running) return;
+        failures += 1;
+        this.log.warn({ err: (err as Error).message, queued: outbox.length }, 'reports not delivered, will retry');
+        await this.sleep(backoff(failures));
+      }
+    }
+  }
+
+  private async reconcileLoop(): Promise<void> {
+    while (this.running) {
+      await this.sleep(RECONCILE_EVERY_MS);
+      if (!this.running) return;
+      await this.runner.reconcile().catch((err) => this.log.error({ err }, 'reconcile failed'));
+      this.wakeSender();
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return sleep(ms, undefined, { signal: this.stopped.signal }).catch(() => {});
+  }
+}
+
+/** 0.5 s, 1 s, 2 s … capped at 15 s, with jitter so a fleet does not reconnect in step. */
+function backoff(failures: number): number {
+  return Math.min(15_000, 500 * 2 ** (failures - 1)) * (0.75 + Math.random() * 0.5);
+}

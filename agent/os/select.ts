@@ -1,0 +1,13 @@
+import { AccountError, type AccountBackend } from './backend.ts';
+import { LinuxBackend } from './linux.ts';
+
+/** The backend for this machine's OS. `sandboxRoot` keeps Linux accounts inside a throwaway root. */
+export function backendForThisOs(sandboxRoot?: string): AccountBackend {
+  if (process.platform === 'linux') return new LinuxBackend(sandboxRoot ? { root: sandboxRoot } : {});
+  throw new AccountError('COMMAND_FAILED', `no account backend for ${process.platform} yet`);
+}
+
+/** The protocol's name for this machine's OS. */
+export function thisOs(): 'linux' | 'windows' | 'macos' {
+  return process.platform === 'win32' ? 'windows' : process.platform === 'darwin' ? 'macos' : 'linux';
+}

@@ -1,0 +1,56 @@
+import type { Report } from '../../protocol/messages.ts';
+import type { Ctx } from '../context.ts';
+import type { GrantEvent } from '../domain/lifecycle.ts';
+import { audit } from '../store/audit.ts';
+import { applyEvent } from './transition.ts';
+
+/**
+ * Applies an agent's step reports in order. A report is applied once (its id is
+ * remembered), and only to a grant of the reporting endpoint. Returns the ids
+ * the agent may drop from its outbox.
+ */
+export async function applyReports(ctx: Ctx, endpointId: string, reports: Report[]): Promise<string[]> {
+  const done: string[] = [];
+  for (const r of reports) {
+    const g = await ctx.c.grants.findOne({ _id: r.grantId, endpointId });
+    if (g && !(await alreadySeen(ctx, r.id))) {
+      const actor = `agent:${endpointId}`;
+      if (r.username && !g.username) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { username: r.username } });
+      await audit(ctx.c, {
+        actor,
+        type: `agent.${r.type}`,
+        grantId: g._id,
+        endpointId,
+        detail: { agentAt: r.at, ...(r.username ? { username: r.username } : {}), ...(r.detail ? { detail: r.detail } : {}) },
+      });
+      const event = toEvent(r);
+      if (event) await applyEvent(ctx, g._id, event, actor);
+      await ctx.c.seenReports.insertOne({ _id: r.id, endpointId, receivedAt: new Date() });
+    }
+    // Unknown grants and repeats are acknowledged too, or the agent would resend them forever.
+    done.push(r.id);
+  }
+  return done;
+}
+
+async function alreadySeen(ctx: Ctx, reportId: string): Promise<boolean> {
+  return (await ctx.c.seenReports.countDocuments({ _id: reportId }, { limit: 1 })) > 0;
+}
+
+function toEvent(r: Report): GrantEvent | null {
+  const reason = r.detail ?? r.type;
+  switch (r.type) {
+    case 'created':
+      return { type: 'created' };
+    case 'enabled':
+      return { type: 'enabled' };
+    case 'removed':
+      return { type: 'removed' };
+    case 'failed':
+      return { type: 'failed', reason };
+    case 'removal-failed':
+      return { type: 'removal-failed', reason };
+    case 'logged-off':
+      return null;
+  }
+}

@@ -1,0 +1,68 @@
+import { randomUUID } from 'node:crypto';
+import { OS_LABEL, osHonours } from '../../protocol/groups.ts';
+import type { Ctx } from '../context.ts';
+import { invalid, type FieldIssue } from '../errors.ts';
+import type { CreateGrantInput } from '../schemas/grants.ts';
+import { audit } from '../store/audit.ts';
+import type { EndpointDoc, GrantDoc } from '../store/collections.ts';
+import { queueInstruction } from './instructions.ts';
+import { scheduleGrantJobs } from './scheduleGrant.ts';
+
+/**
+ * Creates one grant per endpoint. Everything is checked before anything is
+ * written, so a rejected request leaves no trace.
+ */
+export async function createGrants(ctx: Ctx, input: CreateGrantInput, actor: string): Promise<GrantDoc[]> {
+  const endpoints = await resolveEndpoints(ctx, input);
+  const now = new Date();
+  const requestId = randomUUID();
+  // A grant starting sooner than the lead time is enabled at once.
+  const enableAt = new Date(Math.max(now.getTime(), input.startAt.getTime() - ctx.config.leadTimeSeconds * 1000));
+  const grants: GrantDoc[] = endpoints.map((e) => ({
+    _id: randomUUID(),
+    requestId,
+    operation: input.operation,
+    email: input.email,
+    endpointId: e._id,
+    hostname: e.hostname,
+    group: input.group,
+    startAt: input.startAt,
+    enableAt,
+    endAt: input.endAt,
+    serverSideSmtp: input.serverSideSmtp,
+    state: 'requested',
+    revokeRequested: false,
+    createdBy: actor,
+    createdAt: now,
+    updatedAt: now,
+  }));
+  await ctx.c.grants.insertMany(grants);
+  for (const g of grants) {
+    await audit(ctx.c, {
+      actor,
+      type: 'grant.requested',
+      grantId: g._id,
+      endpointId: g.endpointId,
+      detail: { email: g.email, group: g.group, startAt: g.startAt, enableAt: g.enableAt, endAt: g.endAt, serverSideSmtp: g.serverSideSmtp },
+    });
+    await scheduleGrantJobs(ctx, g);
+    await queueInstruction(ctx, g, 'provision');
+  }
+  return grants;
+}
+
+async function resolveEndpoints(ctx: Ctx, input: CreateGrantInput): Promise<EndpointDoc[]> {
+  const issues: FieldIssue[] = [];
+  const found: EndpointDoc[] = [];
+  for (const [i, ref] of input.endpoints.entries()) {
+    const e = await ctx.c.endpoints.findOne({ $or: [{ _id: ref }, { hostname: ref }] });
+    if (!e) issues.push({ field: `endpoints.${i}`, message: `unknown endpoint ${JSON.stringify(ref)}` });
+    else if (!osHonours(e.os, input.group)) {
+      issues.push({ field: 'group', message: `${OS_LABEL[e.os]} endpoint ${e.hostname} has no "${input.group}" group` });
+    } else if (found.some((f) => f._id === e._id)) {
+      issues.push({ field: `endpoints.${i}`, message: `endpoint ${e.hostname} is listed twice` });
+    } else found.push(e);
+  }
+  if (issues.length) throw invalid(issues);
+  return found;
+}

@@ -1,0 +1,54 @@
+/**
+ * Server configuration: config/default.json, then an optional JSON file named
+ * by JIT_CONFIG, then environment variables for secrets and deployment values.
+ */
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+
+export const ServerConfig = z
+  .object({
+    host: z.string(),
+    port: z.number().int().min(0).max(65535),
+    /** MongoDB URI; when absent the server runs an embedded FerretDB in dataDir. */
+    mongodbUri: z.string().optional(),
+    dataDir: z.string(),
+    /** Bearer token for the admin API. */
+    adminToken: z.string().min(16, 'adminToken must be at least 16 characters'),
+    /** How long before access start the account is enabled. */
+    leadTimeSeconds: z.number().min(0),
+    maxDurationMinutes: z.number().positive(),
+    /** How far in the past a start may be (clock skew, slow forms). */
+    startPastToleranceSeconds: z.number().min(0),
+    /** After access end, how long the endpoint has to confirm deletion. */
+    verifyGraceSeconds: z.number().positive(),
+    verifyRetryMaxSeconds: z.number().positive(),
+    schedulerProcessEvery: z.union([z.string(), z.number()]),
+    longPollSeconds: z.number().positive(),
+    enrollmentTokenTtlMinutes: z.number().positive(),
+    bodyLimit: z.string(),
+  })
+  .strict();
+export type ServerConfig = z.infer<typeof ServerConfig>;
+
+const readJson = (path: string | URL): unknown => JSON.parse(readFileSync(path, 'utf8'));
+
+export function defaultConfig(): Omit<ServerConfig, 'adminToken'> {
+  return readJson(new URL('../config/default.json', import.meta.url)) as Omit<ServerConfig, 'adminToken'>;
+}
+
+/** Loads the configuration for a real run; throws with every bad field named. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
+  const file = env.JIT_CONFIG ? (readJson(env.JIT_CONFIG) as object) : {};
+  const fromEnv = {
+    ...(env.MONGODB_URI ? { mongodbUri: env.MONGODB_URI } : {}),
+    ...(env.JIT_ADMIN_TOKEN ? { adminToken: env.JIT_ADMIN_TOKEN } : {}),
+    ...(env.PORT ? { port: Number(env.PORT) } : {}),
+    ...(env.JIT_DATA_DIR ? { dataDir: env.JIT_DATA_DIR } : {}),
+  };
+  const parsed = ServerConfig.safeParse({ ...defaultConfig(), ...file, ...fromEnv });
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(config)'}: ${i.message}`);
+    throw new Error(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,21 @@
+import type { Logger } from 'pino';
+import type { AgentHub } from './agents/hub.ts';
+import type { ServerConfig } from './config.ts';
+import type { Collections } from './store/collections.ts';
+
+/** Job names the scheduler runs; see server/scheduler/jobs.ts. */
+export type JobName = 'grant.enable' | 'grant.expire' | 'grant.verify';
+
+/** The scheduler as commands see it: durable one-off jobs. */
+export interface Scheduler {
+  schedule(name: JobName, at: Date, data: { grantId: string; attempt?: number }): Promise<void>;
+}
+
+/** What every command gets: config, storage, the agent hub, the scheduler and a logger. */
+export interface Ctx {
+  config: ServerConfig;
+  c: Collections;
+  hub: AgentHub;
+  scheduler: Scheduler;
+  log: Logger;
+}

@@ -1,0 +1,45 @@
+/**
+ * Every error the API returns is made here, with a stable id from one table,
+ * so clients can branch on `error.id` and the wording can change freely.
+ */
+export const ERRORS = {
+  'validation.failed': { status: 400, message: 'The request is not valid.' },
+  'body.not_json': { status: 400, message: 'The body must be a JSON object (Content-Type: application/json).' },
+  'body.too_large': { status: 400, message: 'The body is too large.' },
+  'auth.required': { status: 401, message: 'Authentication is required.' },
+  'auth.invalid': { status: 401, message: 'The credentials are not valid.' },
+  'auth.forbidden': { status: 403, message: 'You may not do this.' },
+  'enrollment.invalid_token': { status: 401, message: 'The enrollment token is unknown, used or expired.' },
+  'grant.not_found': { status: 404, message: 'No such grant.' },
+  'grant.not_revocable': { status: 409, message: 'The grant has already ended.' },
+  'endpoint.not_found': { status: 404, message: 'No such endpoint.' },
+  'route.not_found': { status: 404, message: 'No such route.' },
+  'internal': { status: 500, message: 'Something went wrong on the server.' },
+} as const satisfies Record<string, { status: number; message: string }>;
+
+export type ErrorId = keyof typeof ERRORS;
+
+/** One problem with one input field. */
+export interface FieldIssue {
+  field: string;
+  message: string;
+}
+
+export class ApiError extends Error {
+  readonly status: number;
+  constructor(
+    readonly id: ErrorId,
+    readonly fields: FieldIssue[] = [],
+    message?: string,
+  ) {
+    super(message ?? ERRORS[id].message);
+    this.status = ERRORS[id].status;
+  }
+
+  toJSON() {
+    return { error: { id: this.id, message: this.message, ...(this.fields.length ? { fields: this.fields } : {}) } };
+  }
+}
+
+export const apiError = (id: ErrorId, message?: string) => new ApiError(id, [], message);
+export const invalid = (fields: FieldIssue[]) => new ApiError('validation.failed', fields);

@@ -1,0 +1,42 @@
+import { Router } from 'express';
+import { z } from 'zod';
+import { Ack, EnrollRequest, ReportBatch } from '../../../protocol/messages.ts';
+import { ackInstructions, pollInstructions } from '../../commands/agentChannel.ts';
+import { applyReports } from '../../commands/applyReports.ts';
+import { enroll } from '../../commands/enrollment.ts';
+import type { Ctx } from '../../context.ts';
+import { requireAgent } from '../auth.ts';
+import { validate } from '../validate.ts';
+
+const PollQuery = z.strictObject({ wait: z.coerce.number().min(0).max(60).optional() });
+
+/** The agent channel: enrollment, then authenticated long-poll, acks and reports. */
+export function agentRoutes(ctx: Ctx): Router {
+  const r = Router();
+
+  r.post('/enroll', async (req, res) => {
+    res.status(201).json(await enroll(ctx, validate(EnrollRequest, req.body)));
+  });
+
+  r.use(requireAgent(ctx));
+
+  r.get('/instructions', async (req, res) => {
+    const { wait = ctx.config.longPollSeconds } = validate(PollQuery, req.query);
+    const abort = new AbortController();
+    res.on('close', () => abort.abort());
+    const instructions = await pollInstructions(ctx, res.locals.endpoint._id, wait * 1000, abort.signal);
+    res.json({ instructions });
+  });
+
+  r.post('/acks', async (req, res) => {
+    await ackInstructions(ctx, res.locals.endpoint._id, validate(Ack, req.body).ids);
+    res.status(204).end();
+  });
+
+  r.post('/reports', async (req, res) => {
+    const accepted = await applyReports(ctx, res.locals.endpoint._id, validate(ReportBatch, req.body).reports);
+    res.json({ accepted });
+  });
+
+  return r;
+}

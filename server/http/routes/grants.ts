@@ -1,0 +1,45 @@
+import { Router } from 'express';
+import { createGrants } from '../../commands/createGrants.ts';
+import { revokeGrant } from '../../commands/revokeGrant.ts';
+import type { Ctx } from '../../context.ts';
+import { apiError } from '../../errors.ts';
+import { presentGrant, presentGrantWithTimeline } from '../../presenters/grant.ts';
+import { createGrantSchema, grantIdSchema, listGrantsSchema } from '../../schemas/grants.ts';
+import { timeline } from '../../store/audit.ts';
+import type { GrantDoc } from '../../store/collections.ts';
+import type { Filter } from 'mongodb';
+import { validate } from '../validate.ts';
+
+export function grantRoutes(ctx: Ctx): Router {
+  const r = Router();
+
+  r.post('/grants', async (req, res) => {
+    const input = validate(createGrantSchema(ctx.config, new Date()), req.body);
+    const grants = await createGrants(ctx, input, res.locals.actor);
+    res.status(201).json({ grants: grants.map(presentGrant) });
+  });
+
+  r.get('/grants', async (req, res) => {
+    const q = validate(listGrantsSchema, req.query);
+    const filter: Filter<GrantDoc> = {};
+    if (q.state) filter.state = q.state;
+    if (q.email) filter.email = q.email;
+    if (q.endpoint) filter.$or = [{ endpointId: q.endpoint }, { hostname: q.endpoint }];
+    const grants = await ctx.c.grants.find(filter).sort({ createdAt: -1 }).limit(q.limit).toArray();
+    res.json({ grants: grants.map(presentGrant) });
+  });
+
+  r.get('/grants/:id', async (req, res) => {
+    const { id } = validate(grantIdSchema, req.params);
+    const g = await ctx.c.grants.findOne({ _id: id });
+    if (!g) throw apiError('grant.not_found');
+    res.json(presentGrantWithTimeline(g, await timeline(ctx.c, id)));
+  });
+
+  r.post('/grants/:id/revoke', async (req, res) => {
+    const { id } = validate(grantIdSchema, req.params);
+    res.json(presentGrant(await revokeGrant(ctx, id, res.locals.actor)));
+  });
+
+  return r;
+}

@@ -1,0 +1,31 @@
+import type { Agenda } from 'agenda';
+import type { Ctx, JobName, Scheduler } from '../context.ts';
+import { jobHandlers, type JobData } from './jobs.ts';
+
+/**
+ * Agenda as the durable scheduler. Each job is unique by (name, grant, due
+ * time) and inserted only once, so rescheduling everything at start (to rebuild
+ * from the grants, the truth) never runs a step twice or moves a deadline.
+ */
+export function agendaScheduler(agenda: Agenda): Scheduler {
+  return {
+    async schedule(name, at, data) {
+      const due = at.toISOString();
+      await agenda
+        .create(name, { ...data, due })
+        .unique({ name, 'data.grantId': data.grantId, 'data.due': due }, { insertOnly: true })
+        .schedule(at)
+        .save();
+    },
+  };
+}
+
+/** Registers the grant jobs' handlers; call before `agenda.start()`. */
+export function defineJobs(agenda: Agenda, ctx: Ctx): void {
+  const handlers = jobHandlers(ctx);
+  for (const name of Object.keys(handlers) as JobName[]) {
+    agenda.define(name, async (job) => {
+      await handlers[name](job.attrs.data as JobData);
+    });
+  }
+}

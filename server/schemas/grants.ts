@@ -1,0 +1,41 @@
+import { z } from 'zod';
+import { GROUPS } from '../../protocol/groups.ts';
+import { GRANT_STATES } from '../domain/lifecycle.ts';
+import type { ServerConfig } from '../config.ts';
+
+type Limits = Pick<ServerConfig, 'maxDurationMinutes' | 'startPastToleranceSeconds'>;
+
+/** The JIT wizard's fields. Unknown fields are rejected, not ignored. */
+export function createGrantSchema(limits: Limits, now: Date) {
+  return z
+    .strictObject({
+      operation: z.literal('temporary-access', { error: 'must be "temporary-access"' }),
+      email: z.email({ error: 'must be a valid email address' }).max(254),
+      endpoints: z.array(z.string().min(1).max(100), { error: 'must be a list of endpoint ids or hostnames' }).min(1, 'choose at least one endpoint').max(100),
+      group: z.enum(GROUPS, { error: `must be one of ${GROUPS.join(', ')}` }),
+      startAt: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone' }).transform((s) => new Date(s)),
+      endAt: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone' }).transform((s) => new Date(s)),
+      serverSideSmtp: z.boolean({ error: 'must be true or false' }),
+    })
+    .superRefine((v, ctx) => {
+      const earliest = now.getTime() - limits.startPastToleranceSeconds * 1000;
+      if (v.startAt.getTime() < earliest) {
+        ctx.addIssue({ code: 'custom', path: ['startAt'], message: `must not be more than ${limits.startPastToleranceSeconds} s in the past` });
+      }
+      const minutes = (v.endAt.getTime() - v.startAt.getTime()) / 60_000;
+      if (minutes <= 0) ctx.addIssue({ code: 'custom', path: ['endAt'], message: 'must be after startAt' });
+      else if (minutes > limits.maxDurationMinutes) {
+        ctx.addIssue({ code: 'custom', path: ['endAt'], message: `access may last at most ${limits.maxDurationMinutes} minutes` });
+      }
+    });
+}
+export type CreateGrantInput = z.infer<ReturnType<typeof createGrantSchema>>;
+
+export const listGrantsSchema = z.strictObject({
+  state: z.enum(GRANT_STATES).optional(),
+  endpoint: z.string().max(100).optional(),
+  email: z.string().max(254).optional(),
+  limit: z.coerce.number().int().min(1).max(500).default(100),
+});
+
+export const grantIdSchema = z.strictObject({ id: z.string().min(1).max(100) });

@@ -1,0 +1,68 @@
+/**
+ * Wires the server together: database (embedded FerretDB unless MONGODB_URI),
+ * scheduler, HTTP. `startServer` is used by main.ts, the demo and the tests.
+ */
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import { MongoClient } from 'mongodb';
+import pino, { type Logger } from 'pino';
+import { AgentHub } from './agents/hub.ts';
+import { scheduleGrantJobs } from './commands/scheduleGrant.ts';
+import type { ServerConfig } from './config.ts';
+import type { Ctx } from './context.ts';
+import { createAgenda } from './db/agenda.ts';
+import { startFerretDB } from './db/ferret.ts';
+import { LIVE_STATES } from './domain/lifecycle.ts';
+import { createApp } from './http/app.ts';
+import { agendaScheduler, defineJobs } from './scheduler/agendaScheduler.ts';
+import { collections, ensureIndexes } from './store/collections.ts';
+
+export interface RunningServer {
+  url: string;
+  ctx: Ctx;
+  stop(): Promise<void>;
+}
+
+export async function startServer(config: ServerConfig, log: Logger = pino({ name: 'jit-server' })): Promise<RunningServer> {
+  const embedded = config.mongodbUri ? null : await startFerretDB({ dataDir: path.resolve(config.dataDir, 'db'), log: (m) => log.info(m) });
+  const uri = config.mongodbUri ?? embedded!.uri;
+  const client = await MongoClient.connect(uri);
+  const db = client.db();
+  const c = collections(db);
+  await ensureIndexes(c);
+
+  const agenda = createAgenda(db, { processEvery: config.schedulerProcessEvery, name: 'jit-server' });
+  const ctx: Ctx = { config, c, hub: new AgentHub(), scheduler: agendaScheduler(agenda), log };
+  defineJobs(agenda, ctx);
+  agenda.on('error', (err) => log.error({ err }, 'scheduler error'));
+  await agenda.start();
+  await rebuildSchedule(ctx);
+
+  const http = createApp(ctx).listen(config.port, config.host);
+  await new Promise<void>((resolve, reject) => http.once('listening', resolve).once('error', reject));
+  const { port } = http.address() as AddressInfo;
+  const url = `http://${config.host}:${port}`;
+  log.info({ url, database: embedded ? 'embedded FerretDB' : 'MongoDB' }, 'server listening');
+
+  return {
+    url,
+    ctx,
+    async stop() {
+      ctx.hub.wakeAll();
+      http.closeAllConnections();
+      await new Promise((resolve) => http.close(resolve));
+      await agenda.stop();
+      await client.close();
+      await embedded?.stop();
+    },
+  };
+}
+
+/**
+ * The grants are the truth and jobs a cache of them: make sure every live
+ * grant has its deadlines scheduled (a crash between insert and schedule loses
+ * nothing). Unique jobs make this a no-op for grants already scheduled.
+ */
+async function rebuildSchedule(ctx: Ctx): Promise<void> {
+  for await (const g of ctx.c.grants.find({ state: { $in: [...LIVE_STATES] } })) await scheduleGrantJobs(ctx, g);
+}

@@ -1,0 +1,28 @@
+import { randomUUID } from 'node:crypto';
+import type { AuditDoc, Collections } from './collections.ts';
+
+export type AuditInput = Omit<AuditDoc, '_id' | 'at' | 'seq'> & { at?: Date };
+
+/**
+ * Appends one audit event. Callers pass only non-secret detail; the password
+ * never reaches this module because no message that carries it exists.
+ */
+export async function audit(c: Collections, e: AuditInput): Promise<void> {
+  await c.audit.insertOne({ _id: randomUUID(), at: e.at ?? new Date(), seq: nextSeq(), ...withoutAt(e) });
+}
+
+let lastSeq = 0;
+/** Strictly increasing across calls and restarts, so events sort in the order they happened. */
+function nextSeq(): number {
+  lastSeq = Math.max(Date.now() * 1000, lastSeq + 1);
+  return lastSeq;
+}
+
+function withoutAt(e: AuditInput): Omit<AuditDoc, '_id' | 'at' | 'seq'> {
+  const { at: _at, ...rest } = e;
+  return rest;
+}
+
+export function timeline(c: Collections, grantId: string): Promise<AuditDoc[]> {
+  return c.audit.find({ grantId }).sort({ seq: 1 }).toArray();
+}

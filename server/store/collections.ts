@@ -1,0 +1,115 @@
+/**
+ * The stored records. The database is the truth: every timer (Agenda job,
+ * agent timer) can be rebuilt from these documents.
+ */
+import type { Collection, Db } from 'mongodb';
+import type { Group, OperatingSystem } from '../../protocol/groups.ts';
+import type { Plan } from '../../protocol/messages.ts';
+import type { GrantState } from '../domain/lifecycle.ts';
+
+export interface GrantDoc {
+  _id: string;
+  /** Grants made by one wizard submission (several endpoints) share it. */
+  requestId: string;
+  operation: 'temporary-access';
+  email: string;
+  endpointId: string;
+  hostname: string;
+  group: Group;
+  startAt: Date;
+  enableAt: Date;
+  endAt: Date;
+  serverSideSmtp: boolean;
+  state: GrantState;
+  reason?: string;
+  /** The random account name, once the agent reports it. Never a password. */
+  username?: string;
+  revokeRequested: boolean;
+  createdBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface EndpointDoc {
+  _id: string;
+  hostname: string;
+  os: OperatingSystem;
+  agentVersion: string;
+  /** sha256 of the agent's secret; the secret itself is never stored. */
+  credentialHash: string;
+  enrolledAt: Date;
+  lastSeenAt: Date;
+}
+
+export interface EnrollmentTokenDoc {
+  /** sha256 of the one-time token. */
+  _id: string;
+  createdBy: string;
+  createdAt: Date;
+  expiresAt: Date;
+  usedAt: Date | null;
+  endpointId?: string;
+}
+
+export interface InstructionDoc {
+  _id: string;
+  endpointId: string;
+  grantId: string;
+  kind: 'provision' | 'enable' | 'expire' | 'revoke';
+  plan: Plan;
+  createdAt: Date;
+  ackedAt: Date | null;
+}
+
+export interface AuditDoc {
+  _id: string;
+  at: Date;
+  /** Orders events; see store/audit.ts. */
+  seq: number;
+  /** "admin", "agent:<endpointId>" or "system". */
+  actor: string;
+  type: string;
+  grantId?: string;
+  endpointId?: string;
+  detail: Record<string, unknown>;
+}
+
+/** Report ids already applied, so a re-sent report changes nothing. */
+export interface SeenReportDoc {
+  _id: string;
+  endpointId: string;
+  receivedAt: Date;
+}
+
+export interface Collections {
+  grants: Collection<GrantDoc>;
+  endpoints: Collection<EndpointDoc>;
+  enrollmentTokens: Collection<EnrollmentTokenDoc>;
+  instructions: Collection<InstructionDoc>;
+  audit: Collection<AuditDoc>;
+  seenReports: Collection<SeenReportDoc>;
+}
+
+export function collections(db: Db): Collections {
+  return {
+    grants: db.collection('grants'),
+    endpoints: db.collection('endpoints'),
+    enrollmentTokens: db.collection('enrollmentTokens'),
+    instructions: db.collection('instructions'),
+    audit: db.collection('audit'),
+    seenReports: db.collection('seenReports'),
+  };
+}
+
+/** Plain indexes only: FerretDB has no TTL or partial indexes. */
+export async function ensureIndexes(c: Collections): Promise<void> {
+  await Promise.all([
+    c.grants.createIndex({ state: 1, endAt: 1 }),
+    c.grants.createIndex({ endpointId: 1, createdAt: -1 }),
+    c.grants.createIndex({ email: 1 }),
+    c.instructions.createIndex({ endpointId: 1, ackedAt: 1, createdAt: 1 }),
+    c.audit.createIndex({ grantId: 1, seq: 1 }),
+    c.audit.createIndex({ at: -1 }),
+    c.endpoints.createIndex({ hostname: 1 }),
+  ]);
+}
