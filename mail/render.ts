@@ -1,0 +1,121 @@
+/**
+ * Renders the credentials and access-ended emails from Handlebars templates,
+ * with admin overrides, validated variables and header-safe subjects.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import Handlebars from 'handlebars';
+import { DateTime, IANAZone } from 'luxon';
+import { z } from 'zod';
+import { OPERATING_SYSTEMS } from '../protocol/groups.ts';
+
+const DEFAULT_DIR = fileURLToPath(new URL('../templates/', import.meta.url));
+
+/** C0, DEL, C1 and the Unicode line/paragraph separators: none may reach a header. */
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+const singleLine = (max: number) => z.string().min(1).max(max).refine((s) => !CONTROL.test(s), 'must be a single line without control characters');
+
+const common = {
+  endpoint: singleLine(253),
+  username: z.string().regex(/^[a-z][a-z0-9_-]{0,19}$/),
+  email: z.email().refine((s) => !/[\r\n]/.test(s), 'must not contain line breaks'),
+};
+
+const SCHEMAS = {
+  credentials: z.strictObject({
+    ...common,
+    os: z.enum(OPERATING_SYSTEMS),
+    // Printable ASCII only: what the agent generates, and nothing that could break a line.
+    password: z.string().regex(/^[\x21-\x7e]{8,128}$/, 'must be 8-128 printable ASCII characters'),
+    start: z.date(),
+    end: z.date(),
+  }).refine((v) => v.start < v.end, { message: 'start must be before end', path: ['end'] }),
+  'access-ended': z.strictObject({
+    ...common,
+    reason: z.enum(['expired', 'revoked']),
+    end: z.date(),
+  }),
+};
+
+/** Which email to render. */
+export type EmailKind = keyof typeof SCHEMAS;
+
+/** The variables each email kind needs; dates are instants, formatted in `opts.timeZone`. */
+export type EmailVars<K extends EmailKind> = z.input<(typeof SCHEMAS)[K]>;
+
+/** A rendered email, ready for `sendMail`. */
+export interface RenderedEmail {
+  /** One line, guaranteed free of CR, LF and other control characters. */
+  subject: string;
+  html: string;
+  text: string;
+}
+
+/** Options of `renderEmail`. */
+export interface RenderOptions {
+  /** A directory whose `<kind>.<part>.hbs` files replace the built-in ones, file by file. */
+  overrideDir?: string;
+  /** IANA zone the start/end times are shown in, e.g. 'Europe/Paris'. */
+  timeZone: string;
+}
+
+// Keyed by resolved file path: each template is read and compiled once per process,
+// so edits to override files take effect on restart.
+const cache = new Map<string, Handlebars.TemplateDelegate>();
+
+function template(kind: EmailKind, part: 'subject' | 'html' | 'text', overrideDir?: string): Handlebars.TemplateDelegate {
+  const file = `${kind}.${part}.hbs`;
+  const override = overrideDir === undefined ? undefined : path.resolve(overrideDir, file);
+  const full = override !== undefined && existsSync(override) ? override : path.join(DEFAULT_DIR, file);
+  let compiled = cache.get(full);
+  if (!compiled) {
+    let source = readFileSync(full, 'utf8');
+    // Editors end files with a newline, which would otherwise end up in the subject and be refused.
+    if (part === 'subject') source = source.replace(/\r?\n$/, '');
+    // strict: a misspelt variable in an override fails loudly instead of mailing a blank password.
+    compiled = Handlebars.compile(source, { strict: true, noEscape: part !== 'html' });
+    cache.set(full, compiled);
+  }
+  return compiled;
+}
+
+/**
+ * "Sat 21 Nov 2026, 14:05 CET". Intl knows a zone's letter abbreviation only in some
+ * locales (CET in en-GB, EST in en-US), so both are tried before falling back to the offset.
+ */
+function formatInstant(date: Date, timeZone: string): string {
+  const dt = DateTime.fromJSDate(date, { zone: timeZone }).setLocale('en-GB');
+  const named = ['en-GB', 'en-US'].map((locale) => dt.setLocale(locale).toFormat('ZZZZ')).find((n) => /^[A-Z]+$/.test(n));
+  return `${dt.toFormat('ccc d LLL yyyy, HH:mm')} ${named ?? `UTC${dt.toFormat('ZZ')}`}`;
+}
+
+/**
+ * Renders one email. Throws if a variable is invalid, the time zone is unknown, a template
+ * uses an unknown variable, or the rendered subject is not a single clean line.
+ */
+export function renderEmail<K extends EmailKind>(kind: K, vars: EmailVars<K>, opts: RenderOptions): RenderedEmail {
+  const checked = SCHEMAS[kind].safeParse(vars);
+  if (!checked.success) throw new Error(`invalid ${kind} email variables: ${z.prettifyError(checked.error)}`);
+  if (!IANAZone.isValidZone(opts.timeZone)) {
+    throw new Error(`unknown time zone ${JSON.stringify(opts.timeZone)}: expected an IANA name such as 'Europe/Paris' or 'UTC'`);
+  }
+  const v = checked.data;
+  const data = {
+    ...v,
+    end: formatInstant(v.end, opts.timeZone),
+    ...('start' in v ? { start: formatInstant(v.start, opts.timeZone) } : {}),
+    // Plain booleans rather than a comparison helper, so override authors only need {{#if}}.
+    ...('os' in v ? { windows: v.os === 'windows', macos: v.os === 'macos', linux: v.os === 'linux' } : {}),
+    ...('reason' in v ? { expired: v.reason === 'expired', revoked: v.reason === 'revoked' } : {}),
+  };
+  const subject = template(kind, 'subject', opts.overrideDir)(data);
+  if (subject.trim() === '' || CONTROL.test(subject)) {
+    throw new Error(`the ${kind} subject template must render a single non-empty line without control characters`);
+  }
+  return {
+    subject,
+    html: template(kind, 'html', opts.overrideDir)(data),
+    text: template(kind, 'text', opts.overrideDir)(data),
+  };
+}
