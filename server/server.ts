@@ -4,13 +4,14 @@
  */
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { MongoClient } from 'mongodb';
+import type { Db } from 'mongodb';
 import pino, { type Logger } from 'pino';
 import { AgentHub } from './agents/hub.ts';
 import { scheduleGrantJobs } from './commands/scheduleGrant.ts';
 import type { ServerConfig } from './config.ts';
 import type { Ctx } from './context.ts';
 import { createAgenda } from './db/agenda.ts';
+import { connectDb } from './db/connect.ts';
 import { startFerretDB } from './db/ferret.ts';
 import { LIVE_STATES } from './domain/lifecycle.ts';
 import { createApp } from './http/app.ts';
@@ -20,13 +21,14 @@ import { collections, ensureIndexes } from './store/collections.ts';
 export interface RunningServer {
   url: string;
   ctx: Ctx;
+  db: Db;
   stop(): Promise<void>;
 }
 
 export async function startServer(config: ServerConfig, log: Logger = pino({ name: 'jit-server' })): Promise<RunningServer> {
   const embedded = config.mongodbUri ? null : await startFerretDB({ dataDir: path.resolve(config.dataDir, 'db'), log: (m) => log.info(m) });
   const uri = config.mongodbUri ?? embedded!.uri;
-  const client = await MongoClient.connect(uri);
+  const client = await connectDb(uri);
   const db = client.db();
   const c = collections(db);
   await ensureIndexes(c);
@@ -47,6 +49,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
   return {
     url,
     ctx,
+    db,
     async stop() {
       ctx.hub.wakeAll();
       http.closeAllConnections();

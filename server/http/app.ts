@@ -14,8 +14,9 @@ export function createApp(ctx: Ctx): express.Express {
   app.use(express.json({ limit: ctx.config.bodyLimit }));
   app.use((req, _res, next) => {
     // A body that is not JSON is rejected rather than silently ignored.
-    // req.is() is false only when there is a body of another type.
-    if (req.is('application/json') === false) {
+    // A zero-length body counts as none (fetch sends "content-length: 0" on a bare POST).
+    const empty = req.get('content-length') === '0' && !req.get('transfer-encoding');
+    if (!empty && req.is('application/json') === false) {
       throw apiError('body.not_json');
     }
     next();

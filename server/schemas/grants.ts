@@ -18,6 +18,9 @@ export function createGrantSchema(limits: Limits, now: Date) {
       serverSideSmtp: z.boolean({ error: 'must be true or false' }),
     })
     .superRefine((v, ctx) => {
+      // Why: zod 4 still runs this refinement when a date field failed its format check,
+      // with the raw string in place of the Date; that field already has its error.
+      if (!(v.startAt instanceof Date) || !(v.endAt instanceof Date)) return;
       const earliest = now.getTime() - limits.startPastToleranceSeconds * 1000;
       if (v.startAt.getTime() < earliest) {
         ctx.addIssue({ code: 'custom', path: ['startAt'], message: `must not be more than ${limits.startPastToleranceSeconds} s in the past` });
