@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
-import { accountGone, accountLines, runAs, shadowOf, uidOf, until } from '../support/accounts.ts';
+import { readSandboxEntry } from '../support/sandbox.ts';
+import { accountGone, managedAccounts, runAs, shadowOf, uidOf, until } from '../support/accounts.ts';
 import { enrollAgent, grantBody, startStack, type AgentProc, type Stack } from '../support/stack.ts';
 
 /** Checks that `want` appears in `types` in this order (other events may sit between). */
@@ -27,9 +28,7 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     await agent.cleanup();
   });
 
-  async function managedAccounts(): Promise<string[]> {
-    return (await accountLines(agent.root, 'jit-managed')).group.flatMap((l) => (l.split(':')[3] || '').split(',').filter(Boolean));
-  }
+  const managed = () => managedAccounts(agent.root);
 
   it('creates the account disabled, enables it at start minus the lead time, logs off and deletes it at the end', async () => {
     const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.hostname, 5, 5));
@@ -44,7 +43,7 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     const disabled = await shadowOf(agent.root, name);
     assert.match(disabled.password, /^!/, 'password locked while disabled');
     assert.equal(disabled.expire, '1', 'account expired while disabled');
-    assert.ok((await accountLines(agent.root, name)).group.some((l) => l.startsWith('sudo:')), 'in the Administrators group (sudo)');
+    assert.ok((await readSandboxEntry(agent.root, name)).groups.some((l) => l.startsWith('sudo:')), 'in the Administrators group (sudo)');
 
     await until(async () => !(await shadowOf(agent.root, name)).password.startsWith('!'), 10_000, 'enabled');
     const lateness = Date.now() - enableAt;
@@ -62,7 +61,7 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     assertInOrder(types, ['grant.requested', 'instruction.delivered', 'agent.created', 'grant.provisioned', 'agent.enabled', 'grant.enabled', 'agent.logged-off', 'agent.removed', 'grant.removed']);
     const loggedOff = g.timeline.find((e: { type: string }) => e.type === 'agent.logged-off');
     assert.match(loggedOff.detail.detail, /^[1-9]\d* process/);
-    assert.deepEqual(await managedAccounts(), []);
+    assert.deepEqual(await managed(), []);
   });
 
   it('survives an agent killed between create and enable', async () => {
@@ -76,7 +75,7 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     const g = await stack.api.waitGrant(id, (x) => x.state === 'removed');
     assert.ok(g.timeline.some((e: { type: string }) => e.type === 'agent.enabled'), 'enabled after the restart');
     assert.ok(await accountGone(agent.root, username));
-    assert.deepEqual(await managedAccounts(), []);
+    assert.deepEqual(await managed(), []);
   });
 
   it('removes an expired account first thing at restart, with the server unreachable', async () => {
@@ -95,7 +94,7 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     const g = await stack.api.waitGrant(id, (x) => x.state === 'removed');
     assert.ok(g.timeline.some((e: { type: string }) => e.type === 'agent.removed'), 'the queued report arrived once the server was back');
     assert.ok(took < 5000, `removed ${took} ms after restart`);
-    assert.deepEqual(await managedAccounts(), []);
+    assert.deepEqual(await managed(), []);
   });
 
   it('keeps pending jobs across a server restart', async () => {
@@ -122,10 +121,10 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     await c.instructions.updateMany({ grantId: id, kind: 'provision' }, { $set: { ackedAt: null } });
     hub.notify(agent.endpointId);
     await until(async () => (await c.instructions.countDocuments({ grantId: id, ackedAt: null })) === 0, 10_000, 're-acked');
-    assert.equal((await managedAccounts()).length, 1, 'still exactly one account');
+    assert.equal((await managed()).length, 1, 'still exactly one account');
     const g = await stack.api.waitGrant(id, (x) => x.state === 'removed');
     assert.equal(g.timeline.filter((e: { type: string }) => e.type === 'agent.created').length, 1);
-    assert.deepEqual(await managedAccounts(), []);
+    assert.deepEqual(await managed(), []);
   });
 
   it('revokes a grant early: the user is logged off and the account deleted now', async () => {

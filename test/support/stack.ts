@@ -11,7 +11,7 @@ import pino from 'pino';
 import { defaultConfig, type ServerConfig } from '../../server/config.ts';
 import { startFerretDB } from '../../server/db/ferret.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
-import { makeSandboxRoot } from './sandbox.ts';
+import { makeSandboxRoot } from '../../agent/os/sandboxRoot.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';

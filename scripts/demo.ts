@@ -1,0 +1,111 @@
+/**
+ * npm run demo: the whole product on this machine — embedded database, the
+ * server on localhost, a local agent in sandbox mode and a first grant whose
+ * timeline is printed as it happens. Ctrl-C stops everything.
+ */
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pino from 'pino';
+import { makeSandboxRoot } from '../agent/os/sandboxRoot.ts';
+import { defaultConfig } from '../server/config.ts';
+import { freePort } from '../server/db/ports.ts';
+import { startServer } from '../server/server.ts';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+const DATA = path.join(REPO, '.data', 'demo');
+const LEAD_SECONDS = 20;
+
+await rm(DATA, { recursive: true, force: true });
+await mkdir(DATA, { recursive: true });
+const adminToken = randomBytes(18).toString('hex');
+const port = Number(process.env.PORT) || (await freePort());
+const logStream = createWriteStream(path.join(DATA, 'server.log'));
+console.log('Starting the embedded database and the server…');
+const server = await startServer(
+  { ...defaultConfig(), port, dataDir: DATA, adminToken, leadTimeSeconds: LEAD_SECONDS, schedulerProcessEvery: 500 },
+  pino({ level: 'info' }, logStream),
+);
+const api = async (method: string, p: string, body?: unknown) => {
+  const res = await fetch(`${server.url}${p}`, {
+    method,
+    headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+    ...(body ? { body: JSON.stringify(body) } : {}),
+  });
+  return res.json() as Promise<any>;
+};
+
+const sandbox = await makeSandboxRoot();
+const stateFile = path.join(DATA, 'agent-state.json');
+const agentArgs = (...a: string[]) => [process.execPath, ['--import', 'tsx', 'agent/main.ts', ...a]] as const;
+const { token } = await api('POST', '/api/v1/enrollment-tokens');
+await new Promise<void>((resolve, reject) => {
+  const p = spawn(...agentArgs('enroll', '--server', server.url, '--token', token, '--state', stateFile, '--sandbox-root', sandbox.root, '--hostname', `${os.hostname()}-sandbox`), { cwd: REPO, stdio: 'inherit' });
+  p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`agent enroll exited ${code}`))));
+});
+const agentLog = createWriteStream(path.join(DATA, 'agent.log'));
+const agent = spawn(...agentArgs('run', '--state', stateFile, '--poll-seconds', '20'), { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+agent.stdout.pipe(agentLog);
+agent.stderr.pipe(agentLog);
+
+const start = new Date(Date.now() + 40_000);
+const end = new Date(start.getTime() + 60_000);
+const { grants } = await api('POST', '/api/v1/grants', {
+  operation: 'temporary-access',
+  email: 'end.user@example.com',
+  endpoints: [`${os.hostname()}-sandbox`],
+  group: 'Administrators',
+  startAt: start.toISOString(),
+  endAt: end.toISOString(),
+  serverSideSmtp: false,
+});
+const grant = grants[0];
+
+console.log(`
+  Server      ${server.url}   (admin token: ${adminToken})
+  Database    embedded FerretDB in ${path.relative(REPO, DATA)}/db
+  Agent       sandbox root ${sandbox.root} (accounts never touch this machine's /etc)
+  Logs        ${path.relative(REPO, DATA)}/server.log, agent.log
+
+  First grant ${grant.id}
+    created disabled now, enabled at ${grant.enableAt} (start − ${LEAD_SECONDS} s; 3 min in production),
+    access ${grant.startAt} → ${grant.endAt}, then logged off and deleted.
+
+  Try:  curl -s -H 'authorization: Bearer ${adminToken}' ${server.url}/api/v1/grants/${grant.id}
+
+Timeline (Ctrl-C to stop):`);
+
+let stopping = false;
+process.once('SIGINT', () => void shutdown());
+process.once('SIGTERM', () => void shutdown());
+
+let shown = 0;
+while (!stopping) {
+  const g = await api('GET', `/api/v1/grants/${grant.id}`);
+  for (const e of g.timeline.slice(shown)) {
+    const detail = Object.entries(e.detail as Record<string, unknown>)
+      .filter(([k]) => ['username', 'detail', 'kind', 'to', 'step'].includes(k))
+      .map(([k, v]) => `${k}=${v}`)
+      .join(' ');
+    console.log(`  ${e.at.slice(11, 19)}  ${e.type.padEnd(30)} ${detail}`);
+  }
+  shown = g.timeline.length;
+  if (['removed', 'revoked', 'failed'].includes(g.state) && shown > 0) {
+    console.log(`\nThe grant is ${g.state}. The server and agent keep running for you to try the API; Ctrl-C to stop.`);
+    break;
+  }
+  await sleep(500);
+}
+
+async function shutdown() {
+  if (stopping) return;
+  stopping = true;
+  agent.kill('SIGTERM');
+  await server.stop();
+  await sandbox.cleanup();
+  process.exit(0);
+}
