@@ -10,10 +10,18 @@ import { newAccountName, newPassword } from './credentials.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
 import type { GrantRecord, StateStore } from './state.ts';
 
-/** Hands fresh credentials to the end user. Must neither store nor log the password. */
+/** Gets fresh credentials to the end user. Must neither store nor log the password. */
 export interface CredentialSink {
-  deliver(grant: GrantRecord, password: string): Promise<void>;
+  /** Starts delivering in the background (with retries). */
+  deliver(grant: GrantRecord, password: string): void;
+  /** True while a delivery for the grant is under way. */
+  isActive(grantId: string): boolean;
+  cancel(grantId: string): void;
+  /** Tells the end user their access is over (best effort). */
+  ended(grant: GrantRecord): Promise<void>;
 }
+
+export type DeliveryResult = { ok: true; via: 'endpoint' | 'server' } | { ok: false; error: string };
 
 const CREATE_ATTEMPTS = 3;
 const ALERT_AFTER = 3;
@@ -49,6 +57,12 @@ export class GrantRunner {
     const r = known ?? (await this.plan(ins));
     if (ins.kind === 'enable') r.enableNow = true;
     if (ins.kind === 'expire' || ins.kind === 'revoke') r.removeNow = true;
+    if (ins.kind === 'revoke') r.revoked = true;
+    if (ins.kind === 'resend' && (r.step === 'created' || r.step === 'enabled')) {
+      // The old password is stored nowhere: a new one is set and sent on the next pass.
+      this.sink.cancel(id);
+      r.emailPending = true;
+    }
     // A finished grant is never reopened; its last report is repeated so the server can close it too.
     if (known && (known.step === 'removed' || known.step === 'failed') && ins.kind !== 'provision' && ins.kind !== 'enable') {
       this.report(known, known.step === 'removed' ? 'removed' : 'failed', 'already finished');
@@ -60,7 +74,7 @@ export class GrantRunner {
   private async plan(ins: Instruction): Promise<GrantRecord> {
     const taken = new Set(Object.values(this.grants).map((g) => g.username));
     const username = await newAccountName(async (n) => taken.has(n) || (await this.backend.lookup(n)) !== null);
-    const r: GrantRecord = { plan: ins.plan, username, step: 'planned', enableNow: false, removeNow: false, attempts: 0, alerted: false };
+    const r: GrantRecord = { plan: ins.plan, username, step: 'planned', enableNow: false, removeNow: false, attempts: 0, alerted: false, emailPending: false, revoked: false };
     this.grants[ins.plan.grantId] = r;
     this.log.info({ grantId: ins.plan.grantId, username, kind: ins.kind }, 'grant planned');
     return r;
@@ -101,6 +115,7 @@ export class GrantRunner {
     const retry = r.retryAt ? Date.parse(r.retryAt) : 0;
     if (r.step === 'removing' || r.removeNow) return retry;
     const end = Date.parse(r.plan.endAt);
+    if (this.needsNewPassword(r)) return retry;
     if (r.step === 'created') return Math.max(retry, Math.min(r.enableNow ? 0 : Date.parse(r.plan.enableAt), end));
     if (r.step === 'enabled') return Math.max(retry, end);
     return retry; // planned or creating: due now
@@ -114,6 +129,7 @@ export class GrantRunner {
     try {
       if (mustRemove) await this.remove(r);
       else if (r.step === 'planned' || r.step === 'creating') await this.create(r);
+      else if (this.needsNewPassword(r)) await this.resetPassword(r);
       else if (r.step === 'created') await this.enable(r);
       r.attempts = 0;
       delete r.retryAt;
@@ -138,11 +154,39 @@ export class GrantRunner {
       password,
     );
     r.step = 'created';
+    r.emailPending = true;
     this.report(r, 'created');
     await this.store.save();
     this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account created, disabled');
-    await this.sink.deliver(r, password).catch((err: Error) => {
-      this.log.warn({ grantId: r.plan.grantId, err: err.message }, 'credential delivery failed');
+    this.sink.deliver(r, password);
+  }
+
+  /**
+   * Credentials still owed but no delivery under way: the agent restarted (the
+   * password died with the process) or the admin asked for a resend.
+   */
+  private needsNewPassword(r: GrantRecord): boolean {
+    return r.emailPending && (r.step === 'created' || r.step === 'enabled') && !this.sink.isActive(r.plan.grantId);
+  }
+
+  private async resetPassword(r: GrantRecord): Promise<void> {
+    const password = newPassword();
+    await this.backend.setPassword(r.username, password);
+    this.report(r, 'password-reset');
+    this.log.info({ grantId: r.plan.grantId, username: r.username }, 'new password set for delivery');
+    this.sink.deliver(r, password);
+  }
+
+  /** Records how a delivery attempt went (called by the sink). */
+  deliveryOutcome(grantId: string, result: DeliveryResult): Promise<void> {
+    return this.exclusive(async () => {
+      const r = this.grants[grantId];
+      if (!r) return;
+      if (result.ok) {
+        r.emailPending = false;
+        if (result.via === 'endpoint') this.report(r, 'email-sent');
+      } else this.report(r, 'email-failed', result.error);
+      await this.store.save();
     });
   }
 
@@ -154,6 +198,8 @@ export class GrantRunner {
   }
 
   private async remove(r: GrantRecord): Promise<void> {
+    this.sink.cancel(r.plan.grantId);
+    r.emailPending = false;
     if (r.step !== 'planned') {
       r.step = 'removing';
       await this.store.save();
@@ -162,6 +208,7 @@ export class GrantRunner {
         const { ended } = await this.backend.logoff(r.username);
         this.report(r, 'logged-off', `${ended} process(es) ended`);
         await this.backend.delete(r.username);
+        void this.sink.ended(r);
       }
     }
     r.step = 'removed';

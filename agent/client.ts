@@ -2,7 +2,16 @@
  * The agent's side of the protocol: plain fetch against /agent/v1, every call
  * authenticated with the endpoint's own credential.
  */
-import { API_PREFIX, EnrollResponse, InstructionBatch, type EnrollRequest, type Instruction, type Report } from '../protocol/messages.ts';
+import {
+  AgentSettings,
+  API_PREFIX,
+  EnrollResponse,
+  PollResponse,
+  type CredentialHandover,
+  type EnrollRequest,
+  type Report,
+  type SmtpTestResult,
+} from '../protocol/messages.ts';
 
 export class HttpError extends Error {
   constructor(
@@ -39,9 +48,22 @@ export class ServerClient {
   }
 
   /** Long-poll: returns pending instructions, waiting up to `waitSeconds` for one. */
-  async poll(waitSeconds: number, signal: AbortSignal): Promise<Instruction[]> {
+  async poll(waitSeconds: number, signal: AbortSignal): Promise<PollResponse> {
     const res = await this.send(`/instructions?wait=${waitSeconds}`, { method: 'GET', signal, timeoutMs: (waitSeconds + 15) * 1000 });
-    return InstructionBatch.parse(res).instructions;
+    return PollResponse.parse(res);
+  }
+
+  async settings(): Promise<AgentSettings> {
+    return AgentSettings.parse(await this.send('/settings', { method: 'GET', timeoutMs: 15_000 }));
+  }
+
+  /** Server-side SMTP: the server sends the credentials and keeps them in memory only. */
+  async handOver(h: CredentialHandover): Promise<void> {
+    await this.send('/credentials', { method: 'POST', headers: JSON_TYPE, body: JSON.stringify(h), timeoutMs: 15_000 });
+  }
+
+  async smtpTestResult(id: string, r: SmtpTestResult): Promise<void> {
+    await this.send(`/smtp-tests/${encodeURIComponent(id)}`, { method: 'POST', headers: JSON_TYPE, body: JSON.stringify(r), timeoutMs: 15_000 });
   }
 
   async ack(ids: string[]): Promise<void> {

@@ -6,7 +6,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { GrantRunner } from './accounts.ts';
 import type { ServerClient } from './client.ts';
+import type { SettingsStore } from './settings.ts';
 import type { StateStore } from './state.ts';
+import { verifySmtp } from '../mail/smtp.ts';
 
 /** Re-check the OS for stray managed accounts this often. */
 const RECONCILE_EVERY_MS = 60_000;
@@ -26,11 +28,13 @@ export class Daemon {
   private wakeSender: () => void = () => {};
   private timer: NodeJS.Timeout | undefined;
   private tasks: Promise<void>[] = [];
+  private testsDone = new Set<string>();
 
   constructor(
     private readonly store: StateStore,
     private readonly runner: GrantRunner,
     private readonly client: ServerClient,
+    private readonly settings: SettingsStore,
     private readonly log: Logger,
     private readonly opts: DaemonOptions,
   ) {}
@@ -72,14 +76,16 @@ export class Daemon {
     let failures = 0;
     while (this.running) {
       try {
-        const batch = await this.client.poll(this.opts.pollSeconds, this.stopped.signal);
-        for (const ins of batch) await this.runner.accept(ins);
+        const res = await this.client.poll(this.opts.pollSeconds, this.stopped.signal);
+        for (const ins of res.instructions) await this.runner.accept(ins);
         // Ack only after the plans are on disk: an instruction acked is an instruction kept.
-        if (batch.length) {
-          await this.client.ack(batch.map((i) => i.id));
+        if (res.instructions.length) {
+          await this.client.ack(res.instructions.map((i) => i.id));
           clearTimeout(this.timer);
           await this.tick();
         }
+        if (res.settingsRevision !== this.settings.revision) await this.settings.update(await this.client.settings());
+        for (const id of res.smtpTests) await this.runSmtpTest(id);
         failures = 0;
       } catch (err) {
         if (!this.running) return;
@@ -88,6 +94,15 @@ export class Daemon {
         await this.sleep(backoff(failures));
       }
     }
+  }
+
+  /** "Test these settings" from the console: connect and authenticate with the current policy. */
+  private async runSmtpTest(id: string): Promise<void> {
+    if (this.testsDone.has(id)) return;
+    this.testsDone.add(id);
+    const smtp = this.settings.smtp();
+    const result = smtp ? await verifySmtp(smtp) : { ok: false as const, code: 'invalid_settings', reason: 'no SMTP settings in the Agent Settings policy' };
+    await this.client.smtpTestResult(id, result);
   }
 
   private async sendLoop(): Promise<void> {

@@ -7,9 +7,12 @@
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import pino from 'pino';
-import { GrantRunner, type CredentialSink } from './accounts.ts';
+import { GrantRunner } from './accounts.ts';
 import { ServerClient, enrollAgent } from './client.ts';
 import { Daemon } from './daemon.ts';
+import { EmailDelivery } from './delivery.ts';
+import { loadOrCreateKey } from './localKey.ts';
+import { SettingsStore } from './settings.ts';
 import { backendForThisOs, thisOs } from './os/select.ts';
 import { StateStore } from './state.ts';
 
@@ -68,22 +71,21 @@ async function run(stateFile: string, pollSeconds: number): Promise<void> {
   const store = await StateStore.load(stateFile);
   const { state } = store;
   const backend = backendForThisOs(state.sandboxRoot);
-  const runner = new GrantRunner(store, backend, noDelivery(log), log);
-  const daemon = new Daemon(store, runner, new ServerClient(state.serverUrl, state.credential), log, { pollSeconds });
+  const client = new ServerClient(state.serverUrl, state.credential);
+  const settings = new SettingsStore(store, await loadOrCreateKey(stateFile));
+  const delivery = new EmailDelivery(settings, client, log, {
+    hostname: state.hostname,
+    os: thisOs(),
+    ...(process.env.JIT_TEMPLATES_DIR ? { templatesDir: process.env.JIT_TEMPLATES_DIR } : {}),
+    outcome: (grantId, result) => void runner.deliveryOutcome(grantId, result),
+  });
+  const runner = new GrantRunner(store, backend, delivery, log);
+  const daemon = new Daemon(store, runner, client, settings, log, { pollSeconds });
   await daemon.start();
   log.info({ endpointId: state.endpointId, sandbox: state.sandboxRoot ?? null }, 'agent running');
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => void daemon.stop().then(() => process.exit(0)));
   }
-}
-
-/** Until email delivery is configured, credentials are not sent anywhere (and never logged). */
-function noDelivery(log: pino.Logger): CredentialSink {
-  return {
-    async deliver(r) {
-      log.warn({ grantId: r.plan.grantId, username: r.username }, 'no credential delivery configured; password discarded');
-    },
-  };
 }
 
 main(process.argv.slice(2)).catch((err: Error) => {

@@ -26,6 +26,10 @@ export const GrantRecord = z.object({
   retryAt: z.iso.datetime().optional(),
   /** Set once a removal-failed report was queued, so it is sent once per episode. */
   alerted: z.boolean().default(false),
+  /** The credentials still have to reach the end user (the password itself is never kept). */
+  emailPending: z.boolean().default(false),
+  /** Ended early by the admin (for the access-ended email). */
+  revoked: z.boolean().default(false),
 });
 export type GrantRecord = z.infer<typeof GrantRecord>;
 
@@ -38,6 +42,24 @@ export const AgentState = z.object({
   /** Sandbox root for Linux accounts (tests and demo); absent in production. */
   sandboxRoot: z.string().optional(),
   grants: z.record(z.string(), GrantRecord),
+  /** Agent Settings from the server; the SMTP password only as a box sealed with the local key. */
+  settings: z
+    .object({
+      revision: z.string(),
+      smtp: z
+        .object({
+          host: z.string(),
+          port: z.number(),
+          security: z.enum(['starttls', 'tls', 'none']),
+          username: z.string().optional(),
+          passwordBox: z.string().optional(),
+          from: z.string(),
+          timeZone: z.string(),
+          tlsCa: z.string().optional(),
+        })
+        .nullable(),
+    })
+    .optional(),
   /** Recently applied instruction ids, newest last. */
   seenInstructions: z.array(z.string()),
   outbox: z.array(Report),

@@ -24,9 +24,11 @@ export type Plan = z.infer<typeof Plan>;
  * provision: create the account disabled and keep the plan;
  * enable / expire: the server's own schedule says the step is due now
  *   (a backstop for an agent whose clock or timers went wrong);
- * revoke: end early.
+ * revoke: end early;
+ * resend: set a new password and send the credentials again.
  */
-export const INSTRUCTION_KINDS = ['provision', 'enable', 'expire', 'revoke'] as const;
+export const INSTRUCTION_KINDS = ['provision', 'enable', 'expire', 'revoke', 'resend'] as const;
+export type InstructionKind = (typeof INSTRUCTION_KINDS)[number];
 export const Instruction = z.object({
   id: z.string().min(1),
   kind: z.enum(INSTRUCTION_KINDS),
@@ -34,11 +36,47 @@ export const Instruction = z.object({
 });
 export type Instruction = z.infer<typeof Instruction>;
 
-export const InstructionBatch = z.object({ instructions: z.array(Instruction) });
+/** A long-poll answer. `settingsRevision` changes whenever the endpoint's Agent Settings do. */
+export const PollResponse = z.object({
+  instructions: z.array(Instruction),
+  settingsRevision: z.string(),
+  /** Ids of SMTP tests the admin asked this endpoint to run. */
+  smtpTests: z.array(z.string()).default([]),
+});
+export type PollResponse = z.infer<typeof PollResponse>;
+
+/** The endpoint's effective Agent Settings; the SMTP password travels only over this authenticated call. */
+export const AgentSettings = z.object({
+  revision: z.string(),
+  smtp: z
+    .object({
+      host: z.string(),
+      port: z.number(),
+      security: z.enum(['starttls', 'tls', 'none']),
+      username: z.string().optional(),
+      password: z.string().optional(),
+      from: z.string(),
+      timeZone: z.string(),
+      tlsCa: z.string().optional(),
+    })
+    .nullable(),
+});
+export type AgentSettings = z.infer<typeof AgentSettings>;
+
+/** Server-side SMTP: the agent hands the fresh credentials over; the server keeps them in memory only. */
+export const CredentialHandover = z.strictObject({
+  grantId: z.string().min(1),
+  username: z.string().min(1).max(20),
+  password: z.string().min(8).max(128),
+});
+export type CredentialHandover = z.infer<typeof CredentialHandover>;
+
+export const SmtpTestResult = z.strictObject({ ok: z.boolean(), code: z.string().max(50).optional(), reason: z.string().max(1000).optional() });
+export type SmtpTestResult = z.infer<typeof SmtpTestResult>;
 
 export const Ack = z.object({ ids: z.array(z.string().min(1)).max(1000) }).strict();
 
-export const REPORT_TYPES = ['created', 'enabled', 'logged-off', 'removed', 'failed', 'removal-failed'] as const;
+export const REPORT_TYPES = ['created', 'enabled', 'logged-off', 'removed', 'failed', 'removal-failed', 'password-reset', 'email-sent', 'email-failed'] as const;
 export type ReportType = (typeof REPORT_TYPES)[number];
 
 /** One step's outcome. `id` is made by the agent, so a re-sent report is applied once. */

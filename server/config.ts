@@ -26,6 +26,10 @@ export const ServerConfig = z
     longPollSeconds: z.number().positive(),
     enrollmentTokenTtlMinutes: z.number().positive(),
     bodyLimit: z.string(),
+    /** 32-byte key (64 hex chars or base64) that encrypts stored SMTP passwords. Never stored in the database. */
+    secretKey: z.string().optional(),
+    /** Folder whose email templates replace the built-in ones, file by file. */
+    templatesDir: z.string().optional(),
   })
   .strict();
 export type ServerConfig = z.infer<typeof ServerConfig>;
@@ -44,6 +48,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     ...(env.JIT_ADMIN_TOKEN ? { adminToken: env.JIT_ADMIN_TOKEN } : {}),
     ...(env.PORT ? { port: Number(env.PORT) } : {}),
     ...(env.JIT_DATA_DIR ? { dataDir: env.JIT_DATA_DIR } : {}),
+    ...(env.JIT_SECRET_KEY ? { secretKey: env.JIT_SECRET_KEY } : {}),
+    ...(env.JIT_TEMPLATES_DIR ? { templatesDir: env.JIT_TEMPLATES_DIR } : {}),
   };
   const parsed = ServerConfig.safeParse({ ...defaultConfig(), ...file, ...fromEnv });
   if (!parsed.success) {

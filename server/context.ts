@@ -1,5 +1,7 @@
 import type { Logger } from 'pino';
 import type { AgentHub } from './agents/hub.ts';
+import type { SmtpTests } from './agents/smtpTests.ts';
+import type { ServerMailer } from './mail/mailer.ts';
 import type { ServerConfig } from './config.ts';
 import type { Collections } from './store/collections.ts';
 
@@ -11,11 +13,13 @@ export interface Scheduler {
   schedule(name: JobName, at: Date, data: { grantId: string; attempt?: number }): Promise<void>;
 }
 
-/** What every command gets: config, storage, the agent hub, the scheduler and a logger. */
+/** What every command gets: config, storage, the agent hub, the scheduler, the mailer and a logger. */
 export interface Ctx {
   config: ServerConfig;
   c: Collections;
   hub: AgentHub;
   scheduler: Scheduler;
+  mailer: ServerMailer;
+  smtpTests: SmtpTests;
   log: Logger;
 }

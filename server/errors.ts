@@ -13,6 +13,10 @@ export const ERRORS = {
   'grant.not_found': { status: 404, message: 'No such grant.' },
   'grant.not_revocable': { status: 409, message: 'The grant has already ended.' },
   'endpoint.not_found': { status: 404, message: 'No such endpoint.' },
+  'endpoint.no_answer': { status: 504, message: 'The endpoint did not answer in time.' },
+  'grant.not_active': { status: 409, message: 'The grant has no account to send credentials for.' },
+  'settings.not_found': { status: 404, message: 'No such settings.' },
+  'settings.missing': { status: 409, message: 'No SMTP settings are configured for this.' },
   'route.not_found': { status: 404, message: 'No such route.' },
   'internal': { status: 500, message: 'Something went wrong on the server.' },
 } as const satisfies Record<string, { status: number; message: string }>;

@@ -7,7 +7,10 @@ import path from 'node:path';
 import type { Db } from 'mongodb';
 import pino, { type Logger } from 'pino';
 import { AgentHub } from './agents/hub.ts';
+import { queueInstruction } from './commands/instructions.ts';
 import { scheduleGrantJobs } from './commands/scheduleGrant.ts';
+import { SmtpTests } from './agents/smtpTests.ts';
+import { ServerMailer } from './mail/mailer.ts';
 import type { ServerConfig } from './config.ts';
 import type { Ctx } from './context.ts';
 import { createAgenda } from './db/agenda.ts';
@@ -34,7 +37,10 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
   await ensureIndexes(c);
 
   const agenda = createAgenda(db, { processEvery: config.schedulerProcessEvery, name: 'jit-server' });
-  const ctx: Ctx = { config, c, hub: new AgentHub(), scheduler: agendaScheduler(agenda), log };
+  const hub = new AgentHub();
+  // The mailer needs the context it is part of, hence the two steps.
+  const ctx = { config, c, hub, scheduler: agendaScheduler(agenda), smtpTests: new SmtpTests(hub), log } as Ctx;
+  ctx.mailer = new ServerMailer(ctx);
   defineJobs(agenda, ctx);
   agenda.on('error', (err) => log.error({ err }, 'scheduler error'));
   await agenda.start();
@@ -51,7 +57,8 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
     ctx,
     db,
     async stop() {
-      ctx.hub.wakeAll();
+      ctx.hub.notifyAll();
+      ctx.mailer.stop();
       http.closeAllConnections();
       await new Promise((resolve) => http.close(resolve));
       await agenda.stop();
@@ -67,5 +74,11 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
  * nothing). Unique jobs make this a no-op for grants already scheduled.
  */
 async function rebuildSchedule(ctx: Ctx): Promise<void> {
-  for await (const g of ctx.c.grants.find({ state: { $in: [...LIVE_STATES] } })) await scheduleGrantJobs(ctx, g);
+  for await (const g of ctx.c.grants.find({ state: { $in: [...LIVE_STATES] } })) {
+    await scheduleGrantJobs(ctx, g);
+    // Server-side emails in flight died with the last process, and their password with it:
+    // the agent sets a new one and hands it over again.
+    const unsent = g.serverSideSmtp && g.delivery.status !== 'sent' && (g.state === 'provisioned' || g.state === 'enabled');
+    if (unsent && g.endAt > new Date()) await queueInstruction(ctx, g, 'resend');
+  }
 }

@@ -43,8 +43,8 @@ export class AgentHub {
     return this.waiters.has(endpointId);
   }
 
-  /** Ends every wait, e.g. at shutdown. */
-  wakeAll(): void {
+  /** Wakes every waiting agent: at shutdown, or when settings that may concern all of them change. */
+  notifyAll(): void {
     for (const id of [...this.waiters.keys()]) this.notify(id);
   }
 }

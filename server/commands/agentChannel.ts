@@ -1,4 +1,5 @@
-import type { Instruction } from '../../protocol/messages.ts';
+import type { Instruction, PollResponse } from '../../protocol/messages.ts';
+import { settingsRevision } from './smtpPolicies.ts';
 import type { Ctx } from '../context.ts';
 import { audit } from '../store/audit.ts';
 import type { InstructionDoc } from '../store/collections.ts';
@@ -6,23 +7,27 @@ import type { InstructionDoc } from '../store/collections.ts';
 const BATCH = 100;
 
 /**
- * The long-poll: answers at once with the endpoint's unacknowledged
- * instructions, or waits for one to be queued, up to `waitMs`.
+ * The long-poll: answers at once when the endpoint has unacknowledged
+ * instructions or SMTP tests to run, else waits up to `waitMs` for a wake-up
+ * (a new instruction, a test, or changed settings) and then answers.
  * Unacknowledged instructions are sent again on every poll, which is what makes
  * delivery survive lost responses; the agent deduplicates by id.
  */
-export async function pollInstructions(ctx: Ctx, endpointId: string, waitMs: number, signal: AbortSignal): Promise<Instruction[]> {
+export async function poll(ctx: Ctx, endpointId: string, waitMs: number, signal: AbortSignal): Promise<PollResponse> {
   await touch(ctx, endpointId);
-  const deadline = Date.now() + waitMs;
-  for (;;) {
-    const wait = ctx.hub.wait(endpointId, Math.max(0, deadline - Date.now()), signal);
-    const docs = await ctx.c.instructions.find({ endpointId, ackedAt: null }).sort({ createdAt: 1 }).limit(BATCH).toArray();
-    if (docs.length || Date.now() >= deadline || signal.aborted) {
-      wait.cancel();
-      return docs.map(toInstruction);
-    }
+  const wait = ctx.hub.wait(endpointId, waitMs, signal);
+  let answer = await pending(ctx, endpointId);
+  if (!answer.instructions.length && !answer.smtpTests.length) {
     await wait.woken;
+    answer = await pending(ctx, endpointId);
   }
+  wait.cancel();
+  return answer;
+}
+
+async function pending(ctx: Ctx, endpointId: string): Promise<PollResponse> {
+  const docs = await ctx.c.instructions.find({ endpointId, ackedAt: null }).sort({ createdAt: 1 }).limit(BATCH).toArray();
+  return { instructions: docs.map(toInstruction), settingsRevision: await settingsRevision(ctx, endpointId), smtpTests: ctx.smtpTests.forEndpoint(endpointId) };
 }
 
 /** Marks instructions as received by their endpoint; ids of other endpoints are ignored. */

@@ -2,6 +2,7 @@ import type { Report } from '../../protocol/messages.ts';
 import type { Ctx } from '../context.ts';
 import type { GrantEvent } from '../domain/lifecycle.ts';
 import { audit } from '../store/audit.ts';
+import { recordDelivery, resetDelivery } from './delivery.ts';
 import { applyEvent } from './transition.ts';
 
 /**
@@ -16,15 +17,20 @@ export async function applyReports(ctx: Ctx, endpointId: string, reports: Report
     if (g && !(await alreadySeen(ctx, r.id))) {
       const actor = `agent:${endpointId}`;
       if (r.username && !g.username) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { username: r.username } });
-      await audit(ctx.c, {
-        actor,
-        type: `agent.${r.type}`,
-        grantId: g._id,
-        endpointId,
-        detail: { agentAt: r.at, ...(r.username ? { username: r.username } : {}), ...(r.detail ? { detail: r.detail } : {}) },
-      });
-      const event = toEvent(r);
-      if (event) await applyEvent(ctx, g._id, event, actor);
+      if (r.type === 'email-sent' || r.type === 'email-failed') {
+        await recordDelivery(ctx, g._id, r.type === 'email-sent' ? { ok: true } : { ok: false, error: r.detail ?? 'unknown' }, 'endpoint', actor);
+      } else {
+        await audit(ctx.c, {
+          actor,
+          type: `agent.${r.type}`,
+          grantId: g._id,
+          endpointId,
+          detail: { agentAt: r.at, ...(r.username ? { username: r.username } : {}), ...(r.detail ? { detail: r.detail } : {}) },
+        });
+        const event = toEvent(r);
+        if (event) await applyEvent(ctx, g._id, event, actor);
+        if (r.type === 'password-reset') await resetDelivery(ctx, g._id);
+      }
       await ctx.c.seenReports.insertOne({ _id: r.id, endpointId, receivedAt: new Date() });
     }
     // Unknown grants and repeats are acknowledged too, or the agent would resend them forever.
@@ -51,6 +57,9 @@ function toEvent(r: Report): GrantEvent | null {
     case 'removal-failed':
       return { type: 'removal-failed', reason };
     case 'logged-off':
+    case 'password-reset':
+    case 'email-sent':
+    case 'email-failed':
       return null;
   }
 }

@@ -32,6 +32,7 @@ export async function createGrants(ctx: Ctx, input: CreateGrantInput, actor: str
     serverSideSmtp: input.serverSideSmtp,
     state: 'requested',
     revokeRequested: false,
+    delivery: { status: 'pending', attempts: 0 },
     createdBy: actor,
     createdAt: now,
     updatedAt: now,

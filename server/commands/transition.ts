@@ -29,7 +29,12 @@ export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, a
     });
     const log = t.to === 'revocation-failed' ? ctx.log.error.bind(ctx.log) : ctx.log.info.bind(ctx.log);
     log({ grantId, endpointId: g.endpointId, from: t.from, to: t.to, reason: t.reason }, t.to === 'revocation-failed' ? 'ALERT grant revocation failed' : 'grant transition');
-    return { ...g, ...set };
+    const after = { ...g, ...set };
+    if ((t.to === 'removed' || t.to === 'revoked') && g.serverSideSmtp) {
+      ctx.mailer.cancel(grantId);
+      void ctx.mailer.sendAccessEnded(after, t.to === 'revoked' ? 'revoked' : 'expired');
+    }
+    return after;
   }
   throw new Error(`grant ${grantId}: state kept changing under us`);
 }

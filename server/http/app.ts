@@ -6,6 +6,7 @@ import { requireAdmin } from './auth.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
 import { grantRoutes } from './routes/grants.ts';
+import { settingsRoutes } from './routes/settings.ts';
 
 /** The HTTP API: /api/v1 for admins, /agent/v1 for agents. */
 export function createApp(ctx: Ctx): express.Express {
@@ -25,7 +26,7 @@ export function createApp(ctx: Ctx): express.Express {
     res.json({ ok: true });
   });
   app.use(API_PREFIX, agentRoutes(ctx));
-  app.use('/api/v1', requireAdmin(ctx), grantRoutes(ctx), endpointRoutes(ctx));
+  app.use('/api/v1', requireAdmin(ctx), grantRoutes(ctx), endpointRoutes(ctx), settingsRoutes(ctx));
   app.use(() => {
     throw apiError('route.not_found');
   });

@@ -16,6 +16,12 @@ export function presentGrant(g: GrantDoc) {
     state: g.state,
     reason: g.reason ?? null,
     username: g.username ?? null,
+    emailDelivery: {
+      status: g.delivery.status,
+      attempts: g.delivery.attempts,
+      lastError: g.delivery.lastError ?? null,
+      sentAt: g.delivery.sentAt?.toISOString() ?? null,
+    },
     createdBy: g.createdBy,
     createdAt: g.createdAt.toISOString(),
     updatedAt: g.updatedAt.toISOString(),

@@ -4,7 +4,7 @@
  */
 import type { Collection, Db } from 'mongodb';
 import type { Group, OperatingSystem } from '../../protocol/groups.ts';
-import type { Plan } from '../../protocol/messages.ts';
+import type { InstructionKind, Plan } from '../../protocol/messages.ts';
 import type { GrantState } from '../domain/lifecycle.ts';
 
 export interface GrantDoc {
@@ -25,8 +25,36 @@ export interface GrantDoc {
   /** The random account name, once the agent reports it. Never a password. */
   username?: string;
   revokeRequested: boolean;
+  /** Where the credentials email stands. */
+  delivery: Delivery;
   createdBy: string;
   createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface Delivery {
+  status: 'pending' | 'sent' | 'failed';
+  attempts: number;
+  lastError?: string;
+  sentAt?: Date;
+}
+
+/**
+ * SMTP settings: `server` (server-side SMTP), `default` (the Agent Settings
+ * policy) or `endpoint:<id>` (an endpoint's override). The password is stored
+ * only as an AES-256-GCM box whose key lives outside the database.
+ */
+export interface SmtpPolicyDoc {
+  _id: string;
+  host: string;
+  port: number;
+  security: 'starttls' | 'tls' | 'none';
+  username?: string;
+  passwordBox?: string;
+  from: string;
+  timeZone: string;
+  tlsCa?: string;
+  updatedBy: string;
   updatedAt: Date;
 }
 
@@ -55,7 +83,7 @@ export interface InstructionDoc {
   _id: string;
   endpointId: string;
   grantId: string;
-  kind: 'provision' | 'enable' | 'expire' | 'revoke';
+  kind: InstructionKind;
   plan: Plan;
   createdAt: Date;
   ackedAt: Date | null;
@@ -88,6 +116,7 @@ export interface Collections {
   instructions: Collection<InstructionDoc>;
   audit: Collection<AuditDoc>;
   seenReports: Collection<SeenReportDoc>;
+  smtpPolicies: Collection<SmtpPolicyDoc>;
 }
 
 export function collections(db: Db): Collections {
@@ -98,6 +127,7 @@ export function collections(db: Db): Collections {
     instructions: db.collection('instructions'),
     audit: db.collection('audit'),
     seenReports: db.collection('seenReports'),
+    smtpPolicies: db.collection('smtpPolicies'),
   };
 }
 

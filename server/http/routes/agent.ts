@@ -1,7 +1,8 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { Ack, EnrollRequest, ReportBatch } from '../../../protocol/messages.ts';
-import { ackInstructions, pollInstructions } from '../../commands/agentChannel.ts';
+import { Ack, CredentialHandover, EnrollRequest, ReportBatch, SmtpTestResult } from '../../../protocol/messages.ts';
+import { ackInstructions, poll } from '../../commands/agentChannel.ts';
+import { agentSettings, handOverCredentials } from '../../commands/agentSettings.ts';
 import { applyReports } from '../../commands/applyReports.ts';
 import { enroll } from '../../commands/enrollment.ts';
 import type { Ctx } from '../../context.ts';
@@ -24,8 +25,22 @@ export function agentRoutes(ctx: Ctx): Router {
     const { wait = ctx.config.longPollSeconds } = validate(PollQuery, req.query);
     const abort = new AbortController();
     res.on('close', () => abort.abort());
-    const instructions = await pollInstructions(ctx, res.locals.endpoint._id, wait * 1000, abort.signal);
-    res.json({ instructions });
+    res.json(await poll(ctx, res.locals.endpoint._id, wait * 1000, abort.signal));
+  });
+
+  r.get('/settings', async (_req, res) => {
+    res.json(await agentSettings(ctx, res.locals.endpoint._id));
+  });
+
+  r.post('/credentials', async (req, res) => {
+    await handOverCredentials(ctx, res.locals.endpoint._id, validate(CredentialHandover, req.body));
+    res.status(202).end();
+  });
+
+  r.post('/smtp-tests/:id', async (req, res) => {
+    const { id } = validate(z.strictObject({ id: z.string().min(1).max(100) }), req.params);
+    ctx.smtpTests.complete(res.locals.endpoint._id, id, validate(SmtpTestResult, req.body));
+    res.status(204).end();
   });
 
   r.post('/acks', async (req, res) => {

@@ -1,5 +1,6 @@
 import { Router } from 'express';
 import { createGrants } from '../../commands/createGrants.ts';
+import { resendCredentials } from '../../commands/resendCredentials.ts';
 import { revokeGrant } from '../../commands/revokeGrant.ts';
 import type { Ctx } from '../../context.ts';
 import { apiError } from '../../errors.ts';
@@ -39,6 +40,11 @@ export function grantRoutes(ctx: Ctx): Router {
   r.post('/grants/:id/revoke', async (req, res) => {
     const { id } = validate(grantIdSchema, req.params);
     res.json(presentGrant(await revokeGrant(ctx, id, res.locals.actor)));
+  });
+
+  r.post('/grants/:id/resend', async (req, res) => {
+    const { id } = validate(grantIdSchema, req.params);
+    res.status(202).json(presentGrant(await resendCredentials(ctx, id, res.locals.actor)));
   });
 
   return r;

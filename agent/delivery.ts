@@ -1,0 +1,101 @@
+/**
+ * Gets fresh credentials to the end user: by the endpoint's own SMTP (Agent
+ * Settings), or handed to the server for server-side SMTP. Retries with
+ * backoff until access ends. The password lives only in the retry loop's
+ * closure: never in the state file, a log line or a report.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
+import { renderEmail } from '../mail/render.ts';
+import { MailError, sendMail } from '../mail/smtp.ts';
+import type { OperatingSystem } from '../protocol/groups.ts';
+import type { CredentialSink } from './accounts.ts';
+import type { ServerClient } from './client.ts';
+import type { SettingsStore } from './settings.ts';
+import type { GrantRecord } from './state.ts';
+
+const MAX_BACKOFF_MS = 30_000;
+
+export interface DeliveryOptions {
+  hostname: string;
+  os: OperatingSystem;
+  templatesDir?: string;
+  /** Called after each attempt, so the policy layer can record and report it. */
+  outcome(grantId: string, result: { ok: true; via: 'endpoint' | 'server' } | { ok: false; error: string }): void;
+}
+
+export class EmailDelivery implements CredentialSink {
+  private active = new Map<string, AbortController>();
+
+  constructor(
+    private readonly settings: SettingsStore,
+    private readonly client: ServerClient,
+    private readonly log: Logger,
+    private readonly opts: DeliveryOptions,
+  ) {}
+
+  deliver(r: GrantRecord, password: string): void {
+    const id = r.plan.grantId;
+    this.cancel(id);
+    const abort = new AbortController();
+    this.active.set(id, abort);
+    void this.retry(r, abort.signal, password).finally(() => {
+      if (this.active.get(id) === abort) this.active.delete(id);
+    });
+  }
+
+  isActive(grantId: string): boolean {
+    return this.active.has(grantId);
+  }
+
+  cancel(grantId: string): void {
+    this.active.get(grantId)?.abort();
+    this.active.delete(grantId);
+  }
+
+  /** Tells the end user access is over; server-side SMTP grants get it from the server. */
+  async ended(r: GrantRecord): Promise<void> {
+    if (r.plan.serverSideSmtp) return;
+    const vars = { endpoint: this.opts.hostname, username: r.username, email: r.plan.email, reason: r.revoked ? ('revoked' as const) : ('expired' as const), end: new Date() };
+    await this.sendWith('access-ended', vars).catch((err: Error) => this.log.warn({ grantId: r.plan.grantId, err: err.message }, 'access-ended email failed'));
+  }
+
+  private async retry(r: GrantRecord, signal: AbortSignal, password: string): Promise<void> {
+    const id = r.plan.grantId;
+    for (let attempt = 1; !signal.aborted && Date.now() < Date.parse(r.plan.endAt); attempt++) {
+      try {
+        if (r.plan.serverSideSmtp) await this.client.handOver({ grantId: id, username: r.username, password });
+        else await this.sendCredentials(r, password);
+        if (!signal.aborted) this.opts.outcome(id, { ok: true, via: r.plan.serverSideSmtp ? 'server' : 'endpoint' });
+        return;
+      } catch (err) {
+        if (signal.aborted) return;
+        const error = err instanceof MailError ? `${err.code}: ${err.message}` : (err as Error).message;
+        this.log.warn({ grantId: id, attempt, error }, 'credentials not delivered yet, will retry');
+        // A server that cannot be reached is not a mail failure; only SMTP attempts are reported.
+        if (!r.plan.serverSideSmtp) this.opts.outcome(id, { ok: false, error });
+        await sleep(Math.min(1000 * 2 ** (attempt - 1), MAX_BACKOFF_MS), undefined, { signal }).catch(() => {});
+      }
+    }
+  }
+
+  private sendCredentials(r: GrantRecord, password: string): Promise<void> {
+    const { plan } = r;
+    return this.sendWith('credentials', {
+      endpoint: this.opts.hostname,
+      os: this.opts.os,
+      username: r.username,
+      password,
+      email: plan.email,
+      start: new Date(plan.startAt),
+      end: new Date(plan.endAt),
+    });
+  }
+
+  private async sendWith<K extends 'credentials' | 'access-ended'>(kind: K, vars: Parameters<typeof renderEmail<K>>[1]): Promise<void> {
+    const smtp = this.settings.smtp();
+    if (!smtp) throw new Error('no SMTP settings in the Agent Settings policy');
+    const mail = renderEmail(kind, vars, { timeZone: smtp.timeZone ?? 'UTC', ...(this.opts.templatesDir ? { overrideDir: this.opts.templatesDir } : {}) });
+    await sendMail(smtp, { to: (vars as { email: string }).email, ...mail });
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * SMTP settings: the server's own (`server`), the Agent Settings policy
+ * (`default`) and per-endpoint overrides (`endpoint:<id>`).
+ */
+import type { SmtpSettingsInput } from '../../mail/smtp.ts';
+import { decryptSecret, encryptSecret, parseKey } from '../../mail/secretBox.ts';
+import type { Ctx } from '../context.ts';
+import { apiError, invalid } from '../errors.ts';
+import type { SmtpPolicyInput } from '../schemas/smtp.ts';
+import { audit } from '../store/audit.ts';
+import type { SmtpPolicyDoc } from '../store/collections.ts';
+
+export type Scope = 'server' | 'default' | `endpoint:${string}`;
+export const endpointScope = (endpointId: string): Scope => `endpoint:${endpointId}`;
+
+function key(ctx: Ctx): Buffer | null {
+  return ctx.config.secretKey ? parseKey(ctx.config.secretKey) : null;
+}
+
+/** Stores one scope's settings; the password is encrypted before it is written. */
+export async function savePolicy(ctx: Ctx, scope: Scope, input: SmtpPolicyInput, actor: string): Promise<SmtpPolicyDoc> {
+  const before = await ctx.c.smtpPolicies.findOne({ _id: scope });
+  let passwordBox = before?.passwordBox;
+  if (input.password === null) passwordBox = undefined;
+  else if (input.password !== undefined) {
+    const k = key(ctx);
+    if (!k) throw invalid([{ field: 'password', message: 'the server has no secretKey (JIT_SECRET_KEY) to encrypt it with' }]);
+    passwordBox = encryptSecret(input.password, k);
+  }
+  const username = input.username ?? undefined;
+  if ((username === undefined) !== (passwordBox === undefined)) {
+    throw invalid([{ field: 'password', message: 'username and password go together' }]);
+  }
+  const doc: SmtpPolicyDoc = {
+    _id: scope,
+    host: input.host,
+    port: input.port,
+    security: input.security,
+    from: input.from,
+    timeZone: input.timeZone,
+    ...(username ? { username } : {}),
+    ...(passwordBox ? { passwordBox } : {}),
+    ...(input.tlsCa ? { tlsCa: input.tlsCa } : {}),
+    updatedBy: actor,
+    updatedAt: new Date(),
+  };
+  await ctx.c.smtpPolicies.replaceOne({ _id: scope }, doc, { upsert: true });
+  await audit(ctx.c, { actor, type: 'settings.smtp-saved', detail: { scope, host: doc.host, port: doc.port, security: doc.security, passwordChanged: input.password !== undefined } });
+  ctx.hub.notifyAll();
+  return doc;
+}
+
+export async function deletePolicy(ctx: Ctx, scope: Scope, actor: string): Promise<void> {
+  const res = await ctx.c.smtpPolicies.deleteOne({ _id: scope });
+  if (res.deletedCount === 0) throw apiError('settings.not_found');
+  await audit(ctx.c, { actor, type: 'settings.smtp-deleted', detail: { scope } });
+  ctx.hub.notifyAll();
+}
+
+/** The settings that apply: an endpoint's override, else the default policy. */
+export async function effectivePolicy(ctx: Ctx, scope: Scope): Promise<SmtpPolicyDoc | null> {
+  if (scope === 'server' || scope === 'default') return ctx.c.smtpPolicies.findOne({ _id: scope });
+  return (await ctx.c.smtpPolicies.findOne({ _id: scope })) ?? ctx.c.smtpPolicies.findOne({ _id: 'default' });
+}
+
+/** Changes whenever the endpoint's effective settings may have changed. */
+export async function settingsRevision(ctx: Ctx, endpointId: string): Promise<string> {
+  const docs = await ctx.c.smtpPolicies.find({ _id: { $in: ['default', endpointScope(endpointId)] } }).toArray();
+  const time = (id: string) => docs.find((d) => d._id === id)?.updatedAt.getTime() ?? 0;
+  return `${time('default')}.${time(endpointScope(endpointId))}`;
+}
+
+/** Settings ready for nodemailer, password decrypted (in memory only). */
+export function toSmtpSettings(ctx: Ctx, doc: SmtpPolicyDoc): SmtpSettingsInput {
+  const k = key(ctx);
+  if (doc.passwordBox && !k) throw new Error('an SMTP password is stored but the server has no secretKey to decrypt it');
+  return {
+    host: doc.host,
+    port: doc.port,
+    security: doc.security,
+    from: doc.from,
+    timeZone: doc.timeZone,
+    ...(doc.username ? { username: doc.username } : {}),
+    ...(doc.passwordBox ? { password: decryptSecret(doc.passwordBox, k!) } : {}),
+    ...(doc.tlsCa ? { tlsCa: doc.tlsCa } : {}),
+  };
+}

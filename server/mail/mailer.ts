@@ -1,0 +1,87 @@
+/**
+ * Server-side SMTP. The credentials an agent hands over live only in this
+ * process's memory, inside the retry loop, until the mail is sent or access
+ * ends; nothing here writes them anywhere.
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import { renderEmail } from '../../mail/render.ts';
+import { MailError, sendMail } from '../../mail/smtp.ts';
+import { recordDelivery } from '../commands/delivery.ts';
+import { effectivePolicy, toSmtpSettings } from '../commands/smtpPolicies.ts';
+import type { Ctx } from '../context.ts';
+import type { GrantDoc } from '../store/collections.ts';
+
+const MAX_BACKOFF_MS = 30_000;
+
+export class ServerMailer {
+  private active = new Map<string, AbortController>();
+
+  constructor(private readonly ctx: Ctx) {}
+
+  /** Starts sending in the background; a newer call for the same grant replaces an older one. */
+  sendCredentials(g: GrantDoc, username: string, password: string): void {
+    this.cancel(g._id);
+    const abort = new AbortController();
+    this.active.set(g._id, abort);
+    void this.retry(g, abort.signal, async () => {
+      const os = (await this.ctx.c.endpoints.findOne({ _id: g.endpointId }))?.os ?? 'linux';
+      const { settings, timeZone } = await this.settings();
+      const mail = renderEmail('credentials', { endpoint: g.hostname, os, username, password, email: g.email, start: g.startAt, end: g.endAt }, this.renderOpts(timeZone));
+      await sendMail(settings, { to: g.email, ...mail });
+    }).finally(() => {
+      if (this.active.get(g._id) === abort) this.active.delete(g._id);
+    });
+  }
+
+  /** Tells the end user their access is over (best effort, a few tries). */
+  async sendAccessEnded(g: GrantDoc, reason: 'expired' | 'revoked'): Promise<void> {
+    if (!g.username) return;
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      try {
+        const { settings, timeZone } = await this.settings();
+        const mail = renderEmail('access-ended', { endpoint: g.hostname, username: g.username, email: g.email, reason, end: new Date() }, this.renderOpts(timeZone));
+        await sendMail(settings, { to: g.email, ...mail });
+        return;
+      } catch (err) {
+        this.ctx.log.warn({ grantId: g._id, err: (err as Error).message }, 'access-ended email failed');
+        await sleep(1000 * attempt);
+      }
+    }
+  }
+
+  cancel(grantId: string): void {
+    this.active.get(grantId)?.abort();
+    this.active.delete(grantId);
+  }
+
+  stop(): void {
+    for (const id of [...this.active.keys()]) this.cancel(id);
+  }
+
+  /** Retries with backoff until it works, access ends, or it is cancelled. */
+  private async retry(g: GrantDoc, signal: AbortSignal, send: () => Promise<void>): Promise<void> {
+    for (let attempt = 1; !signal.aborted && Date.now() < g.endAt.getTime(); attempt++) {
+      try {
+        await send();
+        if (!signal.aborted) await recordDelivery(this.ctx, g._id, { ok: true }, 'server', 'system');
+        return;
+      } catch (err) {
+        const error = err instanceof MailError ? `${err.code}: ${err.message}` : (err as Error).message;
+        if (signal.aborted) return;
+        await recordDelivery(this.ctx, g._id, { ok: false, error }, 'server', 'system');
+        this.ctx.log.warn({ grantId: g._id, attempt, error }, 'credentials email failed, will retry');
+        await sleep(Math.min(1000 * 2 ** (attempt - 1), MAX_BACKOFF_MS), undefined, { signal }).catch(() => {});
+      }
+    }
+  }
+
+  private async settings() {
+    const doc = await effectivePolicy(this.ctx, 'server');
+    if (!doc) throw new Error('server-side SMTP is not configured');
+    return { settings: toSmtpSettings(this.ctx, doc), timeZone: doc.timeZone };
+  }
+
+  private renderOpts(timeZone: string) {
+    return { timeZone, ...(this.ctx.config.templatesDir ? { overrideDir: this.ctx.config.templatesDir } : {}) };
+  }
+}

@@ -1,0 +1,18 @@
+import { z } from 'zod';
+import { SmtpSettings } from '../../mail/smtp.ts';
+
+/**
+ * SMTP settings as an admin writes them. `password`: a string sets it, null
+ * clears it, leaving it out keeps the stored one (the API never shows it).
+ */
+export const smtpPolicyInput = z.strictObject({
+  ...SmtpSettings.shape,
+  username: z.string().min(1).max(254).nullable().optional(),
+  password: z.string().min(1).max(256).nullable().optional(),
+  tlsCa: SmtpSettings.shape.tlsCa.nullable(),
+});
+export type SmtpPolicyInput = z.infer<typeof smtpPolicyInput>;
+
+export const endpointParam = z.strictObject({ endpointId: z.string().min(1).max(100) });
+
+export const smtpTestInput = z.strictObject({ endpoint: z.string().min(1).max(100) });
