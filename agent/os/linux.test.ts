@@ -3,6 +3,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { passwordMatches } from '../../test/support/accounts.ts';
 import { readSandboxEntry } from '../../test/support/sandbox.ts';
 import { makeSandboxRoot } from './sandboxRoot.ts';
 import { accountBackendContract, inAnHour, newName, newPassword, rejectsWith } from './contract.ts';
@@ -43,13 +44,6 @@ async function sandbox(opts: { adminGroup?: 'sudo' | 'wheel'; run?: Runner } = {
       await cleanup();
     },
   };
-}
-
-/** Checks `password` against the shadow hash with libcrypt (via python3); the password goes on stdin. */
-async function passwordMatches(root: string, name: string, password: string): Promise<boolean> {
-  const hash = (await readSandboxEntry(root, name)).shadow?.split(':')[1]?.replace(/^!/, '') ?? '';
-  const py = 'import crypt, sys; h = sys.argv[1]; print(crypt.crypt(sys.stdin.read(), h) == h)';
-  return (await run('python3', ['-W', 'ignore', '-c', py, hash], { stdin: password })).stdout.trim() === 'True';
 }
 
 if (canRun) accountBackendContract('linux (sandbox root)', () => sandbox());

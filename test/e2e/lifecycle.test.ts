@@ -98,18 +98,21 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
   });
 
   it('keeps pending jobs across a server restart', async () => {
-    const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.hostname, 4, 3));
+    const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.hostname, 6, 3));
     const id = res.body.grants[0].id;
-    await stack.api.waitGrant(id, (g) => g.state === 'provisioned');
+    const { username } = await stack.api.waitGrant(id, (g) => g.state === 'provisioned' && g.username);
+    // With the agent down, only the server's own stored jobs can act on the deadlines.
+    await agent.kill();
     await stack.stopServer();
     const restartAt = new Date();
     await new Promise((r) => setTimeout(r, 1000));
     await stack.startServer();
-    const g = await stack.api.waitGrant(id, (x) => x.state === 'removed');
-    // The enable and expire jobs were stored before the restart and ran after it.
+    await until(() => Date.now() > Date.parse(res.body.grants[0].endAt) + 1000, 15_000, 'end passes');
     const queued = await stack.server!.ctx.c.instructions.find({ grantId: id, createdAt: { $gt: restartAt } }).toArray();
-    assert.deepEqual(queued.map((q) => q.kind).sort(), ['enable', 'expire']);
-    assert.ok(await accountGone(agent.root, g.username));
+    assert.deepEqual(queued.map((q) => q.kind).sort(), ['enable', 'expire'], 'the enable and expire jobs ran after the restart');
+    agent.start();
+    await stack.api.waitGrant(id, (x) => x.state === 'removed');
+    assert.ok(await accountGone(agent.root, username));
   });
 
   it('applies an instruction delivered twice only once', async () => {

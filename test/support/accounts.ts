@@ -3,6 +3,7 @@
  * sandbox account's uid to prove log-off kills it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { run } from '../../agent/os/exec.ts';
 import { readSandboxEntry } from './sandbox.ts';
 
 export async function accountGone(root: string, name: string): Promise<boolean> {
@@ -44,4 +45,11 @@ export async function until(pred: () => Promise<boolean> | boolean, ms: number, 
     if (Date.now() > end) throw new Error(`timed out waiting for: ${what}`);
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/** Checks `password` against the shadow hash with libcrypt (via python3); the password goes on stdin. */
+export async function passwordMatches(root: string, name: string, password: string): Promise<boolean> {
+  const hash = (await readSandboxEntry(root, name)).shadow?.split(':')[1]?.replace(/^!/, '') ?? '';
+  const py = 'import crypt, sys; h = sys.argv[1]; print(crypt.crypt(sys.stdin.read(), h) == h)';
+  return (await run('python3', ['-W', 'ignore', '-c', py, hash], { stdin: password })).stdout.trim() === 'True';
 }

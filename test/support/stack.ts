@@ -3,6 +3,7 @@
  * free loopback port, and real agent processes on sandbox roots.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -44,6 +45,7 @@ export async function startStack(overrides: Partial<ServerConfig> = {}): Promise
     verifyGraceSeconds: 4,
     schedulerProcessEvery: 200,
     longPollSeconds: 5,
+    secretKey: randomBytes(32).toString('hex'),
     ...overrides,
   };
   const stack: Stack = {

@@ -1,0 +1,176 @@
+import assert from 'node:assert/strict';
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import type { ParsedMail } from 'mailparser';
+import { accountGone, passwordMatches, until } from '../support/accounts.ts';
+import { startSmtpServer, type TestSmtpServer } from '../support/smtp.ts';
+import { enrollAgent, grantBody, startStack, type AgentProc, type Stack } from '../support/stack.ts';
+
+const SMTP_USER = 'jit-mailer';
+const SMTP_PASSWORD = 'Smtp-Secret-4711';
+
+/** Username and password from a credentials email's text part. */
+function credentialsIn(m: ParsedMail): { username: string; password: string } {
+  const username = /Username: (\S+)/.exec(m.text ?? '')?.[1];
+  const password = /Password: (\S+)/.exec(m.text ?? '')?.[1];
+  assert.ok(username && password, `no credentials in: ${m.text}`);
+  return { username, password };
+}
+
+const to = (addr: string) => (m: ParsedMail) => JSON.stringify(m.to).includes(addr);
+
+describe('credentials by email, with a real SMTP server (STARTTLS + AUTH)', function () {
+  this.timeout(120_000);
+  let stack: Stack;
+  let smtp: TestSmtpServer;
+  let agent: AgentProc;
+  const seenPasswords: string[] = [];
+  let n = 0;
+  const nextEmail = () => `user${++n}-${Date.now()}@example.com`;
+
+  const policy = (from: string, password = SMTP_PASSWORD) => ({
+    host: '127.0.0.1',
+    port: smtp.port,
+    security: 'starttls',
+    username: SMTP_USER,
+    password,
+    from,
+    timeZone: 'Europe/Paris',
+    tlsCa: smtp.ca,
+  });
+
+  before(async () => {
+    smtp = await startSmtpServer({ users: { [SMTP_USER]: SMTP_PASSWORD } });
+    stack = await startStack({ leadTimeSeconds: 1 });
+    agent = await enrollAgent(stack, `web-<b>01</b>`);
+    agent.start();
+    assert.equal((await stack.api.request('PUT', '/api/v1/agent-settings', policy('agent@jit.example'))).status, 200);
+    assert.equal((await stack.api.request('PUT', '/api/v1/server-smtp', policy('server@jit.example'))).status, 200);
+  });
+  after(async () => {
+    await agent?.cleanup();
+    await stack?.stop();
+    await smtp?.stop();
+  });
+
+  async function grantAndMail(serverSideSmtp: boolean, startIn = 2, seconds = 6) {
+    const email = nextEmail();
+    const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.endpointId, startIn, seconds, { email, serverSideSmtp }));
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    const grant = res.body.grants[0];
+    const mail = await smtp.waitFor(to(email), 30_000);
+    const creds = credentialsIn(mail);
+    seenPasswords.push(creds.password);
+    return { grant, email, mail, creds };
+  }
+
+  it('sends from the endpoint: right recipient, subject and times, and the real password', async () => {
+    const { grant, email, mail, creds } = await grantAndMail(false);
+    assert.match(mail.from!.text, /agent@jit\.example/);
+    assert.match(mail.subject!, /temporary account/i);
+    // 1 h ahead of UTC in November: Paris shows CET.
+    const end = new Date(grant.endAt);
+    const paris = `${String((end.getUTCHours() + 1) % 24).padStart(2, '0')}:${String(end.getUTCMinutes()).padStart(2, '0')} CET`;
+    assert.ok(mail.text!.includes(paris), `end time ${paris} in ${mail.text}`);
+    const g = await stack.api.waitGrant(grant.id, (x) => x.emailDelivery.status === 'sent');
+    assert.equal(creds.username, g.username);
+    assert.ok(await passwordMatches(agent.root, creds.username, creds.password), 'the emailed password is the account password');
+    // HTML from the endpoint's name is escaped, never markup.
+    assert.ok(String(mail.html).includes('web-&lt;b&gt;01&lt;/b&gt;'), 'endpoint name escaped in HTML');
+    assert.ok(!String(mail.html).includes('<b>01</b>'));
+    await until(() => accountGone(agent.root, creds.username), 20_000, 'removed at the end');
+    const ended = await smtp.waitFor((m) => to(email)(m) && m !== mail, 20_000);
+    assert.match(ended.text!, /ended|expired|no longer/i);
+  });
+
+  it('sends from the server with server-side SMTP', async () => {
+    const { grant, mail, creds } = await grantAndMail(true);
+    assert.match(mail.from!.text, /server@jit\.example/);
+    assert.ok(await passwordMatches(agent.root, creds.username, creds.password));
+    const g = await stack.api.waitGrant(grant.id, (x) => x.emailDelivery.status === 'sent');
+    const types = g.timeline.map((e: { type: string }) => e.type);
+    assert.ok(types.includes('credentials.handed-over') && types.includes('email.sent'), types.join(' '));
+    await stack.api.waitGrant(grant.id, (x) => x.state === 'removed');
+  });
+
+  for (const serverSideSmtp of [false, true]) {
+    it(`retries while SMTP is down and delivers when it is back (${serverSideSmtp ? 'server' : 'endpoint'})`, async () => {
+      await smtp.down();
+      const email = nextEmail();
+      const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.endpointId, 1, 14, { email, serverSideSmtp }));
+      const id = res.body.grants[0].id;
+      const failing = await stack.api.waitGrant(id, (x) => x.emailDelivery.attempts >= 2);
+      assert.equal(failing.emailDelivery.status, 'failed');
+      assert.match(failing.emailDelivery.lastError, /connection_failed/);
+      assert.ok(failing.timeline.filter((e: { type: string }) => e.type === 'email.attempt-failed').length >= 2);
+      await smtp.up();
+      const mail = await smtp.waitFor(to(email), 40_000);
+      seenPasswords.push(credentialsIn(mail).password);
+      const g = await stack.api.waitGrant(id, (x) => x.state === 'removed', 40_000);
+      assert.equal(g.emailDelivery.status, 'sent');
+      assert.ok(Date.parse(g.updatedAt) - Date.parse(g.endAt) < 3000, 'the account still ends on time');
+    });
+  }
+
+  it('fails clearly with wrong SMTP credentials, without leaking the SMTP password', async () => {
+    const wrong = 'Wrong-Pass-000';
+    await stack.api.request('PUT', '/api/v1/agent-settings', policy('agent@jit.example', wrong));
+    try {
+      const test = await stack.api.request('POST', '/api/v1/agent-settings/test', { endpoint: agent.endpointId });
+      assert.equal(test.status, 200);
+      assert.equal(test.body.ok, false);
+      assert.equal(test.body.code, 'auth_failed');
+      const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.endpointId, 1, 5, { email: nextEmail() }));
+      const g = await stack.api.waitGrant(res.body.grants[0].id, (x) => x.emailDelivery.status === 'failed');
+      assert.match(g.emailDelivery.lastError, /auth_failed/);
+      assert.ok(g.timeline.some((e: { type: string; detail: { error?: string } }) => e.type === 'email.attempt-failed' && /auth_failed/.test(e.detail.error ?? '')));
+      await stack.api.waitGrant(g.id, (x) => x.state === 'removed');
+      const logs = (await agent.log()) + (await stack.serverLog());
+      assert.ok(!logs.includes(wrong) && !logs.includes(SMTP_PASSWORD), 'no SMTP password in any log');
+    } finally {
+      await stack.api.request('PUT', '/api/v1/agent-settings', policy('agent@jit.example'));
+    }
+    const ok = await stack.api.request('POST', '/api/v1/agent-settings/test', { endpoint: agent.endpointId });
+    assert.deepEqual(ok.body, { ok: true });
+    const server = await stack.api.request('POST', '/api/v1/server-smtp/test');
+    assert.deepEqual(server.body, { ok: true });
+  });
+
+  it('resends with a new password; the old one stops working', async () => {
+    const { grant, email, mail, creds } = await grantAndMail(false, 1, 30);
+    await stack.api.waitGrant(grant.id, (x) => x.emailDelivery.status === 'sent');
+    const res = await stack.api.request('POST', `/api/v1/grants/${grant.id}/resend`);
+    assert.equal(res.status, 202);
+    const second = await smtp.waitFor((m) => to(email)(m) && m !== mail, 20_000);
+    const fresh = credentialsIn(second);
+    seenPasswords.push(fresh.password);
+    assert.equal(fresh.username, creds.username);
+    assert.notEqual(fresh.password, creds.password);
+    assert.ok(await passwordMatches(agent.root, fresh.username, fresh.password), 'new password works');
+    assert.equal(await passwordMatches(agent.root, creds.username, creds.password), false, 'old password no longer works');
+    await stack.api.request('POST', `/api/v1/grants/${grant.id}/revoke`);
+    await stack.api.waitGrant(grant.id, (x) => x.state === 'revoked');
+  });
+
+  it('never shows the SMTP password through the API', async () => {
+    const { body } = await stack.api.request('GET', '/api/v1/agent-settings');
+    assert.equal(body.default.passwordSet, true);
+    assert.ok(!JSON.stringify(body).includes(SMTP_PASSWORD));
+    const stored = await stack.server!.ctx.c.smtpPolicies.findOne({ _id: 'default' });
+    assert.match(stored!.passwordBox!, /^v1:/);
+  });
+
+  it('leaves no generated password or SMTP password in the database, the logs, the audit trail or the state file', async () => {
+    assert.ok(seenPasswords.length >= 5);
+    const db = stack.server!.db;
+    let dump = '';
+    for (const { name } of await db.listCollections().toArray()) dump += JSON.stringify(await db.collection(name).find().toArray());
+    const stateDir = path.dirname(agent.stateFile);
+    const stateFiles = await Promise.all((await readdir(stateDir)).filter((f) => !f.endsWith('.key')).map((f) => readFile(path.join(stateDir, f), 'utf8')));
+    const haystacks = { database: dump, 'server log': await stack.serverLog(), 'agent log': await agent.log(), 'state file': stateFiles.join('') };
+    for (const [where, text] of Object.entries(haystacks)) {
+      assert.ok(text.length > 100, `${where} is not empty`);
+      for (const p of [...seenPasswords, SMTP_PASSWORD]) assert.ok(!text.includes(p), `a password appears in the ${where}`);
+    }
+  });
+});
