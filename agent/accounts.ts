@@ -63,10 +63,6 @@ export class GrantRunner {
       this.sink.cancel(id);
       r.emailPending = true;
     }
-    // A finished grant is never reopened; its last report is repeated so the server can close it too.
-    if (known && (known.step === 'removed' || known.step === 'failed') && ins.kind !== 'provision' && ins.kind !== 'enable') {
-      this.report(known, known.step === 'removed' ? 'removed' : 'failed', 'already finished');
-    }
     await this.store.save();
     return true;
   }

@@ -77,6 +77,8 @@ export class Daemon {
     while (this.running) {
       try {
         const res = await this.client.poll(this.opts.pollSeconds, this.stopped.signal);
+        // Settings first, so credentials for a grant in this batch go out with them.
+        if (res.settingsRevision !== this.settings.revision) await this.settings.update(await this.client.settings());
         for (const ins of res.instructions) await this.runner.accept(ins);
         // Ack only after the plans are on disk: an instruction acked is an instruction kept.
         if (res.instructions.length) {
@@ -84,7 +86,6 @@ export class Daemon {
           clearTimeout(this.timer);
           await this.tick();
         }
-        if (res.settingsRevision !== this.settings.revision) await this.settings.update(await this.client.settings());
         for (const id of res.smtpTests) await this.runSmtpTest(id);
         failures = 0;
       } catch (err) {

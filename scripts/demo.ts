@@ -1,7 +1,8 @@
 /**
  * npm run demo: the whole product on this machine — embedded database, the
- * server on localhost, a local agent in sandbox mode and a first grant whose
- * timeline is printed as it happens. Ctrl-C stops everything.
+ * server on localhost, a local agent in sandbox mode, a local SMTP server whose
+ * mail is printed, and a first grant whose timeline is printed as it happens.
+ * Ctrl-C stops everything.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -15,6 +16,7 @@ import { makeSandboxRoot } from '../agent/os/sandboxRoot.ts';
 import { defaultConfig } from '../server/config.ts';
 import { freePort } from '../server/db/ports.ts';
 import { startServer } from '../server/server.ts';
+import { startSmtpServer } from '../test/support/smtp.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const DATA = path.join(REPO, '.data', 'demo');
@@ -23,11 +25,14 @@ const LEAD_SECONDS = 20;
 await rm(DATA, { recursive: true, force: true });
 await mkdir(DATA, { recursive: true });
 const adminToken = randomBytes(18).toString('hex');
+// A real local SMTP server (STARTTLS + AUTH, self-signed certificate) that catches every email.
+const smtpPassword = randomBytes(12).toString('hex');
+const mailbox = await startSmtpServer({ users: { demo: smtpPassword } });
 const port = Number(process.env.PORT) || (await freePort());
 const logStream = createWriteStream(path.join(DATA, 'server.log'));
 console.log('Starting the embedded database and the server…');
 const server = await startServer(
-  { ...defaultConfig(), port, dataDir: DATA, adminToken, leadTimeSeconds: LEAD_SECONDS, schedulerProcessEvery: 500 },
+  { ...defaultConfig(), port, dataDir: DATA, adminToken, leadTimeSeconds: LEAD_SECONDS, schedulerProcessEvery: 500, secretKey: randomBytes(32).toString('hex') },
   pino({ level: 'info' }, logStream),
 );
 const api = async (method: string, p: string, body?: unknown) => {
@@ -38,6 +43,10 @@ const api = async (method: string, p: string, body?: unknown) => {
   });
   return res.json() as Promise<any>;
 };
+
+const smtpSettings = (from: string) => ({ host: '127.0.0.1', port: mailbox.port, security: 'starttls', username: 'demo', password: smtpPassword, from, timeZone: 'UTC', tlsCa: mailbox.ca });
+await api('PUT', '/api/v1/agent-settings', smtpSettings('jit-agent@demo.example'));
+await api('PUT', '/api/v1/server-smtp', smtpSettings('jit-server@demo.example'));
 
 const sandbox = await makeSandboxRoot();
 const stateFile = path.join(DATA, 'agent-state.json');
@@ -69,6 +78,7 @@ console.log(`
   Server      ${server.url}   (admin token: ${adminToken})
   Database    embedded FerretDB in ${path.relative(REPO, DATA)}/db
   Agent       sandbox root ${sandbox.root} (accounts never touch this machine's /etc)
+  Mail        local SMTP server on 127.0.0.1:${mailbox.port} (STARTTLS, AUTH); every email is printed below
   Logs        ${path.relative(REPO, DATA)}/server.log, agent.log
 
   First grant ${grant.id}
@@ -84,7 +94,12 @@ process.once('SIGINT', () => void shutdown());
 process.once('SIGTERM', () => void shutdown());
 
 let shown = 0;
+let mailsShown = 0;
 while (!stopping) {
+  for (const m of mailbox.messages.slice(mailsShown)) {
+    console.log(`\n  ── email to ${m.to && 'text' in m.to ? m.to.text : ''}: ${m.subject}\n${(m.text ?? '').replace(/^/gm, '     ')}\n`);
+  }
+  mailsShown = mailbox.messages.length;
   const g = await api('GET', `/api/v1/grants/${grant.id}`);
   for (const e of g.timeline.slice(shown)) {
     const detail = Object.entries(e.detail as Record<string, unknown>)
@@ -94,7 +109,7 @@ while (!stopping) {
     console.log(`  ${e.at.slice(11, 19)}  ${e.type.padEnd(30)} ${detail}`);
   }
   shown = g.timeline.length;
-  if (['removed', 'revoked', 'failed'].includes(g.state) && shown > 0) {
+  if (['removed', 'revoked', 'failed'].includes(g.state) && mailsShown >= 2) {
     console.log(`\nThe grant is ${g.state}. The server and agent keep running for you to try the API; Ctrl-C to stop.`);
     break;
   }
@@ -106,6 +121,7 @@ async function shutdown() {
   stopping = true;
   agent.kill('SIGTERM');
   await server.stop();
+  await mailbox.stop();
   await sandbox.cleanup();
   process.exit(0);
 }
