@@ -175,13 +175,14 @@ export class GrantRunner {
 
   /** Records how a delivery attempt went (called by the sink). */
   deliveryOutcome(grantId: string, result: DeliveryResult): Promise<void> {
+    const r = this.grants[grantId];
+    if (!r) return Promise.resolve();
+    // Cleared at once, before the sink forgets the delivery: a pass in between must not
+    // see "credentials owed, none under way" and set yet another password.
+    if (result.ok) r.emailPending = false;
     return this.exclusive(async () => {
-      const r = this.grants[grantId];
-      if (!r) return;
-      if (result.ok) {
-        r.emailPending = false;
-        if (result.via === 'endpoint') this.report(r, 'email-sent');
-      } else this.report(r, 'email-failed', result.error);
+      if (result.ok && result.via === 'endpoint') this.report(r, 'email-sent');
+      if (!result.ok) this.report(r, 'email-failed', result.error);
       await this.store.save();
     });
   }

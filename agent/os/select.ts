@@ -1,12 +1,14 @@
 import { AccountError, type AccountBackend } from './backend.ts';
 import { LinuxBackend } from './linux.ts';
 import { MacBackend } from './macos.ts';
+import { WindowsBackend } from './windows.ts';
 
 /** The backend for this machine's OS. `sandboxRoot` keeps Linux accounts inside a throwaway root. */
 export function backendForThisOs(sandboxRoot?: string): AccountBackend {
   if (process.platform === 'linux') return new LinuxBackend(sandboxRoot ? { root: sandboxRoot } : {});
   if (process.platform === 'darwin') return new MacBackend();
-  throw new AccountError('COMMAND_FAILED', `no account backend for ${process.platform} yet`);
+  if (process.platform === 'win32') return new WindowsBackend();
+  throw new AccountError('COMMAND_FAILED', `no account backend for ${process.platform}`);
 }
 
 /** The protocol's name for this machine's OS. */

@@ -115,6 +115,20 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     assert.ok(await accountGone(agent.root, username));
   });
 
+  it('alerts with revocation-failed when the endpoint does not confirm deletion, and closes the grant when it does', async () => {
+    const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.hostname, 1, 2));
+    const id = res.body.grants[0].id;
+    const { username } = await stack.api.waitGrant(id, (g) => g.state === 'enabled');
+    await agent.kill();
+    const failed = await stack.api.waitGrant(id, (g) => g.state === 'revocation-failed', 20_000);
+    assert.match(failed.reason, /has not confirmed deletion/);
+    assert.ok(Date.now() - Date.parse(failed.endAt) >= stack.config.verifyGraceSeconds * 1000, 'only after the grace period');
+    assert.match(await stack.serverLog(), /ALERT grant revocation failed/);
+    agent.start();
+    await stack.api.waitGrant(id, (g) => g.state === 'removed');
+    assert.ok(await accountGone(agent.root, username));
+  });
+
   it('applies an instruction delivered twice only once', async () => {
     const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.hostname, 3, 4));
     const id = res.body.grants[0].id;

@@ -1,0 +1,424 @@
+/**
+ * The PowerShell texts behind the Windows account backend (agent/os/windows.ts).
+ *
+ * Every script is built the same way, so that one rule can be checked for all of them:
+ *
+ * ```
+ * & {                               <- one statement: see TRANSPORT below
+ * # jit-access op=<op>               <- lets a recording test executor tell the operations apart
+ * $Name = 'jt0a1b2c3d4e'             <- the PRELUDE: the only lines that carry values, each one a
+ * $ExpiresMs = 1767225600000            single-quoted literal from psQuote(), an integer from
+ *                                       psInt(), or a list of such literals
+ * $ErrorActionPreference = 'Stop'    <- COMMON: constant helper functions
+ * ...
+ * try {
+ *   ...                              <- the operation's BODY: constant text, reads the prelude's variables
+ * } catch { ... }                    <- every failure becomes a JSON error record on stdout
+ * }
+ * ```
+ *
+ * So no value is ever pasted into code: the body of an operation is the same text whatever
+ * the name, grant id or path (windows.test.ts checks this), and values are only ever
+ * single-quoted string literals, in which PowerShell expands nothing (`$(…)`, `$x` and
+ * backticks are literal characters there).
+ *
+ * TRANSPORT. The long-lived session is `powershell.exe … -NoExit -Command -` (node-powershell,
+ * shared notes §2), which reads stdin like an interactive prompt: a multi-line statement only
+ * runs once an empty line follows it, and an empty line *inside* one submits it half-finished
+ * [PowerShell#3223, MicrosoftDocs/PowerShell-Docs#11098]. Hence: the whole script is one
+ * `& { … }` statement (which also keeps its variables and functions out of the session's
+ * global scope), it contains no blank line, the executor appends one after it, and opening
+ * braces stay on the line of their keyword (`} catch {`, `} else {`) [PowerShell#2068].
+ * The session's stdin is decoded with the console code page, not UTF-8, so scripts are
+ * printable ASCII only: a non-ASCII character could arrive as different characters, and in
+ * code page 1252 the UTF-8 continuation bytes 0x91/0x92 read as U+2018/U+2019, which
+ * PowerShell takes for single quotes (notes §2 [W12]). `assertTransportSafe` enforces both.
+ *
+ * OUTPUT. Scripts print exactly one line `jit-result <json>` with [Console]::Out (not the
+ * success stream, which the host formats), the JSON made ASCII by escaping every other
+ * character as \uXXXX, again because of the console code page.
+ */
+import { GROUPS, type Group } from '../../protocol/groups.ts';
+
+/** Start of the `-Description` of every account we create: the ownership marker. */
+export const MARKER = 'jit-access grant=';
+/** Documented maximum of a local account's `-Description` (notes §1 [W1]). */
+export const DESCRIPTION_MAX = 48;
+/** Prefix of the one result line each script prints. */
+export const RESULT_PREFIX = 'jit-result ';
+/** File name of the password helper inside the helper directory. */
+export const HELPER_FILE = 'jit-set-password.ps1';
+
+/**
+ * Well-known SIDs of the wizard's groups. Why SIDs: group names are localized
+ * ("Administratoren", "Administrateurs"), the SIDs are the same on every Windows (notes §1 [W3]).
+ */
+export const GROUP_SIDS: Record<Group, string> = {
+  Administrators: 'S-1-5-32-544',
+  'Power Users': 'S-1-5-32-547',
+  Users: 'S-1-5-32-545',
+};
+
+/** Characters PowerShell treats as a single quote: ' and U+2018–U+201B (notes §2 [W12]). */
+const SINGLE_QUOTES = /['\u2018-\u201B]/g;
+/** Control characters (C0, DEL, C1) and the Unicode line/paragraph separators. */
+const CONTROL = /[\u0000-\u001F\u007F-\u009F\u2028\u2029]/;
+/** Half of a surrogate pair without its other half. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/**
+ * The one way a value enters a script: a single-quoted PowerShell literal, with every
+ * single-quote character doubled, including the typographic ones U+2018–U+201B, which
+ * PowerShell also accepts as quotes (notes §2). Nothing is expanded inside such a literal.
+ *
+ * Rejects control characters (a newline would be a line of the stdin protocol, see TRANSPORT)
+ * and lone surrogates. Non-ASCII is quoted correctly here but refused later by
+ * `assertTransportSafe`, so callers validate values to ASCII first.
+ */
+export function psQuote(value: string): string {
+  if (CONTROL.test(value) || LONE_SURROGATE.test(value)) {
+    throw new Error('psQuote: control characters and lone surrogates cannot be quoted safely');
+  }
+  return `'${value.replace(SINGLE_QUOTES, (q) => q + q)}'`;
+}
+
+/** An integer literal; only safe integers (no exponent, no fraction) get through. */
+export function psInt(value: number): string {
+  if (!Number.isSafeInteger(value)) throw new Error(`psInt: ${value} is not a safe integer`);
+  return String(value);
+}
+
+/**
+ * Throws unless `script` can go through the session's stdin unchanged: printable ASCII
+ * lines, none empty or only white space (see TRANSPORT above).
+ */
+export function assertTransportSafe(script: string): void {
+  const lines = script.split('\n');
+  lines.forEach((line, i) => {
+    if (line.trim() === '') throw new Error(`script line ${i + 1} is blank`);
+    if (!/^[\x20-\x7E]+$/.test(line)) throw new Error(`script line ${i + 1} is not printable ASCII`);
+  });
+}
+
+export type PsParam = string | number | readonly string[];
+export type Op = 'lookup' | 'list' | 'create' | 'setGroups' | 'enable' | 'disable' | 'logoff' | 'delete' | 'installHelper';
+
+/** One prelude assignment. Names are our own identifiers; values go through psQuote/psInt. */
+function paramLines(name: string, value: PsParam): string[] {
+  if (!/^[A-Z][A-Za-z]*$/.test(name)) throw new Error(`bad parameter name ${name}`);
+  if (typeof value === 'number') return [`$${name} = ${psInt(value)}`];
+  if (typeof value === 'string') return [`$${name} = ${psQuote(value)}`];
+  // Why one literal a line: a list may be long, and inside @( ) a newline separates elements.
+  return [`$${name} = @(`, ...value.map((v) => psQuote(v)), ')'];
+}
+
+const GROUP_TABLE = `[ordered]@{ ${GROUPS.map((g) => `${psQuote(g)} = ${psQuote(GROUP_SIDS[g])}`).join('; ')} }`;
+
+/**
+ * Helpers shared by every script (the session's and the password helper's).
+ * All of it is constant text.
+ *
+ * SIDs are always taken as `[string]$x.SID` and passed to -SID as strings: a SecurityIdentifier
+ * converts to its S-1-… form, and so does the deserialized copy that pwsh's Windows PowerShell
+ * compatibility (-UseWindowsPowerShell, notes §1 [W8]) returns, whose `.Value` may be gone.
+ */
+const COMMON = [
+  "$ErrorActionPreference = 'Stop'",
+  // Why: progress records of the CIM cmdlets can reach a redirected stream as CLIXML.
+  "$ProgressPreference = 'SilentlyContinue'",
+  `$Marker = ${psQuote(MARKER)}`,
+  `$Groups = ${GROUP_TABLE}`,
+  'function Out-JitResult($Value) {',
+  '  $json = ConvertTo-Json -InputObject $Value -Compress -Depth 6',
+  // ASCII-only output whatever the console code page; \uXXXX is valid JSON.
+  "  $json = [regex]::Replace($json, '[^\\x20-\\x7e]', { param($m) '\\u{0:x4}' -f [int][char]$m.Value })",
+  "  [Console]::Out.WriteLine('jit-result ' + $json)",
+  '}',
+  // Why: with -ErrorAction Stop a cmdlet's non-terminating error (LocalAccounts reports
+  // UserExists, MemberExists… with WriteError) may arrive wrapped in ActionPreferenceStopException.
+  'function Get-JitErrorRecord($Err) {',
+  '  if ($Err.Exception -is [System.Management.Automation.ActionPreferenceStopException] -and $null -ne $Err.Exception.ErrorRecord) { return $Err.Exception.ErrorRecord }',
+  '  $Err',
+  '}',
+  // Matches by exception type name or by FullyQualifiedErrorId ("UserNotFound,Microsoft.PowerShell.Commands.GetLocalUserCommand"),
+  // never by message: messages are localized.
+  'function Test-JitError($Err, [string]$Id) {',
+  '  $r = Get-JitErrorRecord $Err',
+  "  ($r.Exception.GetType().Name -eq ($Id + 'Exception')) -or ([string]$r.FullyQualifiedErrorId).StartsWith($Id + ',')",
+  '}',
+  // Why no wildcard worry: -Name accepts wildcards, but validated names contain no * ? [ ].
+  'function Find-JitUser([string]$Name) {',
+  "  try { Get-LocalUser -Name $Name -ErrorAction Stop } catch { if (Test-JitError $_ 'UserNotFound') { $null } else { throw } }",
+  '}',
+  'function Test-JitManaged($User) {',
+  '  ([string]$User.Description).StartsWith($Marker, [System.StringComparison]::Ordinal)',
+  '}',
+  'function Get-JitManagedUser([string]$Name) {',
+  '  $u = Find-JitUser $Name',
+  "  if ($null -eq $u) { Out-JitResult ([ordered]@{ ok = $false; code = 'NOT_FOUND'; message = 'no such account' }); return $null }",
+  "  if (-not (Test-JitManaged $u)) { Out-JitResult ([ordered]@{ ok = $false; code = 'NOT_MANAGED'; message = 'the account lacks the jit-access marker' }); return $null }",
+  '  $u',
+  '}',
+  // Why the fallback: Get-LocalGroupMember throws "Failed to compare two elements in the array"
+  // when a group holds an orphaned or Azure AD SID (notes §1.6 [W10], fallback ⚠️ unverified).
+  'function Get-JitMemberSids([string]$GroupSid) {',
+  '  try {',
+  '    @(Get-LocalGroupMember -SID $GroupSid | ForEach-Object { [string]$_.SID })',
+  '  } catch {',
+  "    $filter = 'LocalAccount=TRUE AND SID=''{0}''' -f $GroupSid",
+  '    @(Get-CimInstance -ClassName Win32_Group -Filter $filter | Get-CimAssociatedInstance -ResultClassName Win32_UserAccount | ForEach-Object { [string]$_.SID })',
+  '  }',
+  '}',
+  'function Get-JitMembers {',
+  '  $m = @{}',
+  '  foreach ($k in @($Groups.Keys)) { $m[$k] = @(Get-JitMemberSids $Groups[$k]) }',
+  '  $m',
+  '}',
+  'function ConvertTo-JitInfo($User, $Members) {',
+  '  $sid = [string]$User.SID',
+  '  $in = @(foreach ($k in @($Groups.Keys)) { if ($Members[$k] -contains $sid) { $k } })',
+  '  [ordered]@{ name = [string]$User.Name; sid = $sid; enabled = [bool]$User.Enabled; description = [string]$User.Description; groups = $in }',
+  '}',
+  // Exactly one wizard group. Members are given by SID string, which Add-LocalGroupMember
+  // takes as is (no name lookup that a domain account of the same name could answer).
+  'function Set-JitGroup($User, [string]$Want) {',
+  '  $sid = [string]$User.SID',
+  '  foreach ($g in @($Groups.Values)) {',
+  '    if ($g -eq $Want) {',
+  "      try { Add-LocalGroupMember -SID $g -Member $sid } catch { if (-not (Test-JitError $_ 'MemberExists')) { throw } }",
+  '    } else {',
+  "      try { Remove-LocalGroupMember -SID $g -Member $sid -Confirm:$false } catch { if (-not (Test-JitError $_ 'MemberNotFound')) { throw } }",
+  '    }',
+  '  }',
+  '}',
+];
+
+/** Turns any failure into an error record the TypeScript side maps to an AccountError code. */
+const CATCH = [
+  '  $r = Get-JitErrorRecord $_',
+  '  Out-JitResult ([ordered]@{ ok = $false; error = [ordered]@{ type = $r.Exception.GetType().FullName; fqid = [string]$r.FullyQualifiedErrorId; category = [string]$r.CategoryInfo.Category; message = [string]$r.Exception.Message; hresult = [int]$r.Exception.HResult; native = [string]$r.Exception.NativeErrorCode } })',
+];
+
+const NOT_MANAGED_LINE =
+  "Out-JitResult ([ordered]@{ ok = $false; code = 'NOT_MANAGED'; message = 'the account lacks the jit-access marker' })";
+
+/**
+ * Each operation's body. Parameters (prelude variables) are listed in OP_PARAMS.
+ * Why -Confirm:$false on removals: a cmdlet whose ConfirmImpact reaches $ConfirmPreference
+ * would prompt, and a -NonInteractive session fails a prompt instead of answering it.
+ */
+export const OP_BODY: Record<Op, readonly string[]> = {
+  lookup: [
+    '  $u = Find-JitUser $Name',
+    '  if ($null -eq $u) { Out-JitResult ([ordered]@{ ok = $true; user = $null }); return }',
+    '  Out-JitResult ([ordered]@{ ok = $true; user = (ConvertTo-JitInfo $u (Get-JitMembers)) })',
+  ],
+  list: [
+    '  $members = Get-JitMembers',
+    '  $users = @(Get-LocalUser | Where-Object { Test-JitManaged $_ } | ForEach-Object { ConvertTo-JitInfo $_ $members })',
+    '  Out-JitResult ([ordered]@{ ok = $true; users = $users })',
+  ],
+  create: [
+    "  if ($null -ne (Find-JitUser $Name)) { Out-JitResult ([ordered]@{ ok = $false; code = 'ALREADY_EXISTS'; message = 'an account of that name exists' }); return }",
+    // Why UtcDateTime: LocalAccounts stores AccountExpires with DateTime.ToFileTime(), which
+    // treats a DateTime of unspecified kind as local time.
+    '  $expires = [DateTimeOffset]::FromUnixTimeMilliseconds($ExpiresMs).UtcDateTime',
+    // Why -NoPassword: the password must not pass through this session (see windows.ts);
+    // the helper sets it right after, and -Disabled keeps the account unusable meanwhile.
+    '  $u = New-LocalUser -Name $Name -NoPassword -Disabled -Description $Description -AccountExpires $expires',
+    // Why roll back here: an account without its group is half made; the marker is already
+    // on it, so the agent could also delete it later, but this keeps create all-or-nothing.
+    '  $sid = [string]$u.SID',
+    '  try { Set-JitGroup $u $GroupSid } catch { $err = $_; try { Remove-LocalUser -SID $sid -Confirm:$false } catch { }; throw $err }',
+    '  $u = Get-LocalUser -SID $sid',
+    '  Out-JitResult ([ordered]@{ ok = $true; user = (ConvertTo-JitInfo $u (Get-JitMembers)) })',
+  ],
+  setGroups: [
+    '  $u = Get-JitManagedUser $Name',
+    '  if ($null -eq $u) { return }',
+    '  Set-JitGroup $u $GroupSid',
+    '  Out-JitResult ([ordered]@{ ok = $true })',
+  ],
+  enable: [
+    '  $u = Get-JitManagedUser $Name',
+    '  if ($null -eq $u) { return }',
+    '  $expires = [DateTimeOffset]::FromUnixTimeMilliseconds($ExpiresMs).UtcDateTime',
+    '  $sid = [string]$u.SID',
+    '  Set-LocalUser -SID $sid -AccountExpires $expires',
+    '  Enable-LocalUser -SID $sid',
+    '  Out-JitResult ([ordered]@{ ok = $true; enabled = [bool](Get-LocalUser -SID $sid).Enabled })',
+  ],
+  disable: [
+    '  $u = Get-JitManagedUser $Name',
+    '  if ($null -eq $u) { return }',
+    '  $sid = [string]$u.SID',
+    '  Disable-LocalUser -SID $sid -Confirm:$false',
+    '  Out-JitResult ([ordered]@{ ok = $true; enabled = [bool](Get-LocalUser -SID $sid).Enabled })',
+  ],
+  logoff: [
+    '  $u = Get-JitManagedUser $Name',
+    '  if ($null -eq $u) { return }',
+    '  $sid = [string]$u.SID',
+    '  $sessions = 0',
+    '  $processes = 0',
+    '  $failed = 0',
+    '  $sessionsFailed = 0',
+    // quser.exe is missing on some editions (Home): then only the process kill below runs (notes §1.4).
+    "  $quser = Join-Path $env:SystemRoot 'System32\\quser.exe'",
+    '  if (Test-Path -LiteralPath $quser) {',
+    // Why a nested block with 'Continue': in Windows PowerShell 5.1 a redirected stderr line of
+    // a native program becomes an error record, which 'Stop' turns into a terminating error
+    // [PowerShell#4002]; quser writes "No User exists for *" there and exits 1 when nobody is on.
+    "    $lines = @(& { $ErrorActionPreference = 'Continue'; & $quser 2>$null })",
+    // Headers are localized (skip the first line); the current session is marked '>';
+    // disconnected sessions have no SESSIONNAME, so the id is the first number (notes §1.4).
+    '    foreach ($line in @($lines | Select-Object -Skip 1)) {',
+    "      $t = @(([string]$line).Trim().TrimStart('>') -split '\\s+')",
+    '      if ($t.Count -gt 1 -and $t[0] -eq $Name) {',
+    "        $id = @($t[1..2] -match '^\\d+$')[0]",
+    '        if ($null -ne $id) {',
+    "          & { $ErrorActionPreference = 'Continue'; & (Join-Path $env:SystemRoot 'System32\\logoff.exe') $id 2>$null }",
+    '          if ($LASTEXITCODE -eq 0) { $sessions++ } else { $sessionsFailed++ }',
+    '        }',
+    '      }',
+    '    }',
+    '  }',
+    // Always, also after logoff: logoff "can't log off a user from the console session" (notes
+    // §1.4 [W5] ⚠️), hence a failed logoff.exe is only counted (sessionsFailed), and processes
+    // can run outside any session (runas, scheduled tasks). A process that survives is `failed`.
+    // Why GetOwnerSid rather than GetOwner: one exact comparison with the account's SID instead
+    // of user and domain names (the domain part would be compared with the NetBIOS name).
+    '  foreach ($p in @(Get-CimInstance -ClassName Win32_Process)) {',
+    '    try {',
+    '      $o = Invoke-CimMethod -InputObject $p -MethodName GetOwnerSid',
+    '      if ($o.ReturnValue -eq 0 -and [string]$o.Sid -eq $sid) {',
+    '        $k = Invoke-CimMethod -InputObject $p -MethodName Terminate',
+    '        if ($k.ReturnValue -eq 0) { $processes++ } else { $failed++ }',
+    '      }',
+    // A process that ended between the listing and the call: nothing left to do.
+    '    } catch { }',
+    '  }',
+    '  Out-JitResult ([ordered]@{ ok = $true; sessions = $sessions; sessionsFailed = $sessionsFailed; processes = $processes; failed = $failed })',
+  ],
+  delete: [
+    '  $u = Find-JitUser $Name',
+    '  if ($null -eq $u) { Out-JitResult ([ordered]@{ ok = $true; deleted = $false }); return }',
+    `  if (-not (Test-JitManaged $u)) { ${NOT_MANAGED_LINE}; return }`,
+    '  $sid = [string]$u.SID',
+    // Why the profile first: Remove-LocalUser alone leaves C:\Users\<name> and the ProfileList
+    // key; deleting the Win32_UserProfile instance removes both, and fails while the hive is
+    // loaded (notes §1.5 [W9]). The caller retries LOGGED_IN with backoff: after a log-off
+    // the profile service unloads the hive a little later.
+    '  $profiles = @(Get-CimInstance -ClassName Win32_UserProfile | Where-Object { [string]$_.SID -eq $sid })',
+    "  if (@($profiles | Where-Object { $_.Loaded }).Count -gt 0) { Out-JitResult ([ordered]@{ ok = $false; code = 'LOGGED_IN'; message = 'the profile is loaded' }); return }",
+    '  foreach ($p in $profiles) { Remove-CimInstance -InputObject $p -Confirm:$false }',
+    '  Remove-LocalUser -SID $sid -Confirm:$false',
+    '  Out-JitResult ([ordered]@{ ok = $true; deleted = $true; profiles = $profiles.Count })',
+  ],
+  installHelper: [
+    // Why CreateDirectory: literal path (New-Item -Path would expand wildcards such as [ ]).
+    '  $null = [System.IO.Directory]::CreateDirectory($Dir)',
+    // Only SYSTEM and Administrators, nothing inherited, owned by Administrators: nobody else may
+    // replace the script that will receive passwords, nor re-grant themselves access as owner.
+    "  $admins = New-Object System.Security.Principal.SecurityIdentifier -ArgumentList 'S-1-5-32-544'",
+    "  $system = New-Object System.Security.Principal.SecurityIdentifier -ArgumentList 'S-1-5-18'",
+    '  $acl = New-Object System.Security.AccessControl.DirectorySecurity',
+    '  $acl.SetOwner($admins)',
+    '  $acl.SetAccessRuleProtection($true, $false)',
+    '  foreach ($id in @($system, $admins)) {',
+    "    $acl.AddAccessRule((New-Object System.Security.AccessControl.FileSystemAccessRule -ArgumentList $id, 'FullControl', 'ContainerInherit, ObjectInherit', 'None', 'Allow'))",
+    '  }',
+    '  Set-Acl -LiteralPath $Dir -AclObject $acl',
+    '  $path = Join-Path $Dir $File',
+    // Why delete first: a file created before the directory was locked keeps its own ACL.
+    '  if (Test-Path -LiteralPath $path) { Remove-Item -LiteralPath $path -Force -Confirm:$false }',
+    '  [System.IO.File]::WriteAllText($path, ($Lines -join "`r`n") + "`r`n", [System.Text.Encoding]::ASCII)',
+    "  $hash = (Get-FileHash -LiteralPath $path -Algorithm SHA256).Hash",
+    '  Out-JitResult ([ordered]@{ ok = $true; path = $path; sha256 = $hash })',
+  ],
+};
+
+/** The prelude variables each operation's body reads. */
+export const OP_PARAMS: Record<Op, readonly string[]> = {
+  lookup: ['Name'],
+  list: [],
+  create: ['Name', 'Description', 'ExpiresMs', 'GroupSid'],
+  setGroups: ['Name', 'GroupSid'],
+  enable: ['Name', 'ExpiresMs'],
+  disable: ['Name'],
+  logoff: ['Name'],
+  delete: ['Name'],
+  installHelper: ['Dir', 'File', 'Lines'],
+};
+
+/** Lines that follow the prelude in every session script, up to and including the body. */
+export function constantPart(op: Op): string[] {
+  return [...COMMON, 'try {', ...OP_BODY[op], '} catch {', ...CATCH, '}', '}'];
+}
+
+/** The script for one operation; `params` must be exactly OP_PARAMS[op]. */
+export function sessionScript(op: Op, params: Record<string, PsParam>): string {
+  const want = [...OP_PARAMS[op]].sort().join(',');
+  if (Object.keys(params).sort().join(',') !== want) throw new Error(`${op}: parameters must be ${want}`);
+  const prelude = OP_PARAMS[op].flatMap((p) => paramLines(p, params[p]!));
+  const script = ['& {', `# jit-access op=${op}`, ...prelude, ...constantPart(op)].join('\n');
+  assertTransportSafe(script);
+  return script;
+}
+
+/**
+ * The password helper, run as `powershell.exe -File <helper> -Name <name>` with the password
+ * on its stdin (design in windows.ts). Constant text: it is written once into an
+ * admin-only directory by the installHelper operation.
+ *
+ * ⚠️ Reading [Console]::In inside a -File script with redirected stdin is from the notes
+ * (§1.7), not run on Windows here.
+ */
+export const PASSWORD_HELPER_LINES: readonly string[] = [
+  '# jit-access password helper, installed by the jit-access agent: do not edit.',
+  "# Sets a jit-access account's password read from standard input, so that the password",
+  '# never appears in a command line, a script text or a PowerShell history.',
+  // (?-i): ValidatePattern is case-insensitive by default.
+  "param([Parameter(Mandatory = $true)][ValidatePattern('(?-i)^[a-z][a-z0-9_-]{0,19}$')][string]$Name)",
+  '& {',
+  ...COMMON,
+  'try {',
+  // Why character by character into a SecureString: the plain text never exists as one
+  // PowerShell string, so it cannot reach a variable dump or a cmdlet's parameter binding;
+  // Module Logging records cmdlet parameter values, and ConvertTo-SecureString -String would
+  // put the password there. Set-LocalUser then only ever sees a SecureString.
+  '  $pw = New-Object System.Security.SecureString',
+  '  while ($true) {',
+  '    $c = [Console]::In.Read()',
+  '    if ($c -lt 0 -or $c -eq 10 -or $c -eq 13) { break }',
+  '    $pw.AppendChar([char]$c)',
+  '  }',
+  '  $pw.MakeReadOnly()',
+  "  if ($pw.Length -eq 0) { Out-JitResult ([ordered]@{ ok = $false; code = 'COMMAND_FAILED'; message = 'no password on standard input' }); return }",
+  '  $u = Get-JitManagedUser $Name',
+  '  if ($null -eq $u) { return }',
+  // -PasswordNeverExpires: New-LocalUser -NoPassword cannot take it (parameter set "Password"),
+  // and a site's maximum password age must not cut a grant short.
+  '  Set-LocalUser -SID ([string]$u.SID) -Password $pw -PasswordNeverExpires $true',
+  '  Out-JitResult ([ordered]@{ ok = $true })',
+  '} catch {',
+  ...CATCH,
+  '}',
+  '}',
+];
+
+/** The helper file's exact content (CRLF, as installHelper writes it). */
+export function passwordHelperText(): string {
+  return `${PASSWORD_HELPER_LINES.join('\r\n')}\r\n`;
+}
+
+/** The session command that makes LocalAccounts usable under PowerShell 7.3+ (notes §1 [W8]). */
+export const PWSH_IMPORT = [
+  '& {',
+  '# jit-access op=import',
+  'Import-Module Microsoft.PowerShell.LocalAccounts -UseWindowsPowerShell -Scope Global -WarningAction SilentlyContinue',
+  '}',
+].join('\n');
+
+for (const op of Object.keys(OP_BODY) as Op[]) assertTransportSafe(['& {', ...constantPart(op)].join('\n'));
+assertTransportSafe(PASSWORD_HELPER_LINES.join('\n'));
