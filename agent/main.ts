@@ -3,6 +3,8 @@
  *
  *   jit-agent enroll --server URL --token TOKEN --state FILE [--sandbox-root DIR] [--hostname NAME]
  *   jit-agent run --state FILE [--poll-seconds N]
+ *   jit-agent install --server URL --token TOKEN [--state FILE] [--dry-run]
+ *   jit-agent uninstall [--state FILE] [--dry-run]
  */
 import os from 'node:os';
 import { parseArgs } from 'node:util';
@@ -14,13 +16,20 @@ import { EmailDelivery } from './delivery.ts';
 import { loadOrCreateKey } from './localKey.ts';
 import { SettingsStore } from './settings.ts';
 import { backendForThisOs, thisOs } from './os/select.ts';
+import { installAgent, uninstallAgent } from './service/install.ts';
 import { StateStore } from './state.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
 const USAGE = `usage:
   jit-agent enroll --server URL --token TOKEN --state FILE [--sandbox-root DIR] [--hostname NAME]
-  jit-agent run --state FILE [--poll-seconds N]`;
+  jit-agent run --state FILE [--poll-seconds N]
+  jit-agent install --server URL --token TOKEN [--state FILE] [--dry-run]
+      as root/Administrator: enroll, then install and start the agent as a service
+      (systemd, launchd or a Windows service); --state defaults to the OS's place
+  jit-agent uninstall [--state FILE] [--dry-run]
+      as root/Administrator: delete every account the agent manages, remove the service,
+      then delete the state file and its key`;
 
 function fail(message: string): never {
   process.stderr.write(`jit-agent: ${message}\n${USAGE}\n`);
@@ -38,32 +47,51 @@ async function main(argv: string[]): Promise<void> {
       'sandbox-root': { type: 'string' },
       hostname: { type: 'string' },
       'poll-seconds': { type: 'string' },
+      'dry-run': { type: 'boolean' },
     },
     strict: true,
   });
+  if (command === 'install') {
+    const { server, token } = values;
+    if (!server || !token) fail('install needs --server and --token');
+    if (values['sandbox-root']) fail('install manages real accounts: --sandbox-root is for enroll (tests and the demo)');
+    const dryRun = values['dry-run'] ?? false;
+    const enrollInto = (state: string) => enroll({ server, token, state, hostname: values.hostname });
+    await installAgent({ stateFile: values.state, dryRun, serverUrl: server, enroll: enrollInto });
+    return;
+  }
+  if (command === 'uninstall') {
+    await uninstallAgent({ stateFile: values.state, dryRun: values['dry-run'] ?? false });
+    return;
+  }
   if (!values.state) fail('--state is required');
   if (command === 'enroll') {
     if (!values.server || !values.token) fail('enroll needs --server and --token');
-    const serverUrl = values.server.replace(/\/+$/, '');
-    const hostname = values.hostname ?? os.hostname();
-    const { endpointId, credential } = await enrollAgent(serverUrl, { token: values.token, hostname, os: thisOs(), agentVersion: AGENT_VERSION });
-    await StateStore.create(values.state, {
-      version: 1,
-      serverUrl,
-      endpointId,
-      credential,
-      hostname,
-      ...(values['sandbox-root'] ? { sandboxRoot: values['sandbox-root'] } : {}),
-      grants: {},
-      seenInstructions: [],
-      outbox: [],
-    });
-    process.stdout.write(`enrolled ${hostname} as endpoint ${endpointId}\n`);
+    await enroll({ server: values.server, token: values.token, state: values.state, hostname: values.hostname, sandboxRoot: values['sandbox-root'] });
   } else if (command === 'run') {
     const pollSeconds = Number(values['poll-seconds'] ?? 25);
     if (!(pollSeconds > 0 && pollSeconds <= 60)) fail('--poll-seconds must be between 1 and 60');
     await run(values.state, pollSeconds);
   } else fail(`unknown command ${JSON.stringify(command ?? '')}`);
+}
+
+/** Enrolls with the server (one-time token) and writes a fresh state file. Used by enroll and install. */
+async function enroll(o: { server: string; token: string; state: string; hostname?: string; sandboxRoot?: string }): Promise<void> {
+  const serverUrl = o.server.replace(/\/+$/, '');
+  const hostname = o.hostname ?? os.hostname();
+  const { endpointId, credential } = await enrollAgent(serverUrl, { token: o.token, hostname, os: thisOs(), agentVersion: AGENT_VERSION });
+  await StateStore.create(o.state, {
+    version: 1,
+    serverUrl,
+    endpointId,
+    credential,
+    hostname,
+    ...(o.sandboxRoot ? { sandboxRoot: o.sandboxRoot } : {}),
+    grants: {},
+    seenInstructions: [],
+    outbox: [],
+  });
+  process.stdout.write(`enrolled ${hostname} as endpoint ${endpointId}\n`);
 }
 
 async function run(stateFile: string, pollSeconds: number): Promise<void> {

@@ -7,7 +7,7 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import path from 'node:path';
 import { z } from 'zod';
-import { Plan, Report } from '../protocol/messages.ts';
+import { AgentSettings, Plan, Report } from '../protocol/messages.ts';
 
 export const STEPS = ['planned', 'creating', 'created', 'enabled', 'removing', 'removed', 'failed'] as const;
 export type Step = (typeof STEPS)[number];
@@ -46,17 +46,10 @@ export const AgentState = z.object({
   settings: z
     .object({
       revision: z.string(),
-      smtp: z
-        .object({
-          host: z.string(),
-          port: z.number(),
-          security: z.enum(['starttls', 'tls', 'none']),
-          username: z.string().optional(),
-          passwordBox: z.string().optional(),
-          from: z.string(),
-          timeZone: z.string(),
-          tlsCa: z.string().optional(),
-        })
+      smtp: AgentSettings.shape.smtp
+        .unwrap()
+        .omit({ password: true })
+        .extend({ passwordBox: z.string().optional() })
         .nullable(),
     })
     .optional(),

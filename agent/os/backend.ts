@@ -89,3 +89,20 @@ export const ACCOUNT_NAME = /^[a-z][a-z0-9_-]{0,19}$/;
 export function assertValidName(name: string): void {
   if (!ACCOUNT_NAME.test(name)) throw new AccountError('INVALID_NAME', `invalid account name ${JSON.stringify(name)}`);
 }
+
+/**
+ * The common end of every backend's createDisabled: set the password, or delete
+ * the half-made account (one we could not give a password is useless), then
+ * check that it really is managed and disabled.
+ */
+export async function finishCreate(b: AccountBackend, name: string, setPassword: () => Promise<void>): Promise<AccountInfo> {
+  try {
+    await setPassword();
+  } catch (e) {
+    await b.delete(name).catch(() => {});
+    throw e;
+  }
+  const info = await b.lookup(name);
+  if (!info?.managed || info.enabled) throw new AccountError('COMMAND_FAILED', `${name} not created disabled and managed`);
+  return info;
+}

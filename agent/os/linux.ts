@@ -4,6 +4,7 @@ import type { Group } from '../../protocol/groups.ts';
 import {
   AccountError,
   assertValidName,
+  finishCreate,
   type AccountBackend,
   type AccountErrorCode,
   type AccountInfo,
@@ -98,16 +99,7 @@ export class LinuxBackend implements AccountBackend {
         '-c', `jit-access grant=${spec.grantId}`, '-G', `${unixGroup},${MARKER_GROUP}`, '--', spec.name],
       { errors: { 1: 'ACCESS_DENIED', 3: 'INVALID_NAME', 6: 'UNSUPPORTED_GROUP', 9: 'ALREADY_EXISTS' } },
     );
-    try {
-      await this.writePassword(spec.name, password, true);
-    } catch (e) {
-      // Why: an account we could not give a password is useless; don't leave it behind.
-      await this.delete(spec.name).catch(() => {});
-      throw e;
-    }
-    const info = await this.lookup(spec.name);
-    if (!info?.managed || info.enabled) throw new AccountError('COMMAND_FAILED', `${spec.name} not created disabled and managed`);
-    return info;
+    return finishCreate(this, spec.name, () => this.writePassword(spec.name, password, true));
   }
 
   async setGroups(name: string, group: Group): Promise<void> {

@@ -17,6 +17,7 @@ import { GROUPS, type Group } from '../../protocol/groups.ts';
 import {
   AccountError,
   assertValidName,
+  finishCreate,
   type AccountBackend,
   type AccountErrorCode,
   type AccountInfo,
@@ -510,16 +511,7 @@ export class WindowsBackend implements AccountBackend {
     // Before creating: a helper that cannot be installed must not leave an account behind.
     await this.ensureHelper();
     await this.run('create', { Name: spec.name, Description: description, ExpiresMs: expires, GroupSid: sid }, UserResult);
-    try {
-      await this.writePassword(spec.name, password);
-    } catch (e) {
-      // Why: an account we could not give a password is useless; don't leave it behind.
-      await this.delete(spec.name).catch(() => {});
-      throw e;
-    }
-    const info = await this.lookup(spec.name);
-    if (!info?.managed || info.enabled) throw new AccountError('COMMAND_FAILED', `${spec.name} not created disabled and managed`);
-    return info;
+    return finishCreate(this, spec.name, () => this.writePassword(spec.name, password));
   }
 
   async setGroups(name: string, group: Group): Promise<void> {
