@@ -38,6 +38,7 @@ import {
   registerCommands,
   renderBuildScript,
   stopCommand,
+  windowsCommandLine,
   windowsLayout,
 } from './windows.ts';
 
@@ -172,13 +173,13 @@ export async function installAgent(opts: InstallOptions, overrides: Partial<Serv
     const replacing = await host.files.exists(unit);
     await steps.act(`${replacing ? 'replace' : 'write'} the systemd unit ${unit}`, () => host.files.write(unit, definition, 0o644));
     for (const cmd of systemdInstallCommands(replacing)) await steps.command(cmd);
-    steps.say('done: "systemctl status jit-agent" shows it, "journalctl -u jit-agent" its log');
+    steps.done('"systemctl status jit-agent" shows it, "journalctl -u jit-agent" its log');
   } else if (host.platform === 'darwin') {
     const plist = host.definitionPath ?? LAUNCHD_PLIST_PATH;
     const replacing = await host.files.exists(plist);
     await steps.act(`${replacing ? 'replace' : 'write'} the launchd daemon ${plist} (0644 root:wheel, else launchd ignores it)`, () => host.files.write(plist, definition, 0o644));
     for (const cmd of launchdInstallCommands(plist, replacing)) await steps.command(cmd, replacing && cmd[1] === 'bootout' ? LAUNCHCTL_BOOTOUT_OK : undefined);
-    steps.say('done: "launchctl print system/com.jit-access.agent" shows it, /Library/Logs/jit-agent.log is its log');
+    steps.done('"launchctl print system/com.jit-access.agent" shows it, /Library/Logs/jit-agent.log is its log');
   } else {
     const layout = windowsLayout(host.env);
     const replacing = await windowsServiceExists(host, steps);
@@ -187,7 +188,7 @@ export async function installAgent(opts: InstallOptions, overrides: Partial<Serv
     await steps.command(buildCommand(layout.buildScript, host.env), undefined, `compile the service host ${layout.hostExe} (C# via Add-Type, Windows PowerShell 5.1)`);
     const service = { node: host.nodePath, args: argv.slice(1), workingDirectory: host.repoDir, layout };
     for (const cmd of registerCommands(service, replacing, host.env)) await steps.command(cmd);
-    steps.say(`done: "sc.exe query jit-agent" shows it, ${layout.logFile} is its log`);
+    steps.done(`"sc.exe query jit-agent" shows it, ${layout.logFile} is its log`);
   }
 }
 
@@ -248,7 +249,7 @@ export async function uninstallAgent(opts: UninstallOptions = {}, overrides: Par
   // 4. The state: its credential and the key that seals the SMTP password.
   for (const f of [stateFile, `${stateFile}.key`]) await steps.act(`delete ${f}`, () => host.files.remove(f));
   await steps.act(`remove ${p.dirname(stateFile)} if empty`, () => host.files.removeDirIfEmpty(p.dirname(stateFile)));
-  steps.say('done');
+  steps.done('the service, every managed account and the state are gone');
 }
 
 /**
@@ -346,6 +347,11 @@ class Steps {
     this.host.print(`${this.command_}: ${text}`);
   }
 
+  /** The last line: where to look, or that a dry run changed nothing. */
+  done(text: string): void {
+    this.say(this.dryRun ? 'dry run: nothing was changed' : `done: ${text}`);
+  }
+
   /** Prints what is about to happen, then does it (not in a dry run). */
   async act(what: string, action: () => Promise<unknown>): Promise<void> {
     this.say(this.dryRun ? `[dry run] would ${what}` : what);
@@ -354,20 +360,24 @@ class Steps {
 
   /** A command that changes something: printed, then run (not in a dry run). */
   async command(argv: string[], okCodes?: number[], what?: string): Promise<void> {
-    const line = `$ ${displayArgv(argv)}`;
+    const line = `$ ${displayArgv(argv, this.host.platform)}`;
     await this.act(what ? `${what}\n    ${line}` : line, () => this.host.run(argv[0]!, argv.slice(1), okCodes ? { okCodes } : {}));
   }
 
   /** A read-only command: printed and run, also in a dry run. */
   async probe(argv: string[], okCodes: number[]): Promise<RunResult> {
-    this.say(`check: $ ${displayArgv(argv)}`);
+    this.say(`check: $ ${displayArgv(argv, this.host.platform)}`);
     return this.host.run(argv[0]!, argv.slice(1), { okCodes });
   }
 }
 
-/** For reading only (nothing runs through a shell): quotes words that need it. */
-export function displayArgv(argv: string[]): string {
-  return argv.map((a) => (/^[\w@%+=:,./\\*()-]+$/.test(a) ? a : JSON.stringify(a))).join(' ');
+/**
+ * For reading only (nothing runs through a shell), quoted so that it can be pasted:
+ * the Windows command-line rules on Windows, POSIX shell single quotes elsewhere.
+ */
+export function displayArgv(argv: string[], platform: ServicePlatform): string {
+  if (platform === 'win32') return windowsCommandLine(argv);
+  return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }
 
 function pathFor(platform: ServicePlatform): path.PlatformPath {

@@ -261,7 +261,7 @@ export function renderBuildScript(hostExe: string): string {
     "  throw 'Run this with Windows PowerShell 5.1 (powershell.exe): PowerShell 7 cannot compile a .NET Framework program.'",
     '}',
     "$Source = @'",
-    SERVICE_HOST_SOURCE.trimEnd(),
+    SERVICE_HOST_SOURCE.trimEnd().replace(/\n/g, '\r\n'),
     "'@",
     "Add-Type -TypeDefinition $Source -Language CSharp -ReferencedAssemblies 'System.ServiceProcess' -OutputAssembly $OutFile -OutputType ConsoleApplication",
     "Write-Output ('compiled ' + $OutFile)",
