@@ -1,7 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 
-/** A high-entropy random token, URL-safe. */
-export const newToken = (bytes = 32): string => randomBytes(bytes).toString('base64url');
+/**
+ * A high-entropy random token, URL-safe. The prefix names its kind (as GitHub's
+ * do) and keeps it from starting with "-", which a command line would read as
+ * an option.
+ */
+export const newToken = (prefix: string, bytes = 32): string => `${prefix}_${randomBytes(bytes).toString('base64url')}`;
 
 /**
  * sha256 is enough for our tokens: they are 256-bit random values, so there is

@@ -8,7 +8,7 @@ import type { EndpointDoc } from '../store/collections.ts';
 
 /** Creates a one-time enrollment token; only its hash is stored. */
 export async function createEnrollmentToken(ctx: Ctx, actor: string): Promise<{ token: string; expiresAt: Date }> {
-  const token = newToken();
+  const token = newToken('jite');
   const now = new Date();
   const expiresAt = new Date(now.getTime() + ctx.config.enrollmentTokenTtlMinutes * 60_000);
   await ctx.c.enrollmentTokens.insertOne({ _id: hashToken(token), createdBy: actor, createdAt: now, expiresAt, usedAt: null });
@@ -25,7 +25,7 @@ export async function enroll(ctx: Ctx, req: EnrollRequest): Promise<EnrollRespon
     { $set: { usedAt: now, endpointId } },
   );
   if (claimed.modifiedCount !== 1) throw apiError('enrollment.invalid_token');
-  const secret = newToken();
+  const secret = newToken('jita');
   await ctx.c.endpoints.insertOne({
     _id: endpointId,
     hostname: req.hostname,

@@ -2,16 +2,20 @@ import express, { type ErrorRequestHandler } from 'express';
 import { API_PREFIX } from '../../protocol/messages.ts';
 import type { Ctx } from '../context.ts';
 import { ApiError, apiError } from '../errors.ts';
+import { consoleRoutes } from '../web/console.ts';
+import { webOptions } from '../web/options.ts';
 import { requireAdmin } from './auth.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
 import { grantRoutes } from './routes/grants.ts';
 import { settingsRoutes } from './routes/settings.ts';
 
-/** The HTTP API: /api/v1 for admins, /agent/v1 for agents. */
+/** The HTTP API: /api/v1 for admins, /agent/v1 for agents; the admin console (HTML forms) everywhere else. */
 export function createApp(ctx: Ctx): express.Express {
   const app = express();
+  const web = webOptions();
   app.disable('x-powered-by');
+  app.use(consoleRoutes(ctx, web));
   app.use(express.json({ limit: ctx.config.bodyLimit }));
   app.use((req, _res, next) => {
     // A body that is not JSON is rejected rather than silently ignored.
@@ -26,7 +30,7 @@ export function createApp(ctx: Ctx): express.Express {
     res.json({ ok: true });
   });
   app.use(API_PREFIX, agentRoutes(ctx));
-  app.use('/api/v1', requireAdmin(ctx), grantRoutes(ctx), endpointRoutes(ctx), settingsRoutes(ctx));
+  app.use('/api/v1', requireAdmin(ctx, web), grantRoutes(ctx), endpointRoutes(ctx), settingsRoutes(ctx));
   app.use(() => {
     throw apiError('route.not_found');
   });

@@ -3,12 +3,18 @@ import { authenticateAgent } from '../commands/enrollment.ts';
 import type { Ctx } from '../context.ts';
 import { apiError } from '../errors.ts';
 import { sameSecret } from '../secrets.ts';
-import type { EndpointDoc } from '../store/collections.ts';
+import type { EndpointDoc, Role } from '../store/collections.ts';
+import type { WebOptions } from '../web/options.ts';
+import { apiWritePermission, can } from '../web/roles.ts';
+import { csrfMatches, loadSession } from '../web/sessions.ts';
+import { userActor, userByApiToken } from '../web/users.ts';
 
 declare module 'express-serve-static-core' {
   interface Locals {
     /** Who is calling, as written into audit events. */
     actor: string;
+    /** Set on admin API and console routes: what the caller may do. */
+    role: Role;
     /** Set on agent routes: the calling endpoint. */
     endpoint: EndpointDoc;
   }
@@ -19,13 +25,35 @@ function bearer(req: Request): string | null {
   return h?.startsWith('Bearer ') ? h.slice(7).trim() : null;
 }
 
-/** The admin API: a token from config until the console adds logins. */
-export function requireAdmin(ctx: Ctx) {
-  return (req: Request, res: Response, next: NextFunction) => {
+const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/**
+ * The admin API accepts three credentials:
+ * - `Authorization: Bearer <config adminToken>`: role admin, actor "admin";
+ * - `Authorization: Bearer jitu_…`: a user's personal API token, the user's role;
+ * - the console's session cookie, with the session's CSRF token in
+ *   `x-csrf-token` on every write.
+ * Then the role must allow the write (see web/roles.ts), else 403 auth.forbidden.
+ */
+export function requireAdmin(ctx: Ctx, opts: WebOptions) {
+  return async (req: Request, res: Response, next: NextFunction) => {
     const token = bearer(req);
-    if (!token) throw apiError('auth.required');
-    if (!sameSecret(token, ctx.config.adminToken)) throw apiError('auth.invalid');
-    res.locals.actor = 'admin';
+    if (token && sameSecret(token, ctx.config.adminToken)) {
+      res.locals.actor = 'admin';
+      res.locals.role = 'admin';
+    } else if (token) {
+      const user = await userByApiToken(ctx, token);
+      if (!user) throw apiError('auth.invalid');
+      res.locals.actor = userActor(user);
+      res.locals.role = user.role;
+    } else {
+      const signed = await loadSession(ctx, opts, req);
+      if (!signed) throw apiError('auth.required');
+      if (!SAFE.has(req.method) && !csrfMatches(signed.session, req.get('x-csrf-token'))) throw apiError('auth.csrf');
+      res.locals.actor = userActor(signed.user);
+      res.locals.role = signed.user.role;
+    }
+    if (!SAFE.has(req.method) && !can(res.locals.role, apiWritePermission(req.path))) throw apiError('auth.forbidden');
     next();
   };
 }

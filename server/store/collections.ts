@@ -94,7 +94,7 @@ export interface AuditDoc {
   at: Date;
   /** Orders events; see store/audit.ts. */
   seq: number;
-  /** "admin", "agent:<endpointId>" or "system". */
+  /** "admin" (the config token), "user:<email>", "agent:<endpointId>" or "system". */
   actor: string;
   type: string;
   grantId?: string;
@@ -109,6 +109,45 @@ export interface SeenReportDoc {
   receivedAt: Date;
 }
 
+/** Console roles: see server/web/roles.ts for what each may do. */
+export type Role = 'admin' | 'operator' | 'auditor';
+
+/** A console login. The password is kept only as an argon2id hash. */
+export interface UserDoc {
+  _id: string;
+  /** Lower-cased; unique. */
+  email: string;
+  role: Role;
+  passwordHash: string;
+  /** sha256 of the personal API token, if one was made (the token is shown once). */
+  apiTokenHash?: string;
+  disabled: boolean;
+  createdBy: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+/**
+ * A console session. The cookie holds a random id; only its sha256 is stored.
+ * FerretDB has no TTL indexes, so `expiresAt` is checked on every request.
+ */
+export interface SessionDoc {
+  _id: string;
+  userId: string;
+  /** Per-session CSRF token, checked on every POST (hidden field or x-csrf-token header). */
+  csrfToken: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+/** Failed logins per email (known or not, so both look alike); a lock after too many. */
+export interface LoginThrottleDoc {
+  _id: string;
+  failures: number;
+  lockedUntil: Date | null;
+  updatedAt: Date;
+}
+
 export interface Collections {
   grants: Collection<GrantDoc>;
   endpoints: Collection<EndpointDoc>;
@@ -117,6 +156,9 @@ export interface Collections {
   audit: Collection<AuditDoc>;
   seenReports: Collection<SeenReportDoc>;
   smtpPolicies: Collection<SmtpPolicyDoc>;
+  users: Collection<UserDoc>;
+  sessions: Collection<SessionDoc>;
+  loginThrottle: Collection<LoginThrottleDoc>;
 }
 
 export function collections(db: Db): Collections {
@@ -128,6 +170,9 @@ export function collections(db: Db): Collections {
     audit: db.collection('audit'),
     seenReports: db.collection('seenReports'),
     smtpPolicies: db.collection('smtpPolicies'),
+    users: db.collection('users'),
+    sessions: db.collection('sessions'),
+    loginThrottle: db.collection('loginThrottle'),
   };
 }
 
@@ -141,5 +186,9 @@ export async function ensureIndexes(c: Collections): Promise<void> {
     c.audit.createIndex({ grantId: 1, seq: 1 }),
     c.audit.createIndex({ at: -1 }),
     c.endpoints.createIndex({ hostname: 1 }),
+    c.users.createIndex({ email: 1 }, { unique: true }),
+    c.users.createIndex({ apiTokenHash: 1 }),
+    c.sessions.createIndex({ expiresAt: 1 }),
+    c.audit.createIndex({ type: 1, at: -1 }),
   ]);
 }

@@ -1,0 +1,105 @@
+/**
+ * The admin console: server-rendered pages under `/`, form posts with a CSRF
+ * token, a session cookie. Requests for /api, /agent and /healthz pass through.
+ */
+import express, { Router, type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
+import path from 'node:path';
+import type { Ctx } from '../context.ts';
+import { ApiError, apiError } from '../errors.ts';
+import type { WebOptions } from './options.ts';
+import { auditPages } from './pages/audit.ts';
+import { dashboardPage } from './pages/dashboard.ts';
+import { endpointPages } from './pages/endpoints.ts';
+import { grantPages } from './pages/grants.ts';
+import { loginPages, logoutPage } from './pages/login.ts';
+import { settingsPages } from './pages/settings.ts';
+import { userPages } from './pages/users.ts';
+import { wizardPages } from './pages/wizard.ts';
+import { render } from './render.ts';
+import { csrfMatches, loadSession, type Signed } from './sessions.ts';
+import { mayFlags, type Permission, can } from './roles.ts';
+
+declare module 'express-serve-static-core' {
+  interface Locals {
+    /** Set on console pages: the session and its user. */
+    signed: Signed;
+  }
+}
+
+/** What page modules get. */
+export interface Web {
+  ctx: Ctx;
+  opts: WebOptions;
+}
+
+const PASS_THROUGH = /^\/(api|agent)\/|^\/healthz$/;
+
+export function consoleRoutes(ctx: Ctx, opts: WebOptions): Router {
+  const w: Web = { ctx, opts };
+  const r = Router();
+  r.use((req, _res, next) => (PASS_THROUGH.test(req.path) ? next('router') : next()));
+  r.use((_req, res, next) => {
+    res.set({
+      'Content-Security-Policy': "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+      'X-Frame-Options': 'DENY',
+      'X-Content-Type-Options': 'nosniff',
+      'Referrer-Policy': 'same-origin',
+      'Cache-Control': 'no-store',
+    });
+    next();
+  });
+  r.use('/assets', express.static(path.join(import.meta.dirname, 'public'), { maxAge: '1h', index: false }));
+  r.get('/favicon.ico', (_req, res) => {
+    res.status(204).end();
+  });
+  r.use(express.urlencoded({ extended: false, limit: '32kb', parameterLimit: 100 }));
+  loginPages(r, w);
+  r.use(async (req, res, next) => {
+    const signed = await loadSession(ctx, opts, req);
+    if (!signed) {
+      if (req.method === 'GET') return res.redirect(303, `/login?next=${encodeURIComponent(req.originalUrl)}`);
+      throw apiError('auth.required');
+    }
+    if (req.method === 'POST' && !csrfMatches(signed.session, req.body?._csrf)) throw apiError('auth.csrf');
+    res.locals.signed = signed;
+    res.locals.actor = `user:${signed.user.email}`;
+    res.locals.role = signed.user.role;
+    next();
+  });
+  logoutPage(r, w);
+  dashboardPage(r, w);
+  wizardPages(r, w);
+  grantPages(r, w);
+  endpointPages(r, w);
+  settingsPages(r, w);
+  auditPages(r, w);
+  userPages(r, w);
+  r.use(consoleErrors(ctx));
+  return r;
+}
+
+/** The common part of every signed-in page. */
+export function base(res: Response, title: string, nav: string) {
+  const { user, session } = res.locals.signed;
+  return { title, nav, user: { email: user.email, role: user.role }, may: mayFlags(user.role), csrf: session.csrfToken };
+}
+
+/** Throws 403 auth.forbidden unless the signed-in role has `p`. */
+export function need(res: Response, p: Permission): void {
+  if (!can(res.locals.role, p)) throw apiError('auth.forbidden');
+}
+
+/** Wraps query/body string fields: a missing or repeated field reads as ''. */
+export function str(v: unknown): string {
+  return typeof v === 'string' ? v : '';
+}
+
+function consoleErrors(ctx: Ctx): ErrorRequestHandler {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = err instanceof ApiError ? err : (err as { type?: string }).type === 'entity.too.large' ? apiError('body.too_large') : apiError('internal');
+    if (e.status >= 500) ctx.log.error({ err }, 'console request failed');
+    if (e.id === 'auth.required' && req.method === 'GET') return res.redirect(303, '/login');
+    const signed = res.locals.signed;
+    render(res, 'error', { title: 'Error', ...(signed ? base(res, 'Error', '') : {}), error: { id: e.id, message: e.message, status: e.status } }, e.status);
+  };
+}

@@ -1,0 +1,40 @@
+import type { Router } from 'express';
+import { LIVE_STATES } from '../../domain/lifecycle.ts';
+import { base, type Web } from '../console.ts';
+import { endpointRows, grantRow } from '../models.ts';
+import { render } from '../render.ts';
+
+const OFFLINE_LOOKBACK_MS = 24 * 3_600_000;
+
+/** Active and upcoming grants with countdowns, grants in trouble, endpoints online or not. */
+export function dashboardPage(r: Router, { ctx }: Web): void {
+  r.get('/', async (_req, res) => {
+    const now = new Date();
+    const live = await ctx.c.grants.find({ state: { $in: [...LIVE_STATES] } }).sort({ startAt: 1 }).limit(500).toArray();
+    const offline = await ctx.c.audit.find({ type: 'endpoint.offline-at-due-step', at: { $gt: new Date(now.getTime() - OFFLINE_LOOKBACK_MS) } }).toArray();
+    const offlineSteps = new Map(offline.map((e) => [e.grantId, String(e.detail.step ?? '')]));
+    const failedMail = await ctx.c.grants.find({ 'delivery.status': 'failed', endAt: { $gt: now } }).limit(100).toArray();
+    const trouble = new Map<string, { grant: ReturnType<typeof grantRow>; why: string[] }>();
+    const flag = (g: (typeof live)[number], why: string) => {
+      const t = trouble.get(g._id) ?? { grant: grantRow(g, now), why: [] };
+      t.why.push(why);
+      trouble.set(g._id, t);
+    };
+    for (const g of live) {
+      if (g.state === 'revocation-failed') flag(g, `revocation failed: ${g.reason ?? 'the endpoint has not confirmed deletion'}`);
+      if (offlineSteps.has(g._id)) flag(g, `endpoint was offline when the ${offlineSteps.get(g._id)} step was due`);
+    }
+    for (const g of failedMail) flag(g, `credentials email failed: ${g.delivery.lastError ?? 'unknown error'}`);
+    const rows = live.map((g) => grantRow(g, now));
+    const endpoints = await endpointRows(ctx);
+    render(res, 'dashboard', {
+      ...base(res, 'Dashboard', 'dashboard'),
+      refreshSeconds: 30,
+      active: rows.filter((g) => g.state === 'enabled'),
+      upcoming: rows.filter((g) => g.state === 'requested' || g.state === 'provisioned'),
+      trouble: [...trouble.values()],
+      endpoints,
+      online: endpoints.filter((e) => e.online).length,
+    });
+  });
+}

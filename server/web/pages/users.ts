@@ -1,0 +1,73 @@
+import type { Response, Router } from 'express';
+import { verify } from '@node-rs/argon2';
+import { z } from 'zod';
+import { ApiError, invalid } from '../../errors.ts';
+import { validate } from '../../http/validate.ts';
+import { base, need, str, type Web } from '../console.ts';
+import { ROLES, ROLE_LABEL } from '../roles.ts';
+import { render } from '../render.ts';
+import { changePassword, createApiToken, createUser, updateUser, userActor } from '../users.ts';
+import { formErrors } from '../wizardForm.ts';
+
+const NewUser = z.strictObject({ email: z.email({ error: 'must be a valid email address' }).max(254), role: z.enum(ROLES, { error: 'choose a role' }), password: z.string() });
+const UserChange = z.strictObject({ role: z.enum(ROLES), disabled: z.boolean() });
+
+/** Users and roles (admins), and each user's own account: password and personal API token. */
+export function userPages(r: Router, { ctx }: Web): void {
+  const page = async (res: Response, extra: object = {}, status = 200) => {
+    const users = await ctx.c.users.find().sort({ email: 1 }).toArray();
+    render(res, 'users', {
+      ...base(res, 'Users', 'users'),
+      roles: ROLES.map((r) => ({ value: r, label: ROLE_LABEL[r] })),
+      users: users.map((u) => ({ id: u._id, email: u.email, role: u.role, disabled: u.disabled, createdBy: u.createdBy, createdAt: u.createdAt, self: u._id === res.locals.signed.user._id })),
+      ...extra,
+    }, status);
+  };
+
+  r.get('/users', async (_req, res) => {
+    need(res, 'users.write');
+    await page(res);
+  });
+
+  r.post('/users', async (req, res) => {
+    need(res, 'users.write');
+    const f = { email: str(req.body.email).trim(), role: str(req.body.role), password: str(req.body.password) };
+    try {
+      const u = await createUser(ctx, validate(NewUser, f), res.locals.actor);
+      await page(res, { saved: `User ${u.email} created as ${u.role}.` });
+    } catch (err) {
+      if (!(err instanceof ApiError)) throw err;
+      const errors = err.fields.length ? formErrors(err.fields) : { email: [err.message] };
+      await page(res, { f: { email: f.email, role: f.role }, errors }, 400);
+    }
+  });
+
+  r.post('/users/:id', async (req, res) => {
+    need(res, 'users.write');
+    const id = validate(z.string().min(1).max(100), req.params.id);
+    if (id === res.locals.signed.user._id) throw invalid([{ field: 'role', message: 'you cannot change your own role or lock yourself out' }]);
+    const u = await updateUser(ctx, id, validate(UserChange, { role: str(req.body.role), disabled: req.body.disabled === 'on' }), res.locals.actor);
+    await page(res, { saved: `User ${u.email} is now ${u.disabled ? 'disabled' : u.role}.` });
+  });
+
+  const account = (res: Response, extra: object = {}, status = 200) => render(res, 'account', { ...base(res, 'My account', 'account'), hasToken: Boolean(res.locals.signed.user.apiTokenHash), ...extra }, status);
+
+  r.get('/account', (_req, res) => account(res));
+
+  r.post('/account/password', async (req, res) => {
+    const { user } = res.locals.signed;
+    if (!(await verify(user.passwordHash, str(req.body.current)).catch(() => false))) return account(res, { errors: { current: ['is wrong'] } }, 400);
+    try {
+      await changePassword(ctx, user, str(req.body.password), userActor(user));
+    } catch (err) {
+      if (err instanceof ApiError && err.fields.length) return account(res, { errors: formErrors(err.fields) }, 400);
+      throw err;
+    }
+    account(res, { saved: 'Password changed.' });
+  });
+
+  r.post('/account/api-token', async (_req, res) => {
+    const token = await createApiToken(ctx, res.locals.signed.user);
+    account(res, { token, hasToken: true });
+  });
+}

@@ -1,0 +1,75 @@
+import type { Request, Response, Router } from 'express';
+import { OS_LABEL } from '../../../protocol/groups.ts';
+import { createGrants } from '../../commands/createGrants.ts';
+import { ApiError } from '../../errors.ts';
+import { base, need, str, type Web } from '../console.ts';
+import { endpointRows } from '../models.ts';
+import { render } from '../render.ts';
+import { checkForm, duration, emptyForm, formErrors, groupChoices, quick, readForm, toInstant, type FieldErrors, type WizardForm } from '../wizardForm.ts';
+
+const ZONES = Intl.supportedValuesOf('timeZone');
+
+/**
+ * The JIT wizard: form → summary → create. Both steps check the form with the
+ * API's schema; the create step goes through createGrants like the API.
+ */
+export function wizardPages(r: Router, { ctx }: Web): void {
+  const showForm = async (res: Response, f: WizardForm, errors: FieldErrors = {}, status = 200) => {
+    const endpoints = await endpointRows(ctx);
+    const chosen = endpoints.find((e) => e.id === f.endpoint || e.hostname === f.endpoint) ?? null;
+    render(res, 'wizard', {
+      ...base(res, 'New temporary access', 'wizard'),
+      f,
+      errors,
+      errorCount: Object.keys(errors).length,
+      endpoints: endpoints.map((e) => ({ ...e, osLabel: OS_LABEL[e.os], selected: e.id === chosen?.id })),
+      groups: groupChoices(chosen?.os ?? null, f.group),
+      zones: ZONES,
+      duration: duration(f),
+      leadTimeSeconds: ctx.config.leadTimeSeconds,
+    }, status);
+  };
+
+  r.get('/grants/new', async (req, res) => {
+    need(res, 'grants.write');
+    const f = { ...emptyForm(), email: str(req.query.email), endpoint: str(req.query.endpoint) };
+    await showForm(res, quick(f, 'start-now'));
+  });
+
+  r.post('/grants/new', async (req: Request, res: Response) => {
+    need(res, 'grants.write');
+    const f = readForm(req.body);
+    const action = str(req.body.action);
+    if (action === 'start-now' || action === 'plus-1h' || action === 'plus-4h') return showForm(res, quick(f, action));
+    if (action === 'edit') return showForm(res, f);
+    const { input, errors } = await checkForm(ctx, f);
+    if (!input) return showForm(res, f, errors, 400);
+    if (action !== 'create') return showSummary(res, f, input.endpoints[0]!);
+    try {
+      const grants = await createGrants(ctx, input, res.locals.actor);
+      res.redirect(303, `/grants/${grants[0]!._id}?created=1`);
+    } catch (err) {
+      if (err instanceof ApiError && err.fields.length) return showForm(res, f, formErrors(err.fields), 400);
+      throw err;
+    }
+  });
+
+  const showSummary = async (res: Response, f: WizardForm, endpointRef: string) => {
+    const e = (await ctx.c.endpoints.findOne({ $or: [{ _id: endpointRef }, { hostname: endpointRef }] }))!;
+    const start = toInstant(f.start, f.tz)!;
+    const end = toInstant(f.end, f.tz)!;
+    const lead = ctx.config.leadTimeSeconds;
+    const enable = start.minus({ seconds: lead });
+    const fmt = (d: typeof start) => d.setZone(f.tz).toFormat("ccc d LLL yyyy, HH:mm:ss ZZZZ");
+    render(res, 'wizardSummary', {
+      ...base(res, 'Check and create', 'wizard'),
+      f,
+      endpoint: { hostname: e.hostname, os: OS_LABEL[e.os] },
+      enableAt: enable.toMillis() <= Date.now() ? 'right away (the start is less than the lead time away)' : fmt(enable),
+      startAt: fmt(start),
+      endAt: fmt(end),
+      leadTime: lead >= 60 ? `${Math.round(lead / 60)} min` : `${lead} s`,
+      duration: duration(f),
+    });
+  };
+}

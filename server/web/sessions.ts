@@ -1,0 +1,87 @@
+/**
+ * Server-side sessions: the cookie carries a random id, the database its
+ * sha256, the user and the CSRF token. Expiry is checked on every request.
+ */
+import type { Request, Response } from 'express';
+import type { Ctx } from '../context.ts';
+import { hashToken, newToken, sameSecret } from '../secrets.ts';
+import type { SessionDoc, UserDoc } from '../store/collections.ts';
+import type { WebOptions } from './options.ts';
+
+/** A live session with its user. */
+export interface Signed {
+  session: SessionDoc;
+  user: UserDoc;
+}
+
+const COOKIE = 'jit_session';
+const SECURE_COOKIE = '__Host-jit_session';
+/** Sliding expiry is written at most this often, not on every request. */
+const TOUCH_MS = 60_000;
+
+export function readCookie(req: Request, name: string): string | null {
+  for (const part of (req.get('cookie') ?? '').split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return null;
+}
+
+export function isSecure(req: Request, opts: WebOptions): boolean {
+  if (opts.cookieSecure !== 'auto') return opts.cookieSecure === 'always';
+  return req.secure || req.get('x-forwarded-proto')?.split(',')[0]?.trim() === 'https';
+}
+
+export function setCookie(req: Request, res: Response, opts: WebOptions, name: string, value: string, maxAgeSeconds: number): void {
+  const secure = isSecure(req, opts);
+  const n = secure && name === COOKIE ? SECURE_COOKIE : name;
+  const flags = ['Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${maxAgeSeconds}`, ...(secure ? ['Secure'] : [])];
+  res.append('Set-Cookie', `${n}=${encodeURIComponent(value)}; ${flags.join('; ')}`);
+}
+
+export async function startSession(ctx: Ctx, opts: WebOptions, req: Request, res: Response, user: UserDoc): Promise<void> {
+  const id = newToken('jits');
+  const now = new Date();
+  await ctx.c.sessions.deleteMany({ expiresAt: { $lt: now } });
+  await ctx.c.sessions.insertOne({ _id: hashToken(id), userId: user._id, csrfToken: newToken('csrf'), createdAt: now, expiresAt: expiry(opts, now, now) });
+  setCookie(req, res, opts, COOKIE, id, opts.sessionMaxHours * 3600);
+}
+
+export async function endSession(ctx: Ctx, opts: WebOptions, req: Request, res: Response): Promise<void> {
+  const id = sessionCookie(req);
+  if (id) await ctx.c.sessions.deleteOne({ _id: hashToken(id) });
+  setCookie(req, res, opts, COOKIE, '', 0);
+}
+
+function sessionCookie(req: Request): string | null {
+  return readCookie(req, SECURE_COOKIE) ?? readCookie(req, COOKIE);
+}
+
+function expiry(opts: WebOptions, createdAt: Date, now: Date): Date {
+  return new Date(Math.min(createdAt.getTime() + opts.sessionMaxHours * 3_600_000, now.getTime() + opts.sessionIdleMinutes * 60_000));
+}
+
+/** The request's session and user, or null (no cookie, expired, unknown, user disabled). */
+export async function loadSession(ctx: Ctx, opts: WebOptions, req: Request): Promise<Signed | null> {
+  const id = sessionCookie(req);
+  if (!id) return null;
+  const session = await ctx.c.sessions.findOne({ _id: hashToken(id) });
+  const now = new Date();
+  if (!session) return null;
+  if (session.expiresAt <= now) {
+    await ctx.c.sessions.deleteOne({ _id: session._id });
+    return null;
+  }
+  const user = await ctx.c.users.findOne({ _id: session.userId, disabled: false });
+  if (!user) return null;
+  const next = expiry(opts, session.createdAt, now);
+  if (next.getTime() - session.expiresAt.getTime() > TOUCH_MS) {
+    await ctx.c.sessions.updateOne({ _id: session._id }, { $set: { expiresAt: next } });
+    session.expiresAt = next;
+  }
+  return { session, user };
+}
+
+export function csrfMatches(session: SessionDoc, token: unknown): boolean {
+  return typeof token === 'string' && token.length > 0 && sameSecret(token, session.csrfToken);
+}
