@@ -16,6 +16,7 @@ import { makeSandboxRoot } from '../agent/os/sandboxRoot.ts';
 import { defaultConfig } from '../server/config.ts';
 import { freePort } from '../server/db/ports.ts';
 import { startServer } from '../server/server.ts';
+import { createUser } from '../server/web/users.ts';
 import { startSmtpServer } from '../test/support/smtp.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
@@ -43,6 +44,9 @@ const api = async (method: string, p: string, body?: unknown) => {
   });
   return res.json() as Promise<any>;
 };
+
+const consolePassword = randomBytes(9).toString('base64url');
+await createUser(server.ctx, { email: 'admin@demo.example', role: 'admin', password: consolePassword }, 'demo');
 
 const smtpSettings = (from: string) => ({ host: '127.0.0.1', port: mailbox.port, security: 'starttls', username: 'demo', password: smtpPassword, from, timeZone: 'UTC', tlsCa: mailbox.ca });
 await api('PUT', '/api/v1/agent-settings', smtpSettings('jit-agent@demo.example'));
@@ -75,7 +79,8 @@ const { grants } = await api('POST', '/api/v1/grants', {
 const grant = grants[0];
 
 console.log(`
-  Server      ${server.url}   (admin token: ${adminToken})
+  Console     ${server.url}/   log in as admin@demo.example / ${consolePassword}
+  API         ${server.url}/api/v1   (admin token: ${adminToken})
   Database    embedded FerretDB in ${path.relative(REPO, DATA)}/db
   Agent       sandbox root ${sandbox.root} (accounts never touch this machine's /etc)
   Mail        local SMTP server on 127.0.0.1:${mailbox.port} (STARTTLS, AUTH); every email is printed below

@@ -7,7 +7,8 @@ import { WindowsBackend } from './windows.ts';
 export function backendForThisOs(sandboxRoot?: string): AccountBackend {
   if (process.platform === 'linux') return new LinuxBackend(sandboxRoot ? { root: sandboxRoot } : {});
   if (process.platform === 'darwin') return new MacBackend();
-  if (process.platform === 'win32') return new WindowsBackend();
+  // 64-bit Windows PowerShell 5.1 unless the machine says JIT_POWERSHELL=pwsh (PowerShell 7).
+  if (process.platform === 'win32') return new WindowsBackend(process.env.JIT_POWERSHELL === 'pwsh' ? { shell: 'pwsh' } : {});
   throw new AccountError('COMMAND_FAILED', `no account backend for ${process.platform}`);
 }
 
