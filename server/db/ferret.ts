@@ -7,8 +7,8 @@
  * no change streams, no TTL or partial indexes.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { rmSync } from 'node:fs';
+import net from 'node:net';
 import { chmod, cp, mkdir, readFile, readdir, readlink, realpath, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -87,6 +87,13 @@ async function build(dir: string, bin: string, log: Log): Promise<void> {
   // with 403. `go mod download` of the exact version + `go build` in that source does not.
   // GOWORK=off / fixed GOFLAGS: a go.work or GOFLAGS=-mod=vendor of the caller must not leak in.
   const env = goEnv();
+  // Leftovers of builds that were killed (we hold the lock, so none is running).
+  for (const name of await readdir(dir)) {
+    if (name.startsWith('tmp-')) {
+      await makeWritable(path.join(dir, name)).catch(() => {});
+      await rm(path.join(dir, name), { recursive: true, force: true });
+    }
+  }
   const scratch = path.join(dir, `tmp-${process.pid}-${Date.now()}`);
   await mkdir(scratch, { recursive: true });
   const heartbeat = setInterval(() => log(`…still building FerretDB (${Math.round((Date.now() - t0) / 1000)} s)`), 15_000);
@@ -120,7 +127,10 @@ async function build(dir: string, bin: string, log: Log): Promise<void> {
     // CGO_ENABLED=0: FerretDB's SQLite driver is pure Go; without cgo no C compiler is needed
     // and the binary is static.
     const b = await run('go', ['build', '-trimpath', '-o', tmpBin, './cmd/ferretdb'], { cwd: src, env: { ...env, CGO_ENABLED: '0' } });
-    if (b.code !== 0) throw new Error(`go build of FerretDB ${FERRETDB_VERSION} failed: ${tail(b.stderr || b.stdout, 3000)}`);
+    if (b.code !== 0) {
+      const hint = /requires go >=|toolchain/i.test(b.stderr) ? ' (FerretDB needs the Go 1.24 toolchain: install Go >= 1.24, or allow Go to fetch it with GOTOOLCHAIN=auto)' : '';
+      throw new Error(`go build of FerretDB ${FERRETDB_VERSION} failed${hint}: ${tail(b.stderr || b.stdout, 3000)}`);
+    }
     const problem = await binaryProblem(tmpBin);
     if (problem) throw new Error(`the FerretDB binary just built does not run: ${problem}`);
     await rename(tmpBin, bin);
@@ -344,6 +354,10 @@ async function startOnce(bin: string, dataDir: string, port: number, opts: Start
   installExitHook();
   const child = spawn(bin, args, { cwd: dataDir, env, stdio: ['ignore', 'ignore', 'pipe'] });
   children.set(child, dataDir);
+  // Do not keep the parent alive just for FerretDB: a script that ends without stop()
+  // then exits normally, and the 'exit' hook above ends FerretDB.
+  child.unref();
+  (child.stderr as net.Socket).unref();
 
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => (stderr = tail(stderr + d.toString(), 8000)));
@@ -384,7 +398,9 @@ async function startOnce(bin: string, dataDir: string, port: number, opts: Start
       const how = spawnError ? `could not be started (${spawnError.message})` : `exited with ${child.exitCode ?? child.signalCode}`;
       throw new StartError(`FerretDB (${bin}) ${how} while starting on 127.0.0.1:${port}, data ${dataDir}.\nFerretDB stderr:\n${tail(stderr, 3000) || '(empty)'}`, stderr);
     }
-    const ping = await pingOnce(uri);
+    // A bare TCP connect first: refused connections fail at once, whereas the driver would
+    // sit out its server-selection timeout (500 ms) on each try before FerretDB listens.
+    const ping = (await tcpOpen(port)) ? await pingOnce(uri, child.pid) : 'not listening yet';
     if (ping === null) break;
     lastError = ping;
     if (Date.now() > deadline) {
@@ -394,19 +410,38 @@ async function startOnce(bin: string, dataDir: string, port: number, opts: Start
         stderr,
       );
     }
-    await sleep(50);
+    await sleep(20);
   }
   opts.log?.(`FerretDB ${FERRETDB_VERSION} listening on 127.0.0.1:${port} (data ${dataDir}, started in ${Date.now() - t0} ms)`);
 
   return { uri, port, dataDir, pid: child.pid!, stop: () => stop() };
 }
 
-/** null when a MongoDB ping succeeded, else the error message. */
-async function pingOnce(uri: string): Promise<string | null> {
+function tcpOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const sock = net.connect({ host: '127.0.0.1', port });
+    sock.setTimeout(500);
+    const done = (ok: boolean) => {
+      sock.destroy();
+      resolve(ok);
+    };
+    sock.once('connect', () => done(true));
+    sock.once('error', () => done(false));
+    sock.once('timeout', () => done(false));
+  });
+}
+
+/**
+ * null once our FerretDB answers, else why not. Why serverStatus and its pid rather than
+ * a plain ping: if something else already listens on the port, the ping would succeed
+ * against it a moment before our FerretDB exits with "address already in use".
+ */
+async function pingOnce(uri: string, pid: number | undefined): Promise<string | null> {
   const client = new MongoClient(uri, { serverSelectionTimeoutMS: 500, connectTimeoutMS: 500, directConnection: true });
   try {
     await client.connect();
-    await client.db('admin').command({ ping: 1 });
+    const status = await client.db('admin').command({ serverStatus: 1 });
+    if (Number(status.pid) !== pid) return `another server (pid ${String(status.pid)}) answers on this port`;
     return null;
   } catch (err) {
     return (err as Error).message;
