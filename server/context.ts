@@ -11,6 +11,8 @@ export type JobName = 'grant.enable' | 'grant.expire' | 'grant.verify';
 /** The scheduler as commands see it: durable one-off jobs. */
 export interface Scheduler {
   schedule(name: JobName, at: Date, data: { grantId: string; attempt?: number }): Promise<void>;
+  /** Drops every job of a grant that has ended for good. */
+  forget(grantId: string): Promise<void>;
 }
 
 /** What every command gets: config, storage, the agent hub, the scheduler, the mailer and a logger. */

@@ -1,4 +1,4 @@
-import { next, type GrantEvent } from '../domain/lifecycle.ts';
+import { isFinal, next, type GrantEvent } from '../domain/lifecycle.ts';
 import type { Ctx } from '../context.ts';
 import { audit } from '../store/audit.ts';
 import type { GrantDoc } from '../store/collections.ts';
@@ -9,6 +9,16 @@ import type { GrantDoc } from '../store/collections.ts';
  * move the grant; the loser re-reads and re-decides.
  * Returns the grant as stored afterwards.
  */
+/**
+ * A grant that ended for good needs no more jobs or instructions (the audit
+ * keeps its history). Why delete them: FerretDB scans whole collections for
+ * anything but _id, so finished rows would slow every poll and job scan.
+ */
+async function forgetFinished(ctx: Ctx, grantId: string): Promise<void> {
+  await ctx.scheduler.forget(grantId);
+  await ctx.c.instructions.deleteMany({ grantId });
+}
+
 export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, actor: string): Promise<GrantDoc | null> {
   for (let tries = 0; tries < 5; tries++) {
     const g = await ctx.c.grants.findOne({ _id: grantId });
@@ -30,6 +40,7 @@ export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, a
     const log = t.to === 'revocation-failed' ? ctx.log.error.bind(ctx.log) : ctx.log.info.bind(ctx.log);
     log({ grantId, endpointId: g.endpointId, from: t.from, to: t.to, reason: t.reason }, t.to === 'revocation-failed' ? 'ALERT grant revocation failed' : 'grant transition');
     const after = { ...g, ...set };
+    if (isFinal(t.to)) await forgetFinished(ctx, grantId);
     if ((t.to === 'removed' || t.to === 'revoked') && g.serverSideSmtp) {
       ctx.mailer.cancel(grantId);
       void ctx.mailer.sendAccessEnded(after, t.to === 'revoked' ? 'revoked' : 'expired');

@@ -17,6 +17,9 @@ export function agendaScheduler(agenda: Agenda): Scheduler {
         .schedule(at)
         .save();
     },
+    async forget(grantId) {
+      await agenda.cancel({ data: { grantId } });
+    },
   };
 }
 
