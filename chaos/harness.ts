@@ -1,0 +1,232 @@
+/**
+ * The chaos stack: like test/support/stack.ts, but every part can be broken on
+ * purpose. FerretDB is started here (so it can be stopped and restarted on the
+ * same port while the server keeps its driver), the server can be restarted,
+ * SMTP taken down, and agent processes killed or run under libfaketime with a
+ * wall clock that can be moved forward while they run.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { makeSandboxRoot } from '../agent/os/sandboxRoot.ts';
+import { defaultConfig, type ServerConfig } from '../server/config.ts';
+import { startFerretDB, type EmbeddedDb } from '../server/db/ferret.ts';
+import { startServer, type RunningServer } from '../server/server.ts';
+import { startSmtpServer, type TestSmtpServer } from '../test/support/smtp.ts';
+import { ADMIN_TOKEN, Api } from '../test/support/stack.ts';
+
+const REPO = path.resolve(import.meta.dirname, '..');
+export const SMTP_USER = 'jit-mailer';
+export const SMTP_PASSWORD = 'Chaos-Smtp-Secret-9321';
+
+/** libfaketime, as installed by Debian's `faketime` package. */
+export const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'].find((p) => existsSync(p)) ?? null;
+
+export interface Interval {
+  from: number;
+  to: number;
+}
+
+export class ChaosStack {
+  api = new Api('');
+  server: RunningServer | null = null;
+  db: EmbeddedDb | null = null;
+  private logStream: WriteStream;
+  readonly logFile: string;
+  readonly agents: ChaosAgent[] = [];
+
+  private constructor(
+    readonly dir: string,
+    readonly config: ServerConfig,
+    readonly smtp: TestSmtpServer,
+    private dbPort: number,
+  ) {
+    this.logFile = path.join(dir, 'server.log');
+    this.logStream = createWriteStream(this.logFile, { flags: 'a' });
+  }
+
+  static async start(overrides: Partial<ServerConfig> = {}): Promise<ChaosStack> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'jit-chaos-'));
+    const db = await startFerretDB({ dataDir: path.join(dir, 'db') });
+    const smtp = await startSmtpServer({ users: { [SMTP_USER]: SMTP_PASSWORD } });
+    const config: ServerConfig = {
+      ...defaultConfig(),
+      host: '127.0.0.1',
+      port: 0,
+      mongodbUri: `${db.uri.replace(/\/?$/, '/')}jit`,
+      dataDir: dir,
+      adminToken: ADMIN_TOKEN,
+      leadTimeSeconds: 1,
+      verifyGraceSeconds: 4,
+      schedulerProcessEvery: 200,
+      longPollSeconds: 5,
+      secretKey: randomBytes(32).toString('hex'),
+      ...overrides,
+    };
+    const stack = new ChaosStack(dir, config, smtp, db.port);
+    stack.db = db;
+    await stack.startServer();
+    const policy = (from: string) => ({ host: '127.0.0.1', port: smtp.port, security: 'starttls', username: SMTP_USER, password: SMTP_PASSWORD, from, timeZone: 'UTC', tlsCa: smtp.ca });
+    for (const [p, from] of [['/api/v1/agent-settings', 'agent@chaos.example'], ['/api/v1/server-smtp', 'server@chaos.example']] as const) {
+      const res = await stack.api.request('PUT', p, policy(from));
+      if (res.status !== 200) throw new Error(`PUT ${p}: ${res.status} ${JSON.stringify(res.body)}`);
+    }
+    return stack;
+  }
+
+  async startServer(): Promise<void> {
+    this.server = await startServer({ ...this.config }, pino({ level: 'debug' }, this.logStream));
+    this.config.port = Number(new URL(this.server.url).port);
+    this.api.url = this.server.url;
+  }
+
+  async stopServer(): Promise<void> {
+    const s = this.server;
+    this.server = null;
+    await s?.stop();
+  }
+
+  /** Stops FerretDB (the server stays up, with a driver that has nothing to talk to). */
+  async stopDb(): Promise<void> {
+    const db = this.db;
+    this.db = null;
+    await db?.stop();
+  }
+
+  /** Starts FerretDB again on the same port and data folder, so the driver can reconnect by itself. */
+  async startDb(): Promise<void> {
+    if (this.db) return;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        this.db = await startFerretDB({ dataDir: path.join(this.dir, 'db'), port: this.dbPort });
+        return;
+      } catch (err) {
+        if (attempt >= 10) throw err;
+        await new Promise((r) => setTimeout(r, 300));
+      }
+    }
+  }
+
+  serverLog(): Promise<string> {
+    return readFile(this.logFile, 'utf8').catch(() => '');
+  }
+
+  /** Enrolls an agent on a fresh sandbox root (not started). */
+  async enrollAgent(hostname = `chaos-${randomBytes(3).toString('hex')}`): Promise<ChaosAgent> {
+    const sandbox = await makeSandboxRoot();
+    const stateFile = path.join(sandbox.root, 'agent', 'state.json');
+    const { body } = await this.api.request('POST', '/api/v1/enrollment-tokens');
+    await runAgentToEnd(['enroll', '--server', this.server!.url, '--token', body.token, '--state', stateFile, '--sandbox-root', sandbox.root, '--hostname', hostname]);
+    const state = JSON.parse(await readFile(stateFile, 'utf8'));
+    const agent = new ChaosAgent(sandbox.root, stateFile, state.endpointId, hostname, sandbox.cleanup);
+    this.agents.push(agent);
+    return agent;
+  }
+
+  async stop(): Promise<void> {
+    for (const a of this.agents) await a.cleanup().catch(() => {});
+    await this.stopServer().catch(() => {});
+    await this.stopDb().catch(() => {});
+    await this.smtp.stop().catch(() => {});
+    await new Promise<void>((r) => this.logStream.end(r));
+    if (!process.env.CHAOS_KEEP) await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** A real agent process; tracks when it was down, and can run with a shifted wall clock. */
+export class ChaosAgent {
+  private child: ChildProcess | null = null;
+  private downSince: number | null = Date.now();
+  /** Periods when no agent process was running (from kill to the next start). */
+  readonly down: Interval[] = [];
+  readonly logFile: string;
+  readonly clockFile: string;
+  /** Seconds the agent's wall clock runs ahead (0 unless jumped). */
+  clockOffset = 0;
+  private fakeTime = false;
+
+  constructor(
+    readonly root: string,
+    readonly stateFile: string,
+    readonly endpointId: string,
+    readonly hostname: string,
+    private readonly removeSandbox: () => Promise<void>,
+  ) {
+    this.logFile = path.join(root, 'agent.log');
+    this.clockFile = path.join(root, 'faketime.rc');
+  }
+
+  get running(): boolean {
+    return this.child !== null && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  /** Runs every later start under libfaketime, with the clock file at +0 for now. */
+  async useFakeTime(): Promise<void> {
+    if (!LIBFAKETIME) throw new Error('libfaketime not installed (apt-get install -y faketime)');
+    await writeFile(this.clockFile, `+${this.clockOffset}s\n`);
+    this.fakeTime = true;
+  }
+
+  /** Moves the running agent's wall clock forward (the monotonic clock is left alone, as a real NTP step does). */
+  async jumpClock(seconds: number): Promise<void> {
+    this.clockOffset += seconds;
+    await writeFile(this.clockFile, `+${this.clockOffset}s\n`);
+  }
+
+  start(): void {
+    if (this.running) return;
+    const out = createWriteStream(this.logFile, { flags: 'a' });
+    const env: NodeJS.ProcessEnv = { ...process.env };
+    if (this.fakeTime) {
+      Object.assign(env, {
+        LD_PRELOAD: LIBFAKETIME!,
+        FAKETIME_TIMESTAMP_FILE: this.clockFile,
+        FAKETIME_NO_CACHE: '1',
+        FAKETIME_DONT_FAKE_MONOTONIC: '1',
+      });
+    }
+    this.child = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts', 'run', '--state', this.stateFile, '--poll-seconds', '5'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child.stdout!.pipe(out);
+    this.child.stderr!.pipe(out);
+    if (this.downSince !== null) this.down.push({ from: this.downSince, to: Date.now() });
+    this.downSince = null;
+  }
+
+  /** SIGKILL, as a crash. */
+  async kill(): Promise<void> {
+    const c = this.child;
+    if (!c || !this.running) return;
+    this.downSince = Date.now();
+    const gone = new Promise<void>((r) => c.once('exit', () => r()));
+    c.kill('SIGKILL');
+    await gone;
+  }
+
+  /** Down intervals including an ongoing one (up to now). */
+  downIntervals(now = Date.now()): Interval[] {
+    return this.downSince === null ? [...this.down] : [...this.down, { from: this.downSince, to: now }];
+  }
+
+  log(): Promise<string> {
+    return readFile(this.logFile, 'utf8').catch(() => '');
+  }
+
+  async cleanup(): Promise<void> {
+    await this.kill();
+    this.downSince = null;
+    await this.removeSandbox();
+  }
+}
+
+function runAgentToEnd(args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const p = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
+    let err = '';
+    p.stderr.on('data', (d) => (err += d));
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`agent ${args[0]} exited ${code}: ${err}`))));
+  });
+}

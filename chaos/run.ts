@@ -1,0 +1,95 @@
+/**
+ * npm run chaos [-- --scenarios N --seed S]
+ *
+ * Runs N seeded random scenarios against one stack (FerretDB, server, SMTP) with a
+ * fresh real agent per scenario, prints what was injected and every invariant
+ * violation, and exits non-zero if there was any.
+ */
+import { parseArgs } from 'node:util';
+import { ChaosStack } from './harness.ts';
+import { FAULT_KINDS, LATENESS_BUDGET_MS, runScenario, type FaultKind, type ScenarioResult } from './scenario.ts';
+
+export interface ChaosSummary {
+  scenarios: number;
+  faults: Record<FaultKind, number>;
+  violations: string[];
+  maxBeyondDowntimeMs: number;
+  maxRawLatenessMs: number;
+  removalsMeasured: number;
+  maxSettleMs: number;
+  maxDbRecoveryMs: number;
+  passwordsChecked: number;
+  durationMs: number;
+  results: ScenarioResult[];
+}
+
+export async function runChaos(opts: { scenarios: number; seed: number; log?: (line: string) => void }): Promise<ChaosSummary> {
+  const log = opts.log ?? ((l: string) => console.log(l));
+  const t0 = Date.now();
+  const stack = await ChaosStack.start();
+  const passwords = new Set<string>();
+  const results: ScenarioResult[] = [];
+  try {
+    for (let i = 0; i < opts.scenarios; i++) {
+      const seed = (opts.seed * 1000 + i) >>> 0;
+      const r = await runScenario(stack, i + 1, seed, passwords);
+      results.push(r);
+      const worst = Math.max(-Infinity, ...r.removals.map((x) => x.beyondDowntimeMs));
+      log(
+        `scenario ${r.index} seed ${seed}: ${r.faults.map((f) => `${f.kind}@${(f.at / 1000).toFixed(1)}s (${f.detail})`).join(', ')}; ` +
+          `grants ${r.outcomes.join(' ')}; ${r.removals.length} removal(s), worst ${Number.isFinite(worst) ? worst : '-'} ms beyond downtime; ` +
+          `${r.violations.length} violation(s); ${(r.durationMs / 1000).toFixed(1)} s`,
+      );
+      for (const v of r.violations) log(`  VIOLATION ${v}`);
+    }
+  } finally {
+    await stack.stop();
+  }
+  const faults = Object.fromEntries(FAULT_KINDS.map((k) => [k, 0])) as Record<FaultKind, number>;
+  for (const r of results) for (const f of r.faults) faults[f.kind]++;
+  const removals = results.flatMap((r) => r.removals);
+  return {
+    scenarios: results.length,
+    faults,
+    violations: results.flatMap((r) => r.violations),
+    maxBeyondDowntimeMs: Math.max(0, ...removals.map((r) => r.beyondDowntimeMs)),
+    maxRawLatenessMs: Math.max(0, ...removals.map((r) => r.rawMs)),
+    removalsMeasured: removals.length,
+    maxSettleMs: Math.max(0, ...results.map((r) => r.maxSettleMs)),
+    maxDbRecoveryMs: Math.max(0, ...results.flatMap((r) => r.dbRecoveryMs)),
+    passwordsChecked: passwords.size,
+    durationMs: Date.now() - t0,
+    results,
+  };
+}
+
+export function formatSummary(s: ChaosSummary): string {
+  const totalFaults = Object.values(s.faults).reduce((a, b) => a + b, 0);
+  return [
+    `scenarios: ${s.scenarios}`,
+    `faults: ${totalFaults} (${Object.entries(s.faults).map(([k, n]) => `${k} ${n}`).join(', ')})`,
+    `violations: ${s.violations.length}`,
+    `removal lateness: max ${s.maxBeyondDowntimeMs} ms beyond the agent's downtime (budget ${LATENESS_BUDGET_MS} ms), max ${s.maxRawLatenessMs} ms raw, over ${s.removalsMeasured} removals`,
+    `grant settled at most ${Math.round(s.maxSettleMs / 100) / 10} s after its end; API back at most ${s.maxDbRecoveryMs} ms after FerretDB restarts`,
+    `generated passwords checked: ${s.passwordsChecked}`,
+    `took ${Math.round(s.durationMs / 1000)} s`,
+  ].join('\n');
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const { values } = parseArgs({ options: { scenarios: { type: 'string', default: '5' }, seed: { type: 'string' } } });
+  const seed = values.seed === undefined ? Math.floor(Math.random() * 1e6) : Number(values.seed);
+  const scenarios = Number(values.scenarios);
+  console.log(`chaos: ${scenarios} scenario(s), seed ${seed}`);
+  runChaos({ scenarios, seed }).then(
+    (s) => {
+      console.log(`\n${formatSummary(s)}`);
+      for (const v of s.violations) console.log(`VIOLATION ${v}`);
+      process.exit(s.violations.length ? 1 : 0);
+    },
+    (err) => {
+      console.error(err);
+      process.exit(2);
+    },
+  );
+}

@@ -1,0 +1,338 @@
+/**
+ * One randomized scenario: a fresh agent, one to three short grants, and a few
+ * faults at seeded random moments (often right around a grant's create, enable
+ * or end). The sandbox's account files are sampled every 100 ms throughout, and
+ * the invariants are checked once everything is healed and settled.
+ */
+import { readdir, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { grantBody } from '../test/support/stack.ts';
+import { LIBFAKETIME, type ChaosAgent, type ChaosStack, type Interval } from './harness.ts';
+
+export const FAULT_KINDS = ['agent-kill', 'lose-report', 'server-restart', 'db-down', 'smtp-down', 'redeliver', 'clock-jump'] as const;
+export type FaultKind = (typeof FAULT_KINDS)[number];
+
+/** Grant states the checker accepts as settled (revocation-failed only with a reason). */
+const SETTLED = ['removed', 'revoked', 'failed', 'revocation-failed'];
+/** Removal may lag the end by the agent's downtime plus this. */
+export const LATENESS_BUDGET_MS = 2000;
+
+export interface ScenarioResult {
+  index: number;
+  seed: number;
+  faults: { kind: FaultKind; at: number; detail: string }[];
+  violations: string[];
+  /** Per grant that had an account: removal time minus end, raw and minus the agent's downtime after the end. */
+  removals: { grantId: string; username: string; rawMs: number; beyondDowntimeMs: number }[];
+  /** Worst time from a grant's end to its settled state. */
+  maxSettleMs: number;
+  /** Time for the API to answer again after FerretDB came back (driver reconnect). */
+  dbRecoveryMs: number[];
+  /** Final state and email delivery status per grant. */
+  outcomes: string[];
+  durationMs: number;
+}
+
+/** mulberry32: small, fast, good enough for picking faults. */
+export function prng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
+
+/** Accounts in the sandbox that the agent made: jit-managed members plus passwd entries not there at the start. */
+async function accountsIn(root: string, baseline: Set<string>): Promise<Set<string> | null> {
+  try {
+    const [passwd, group] = await Promise.all([readFile(path.join(root, 'etc/passwd'), 'utf8'), readFile(path.join(root, 'etc/group'), 'utf8')]);
+    const names = new Set<string>();
+    for (const l of passwd.split('\n')) {
+      const n = l.split(':')[0];
+      if (n && !baseline.has(n)) names.add(n);
+    }
+    const managed = group.split('\n').find((l) => l.startsWith('jit-managed:'));
+    for (const m of (managed?.split(':')[3] ?? '').split(',')) if (m) names.add(m);
+    return names;
+  } catch {
+    return null; // caught mid-rewrite: skip this sample
+  }
+}
+
+export async function managedMembers(root: string): Promise<string[]> {
+  const group = await readFile(path.join(root, 'etc/group'), 'utf8');
+  const managed = group.split('\n').find((l) => l.startsWith('jit-managed:'));
+  return (managed?.split(':')[3] ?? '').split(',').filter(Boolean);
+}
+
+/** Samples the account files every ~100 ms: per account, when it was last seen and when first seen gone after that. */
+class Sampler {
+  lastSeen = new Map<string, number>();
+  goneAt = new Map<string, number>();
+  private changeWaiters: (() => void)[] = [];
+  private prev = new Set<string>();
+  private stopped = false;
+  private done: Promise<void>;
+
+  constructor(
+    private root: string,
+    private baseline: Set<string>,
+  ) {
+    this.done = this.loop();
+  }
+
+  private async loop(): Promise<void> {
+    while (!this.stopped) {
+      const t = Date.now();
+      const now = await accountsIn(this.root, this.baseline);
+      if (now) {
+        for (const n of now) {
+          this.lastSeen.set(n, t);
+          this.goneAt.delete(n);
+        }
+        for (const n of this.lastSeen.keys()) if (!now.has(n) && !this.goneAt.has(n)) this.goneAt.set(n, t);
+        const changed = now.size !== this.prev.size || [...now].some((n) => !this.prev.has(n));
+        this.prev = now;
+        if (changed) for (const w of this.changeWaiters.splice(0)) w();
+      }
+      await sleep(100 - (Date.now() - t));
+    }
+  }
+
+  /** Resolves at the next observed change of the account set (or after `ms`). */
+  nextChange(ms: number): Promise<boolean> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), ms);
+      this.changeWaiters.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.done;
+  }
+}
+
+function overlap(intervals: Interval[], from: number, to: number): number {
+  let total = 0;
+  for (const i of intervals) total += Math.max(0, Math.min(i.to, to) - Math.max(i.from, from));
+  return total;
+}
+
+/** Serialises server and database faults: restarting a server whose database is down is another test. */
+let infraLock: Promise<void> = Promise.resolve();
+function infra<T>(fn: () => Promise<T>): Promise<T> {
+  const p = infraLock.then(fn);
+  infraLock = p.then(
+    () => {},
+    () => {},
+  );
+  return p;
+}
+
+export async function runScenario(stack: ChaosStack, index: number, seed: number, passwords: Set<string>): Promise<ScenarioResult> {
+  const rnd = prng(seed);
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
+  const between = (a: number, b: number) => a + rnd() * (b - a);
+  const t0 = Date.now();
+  const result: ScenarioResult = { index, seed, faults: [], violations: [], removals: [], maxSettleMs: 0, dbRecoveryMs: [], outcomes: [], durationMs: 0 };
+  const violation = (msg: string) => result.violations.push(`scenario ${index} (seed ${seed}): ${msg}`);
+
+  // Decide everything up front, so a seed always means the same plan.
+  const nGrants = 1 + Math.floor(rnd() * 3);
+  const grantPlans = Array.from({ length: nGrants }, () => ({ startIn: Math.round(between(1, 4) * 10) / 10, seconds: Math.round(between(3, 6) * 10) / 10, serverSideSmtp: rnd() < 0.4 }));
+  const nFaults = 2 + Math.floor(rnd() * 2);
+  const faultPlans = Array.from({ length: nFaults }, () => {
+    // Without libfaketime there is no honest way to move only the agent's clock: kill it instead.
+    const drawn = pick(FAULT_KINDS);
+    const kind: FaultKind = drawn === 'clock-jump' && !LIBFAKETIME ? 'agent-kill' : drawn;
+    const g = grantPlans[Math.floor(rnd() * nGrants)]!;
+    const lead = stack.config.leadTimeSeconds;
+    // Moments that matter: mid-create, around enable, around and just after the end (mid-delete).
+    const anchor = pick(['create', 'enable', 'end', 'end', 'any'] as const);
+    const at =
+      anchor === 'create' ? between(0, 0.8) :
+      anchor === 'enable' ? g.startIn - lead + between(-0.3, 0.3) :
+      anchor === 'end' ? g.startIn + g.seconds + between(-0.3, 0.4) :
+      between(0, g.startIn + g.seconds);
+    return { kind, atS: Math.max(0, at), anchor, downS: between(0.5, 3.5), jumpS: Math.round(between(2, 8)), grantIdx: grantPlans.indexOf(g) };
+  });
+
+  const agent = await stack.enrollAgent();
+  const baseline = new Set((await readFile(path.join(agent.root, 'etc/passwd'), 'utf8')).split('\n').map((l) => l.split(':')[0]!).filter(Boolean));
+  if (faultPlans.some((f) => f.kind === 'clock-jump')) await agent.useFakeTime();
+  const sampler = new Sampler(agent.root, baseline);
+  agent.start();
+
+  const grants: { id: string; endAt: number; enableAt: number }[] = [];
+  const tg = Date.now();
+  for (const p of grantPlans) {
+    const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.endpointId, p.startIn, p.seconds, { email: `chaos${index}-${grants.length}@example.com`, serverSideSmtp: p.serverSideSmtp }));
+    if (res.status !== 201) throw new Error(`grant not created: ${res.status} ${JSON.stringify(res.body)}`);
+    const g = res.body.grants[0];
+    grants.push({ id: g.id, endAt: Date.parse(g.endAt), enableAt: Date.parse(g.enableAt) });
+  }
+
+  const record = (kind: FaultKind, detail: string) => result.faults.push({ kind, at: Date.now() - tg, detail });
+  const faultTasks = faultPlans.map(async (f) => {
+    await sleep(tg + f.atS * 1000 - Date.now());
+    const grant = grants[f.grantIdx]!;
+    switch (f.kind) {
+      case 'agent-kill':
+        await agent.kill();
+        record(f.kind, `${f.anchor}, down ${f.downS.toFixed(1)} s`);
+        await sleep(f.downS * 1000);
+        agent.start();
+        return;
+      case 'lose-report': {
+        // Kill right after the agent's next visible step, before its report can leave.
+        const saw = await sampler.nextChange(4000);
+        await agent.kill();
+        record(f.kind, `${saw ? 'right after a step' : 'no step seen in 4 s'}, down ${f.downS.toFixed(1)} s`);
+        await sleep(f.downS * 1000);
+        agent.start();
+        return;
+      }
+      case 'server-restart':
+        await infra(async () => {
+          await stack.stopServer();
+          record(f.kind, `${f.anchor}, down ${f.downS.toFixed(1)} s`);
+          await sleep(f.downS * 1000);
+          await stack.startServer();
+        });
+        return;
+      case 'db-down':
+        await infra(async () => {
+          await stack.stopDb();
+          record(f.kind, `${f.anchor}, down ${f.downS.toFixed(1)} s`);
+          await sleep(f.downS * 1000);
+          await stack.startDb();
+          const up = Date.now();
+          // The server keeps its MongoClient: it must find the database again by itself.
+          for (;;) {
+            const ok = await stack.api.request('GET', `/api/v1/grants/${grant.id}`).then((r) => r.status === 200, () => false);
+            if (ok) break;
+            if (Date.now() - up > 30_000) {
+              violation('the server did not reconnect to the database within 30 s');
+              break;
+            }
+            await sleep(100);
+          }
+          result.dbRecoveryMs.push(Date.now() - up);
+        });
+        return;
+      case 'smtp-down':
+        await stack.smtp.down();
+        record(f.kind, `${f.anchor}, down ${f.downS.toFixed(1)} s`);
+        await sleep(f.downS * 1000);
+        await stack.smtp.up();
+        return;
+      case 'redeliver':
+        await infra(async () => {
+          const ctx = stack.server!.ctx;
+          const r = await ctx.c.instructions.updateMany({ grantId: grant.id, ackedAt: { $ne: null } }, { $set: { ackedAt: null } });
+          ctx.hub.notify(agent.endpointId);
+          record(f.kind, `${f.anchor}, ${r.modifiedCount} instruction(s) un-acked`);
+        });
+        return;
+      case 'clock-jump':
+        await agent.jumpClock(f.jumpS);
+        record(f.kind, `${f.anchor}, +${f.jumpS} s (agent clock now +${agent.clockOffset} s)`);
+        return;
+    }
+  });
+  await Promise.all(faultTasks);
+  // Everything healed.
+  await infra(async () => {
+    await stack.startDb();
+    if (!stack.server) await stack.startServer();
+  });
+  await stack.smtp.up();
+  agent.start();
+  const healedAt = Date.now();
+
+  // (3) Every grant settles, with a reason where one is due, within a bound.
+  const maxEnd = Math.max(...grants.map((g) => g.endAt));
+  const bound = Math.max(healedAt, maxEnd) + (stack.config.verifyGraceSeconds + 20) * 1000;
+  const finalDocs = new Map<string, any>();
+  for (const g of grants) {
+    let doc: any;
+    for (;;) {
+      doc = await stack.api.grant(g.id).catch(() => null);
+      const settled = doc && (['removed', 'revoked', 'failed'].includes(doc.state) || (doc.state === 'revocation-failed' && Date.now() > bound - 5000));
+      if (settled || Date.now() > bound) break;
+      await sleep(200);
+    }
+    finalDocs.set(g.id, doc);
+    result.outcomes.push(`${doc?.state}/mail ${doc?.emailDelivery?.status}`);
+    if (!doc || !SETTLED.includes(doc.state)) {
+      violation(`grant ${g.id} did not settle within ${Math.round((bound - g.endAt) / 1000)} s of its end: state ${doc?.state}, timeline ${doc?.timeline?.map((e: any) => e.type).join(' → ')}`);
+      continue;
+    }
+    if ((doc.state === 'failed' || doc.state === 'revocation-failed') && !doc.reason) violation(`grant ${g.id} is ${doc.state} without a reason`);
+    const settledAt = Date.parse(doc.updatedAt);
+    result.maxSettleMs = Math.max(result.maxSettleMs, settledAt - g.endAt);
+  }
+  // Let the agent finish what it does after the last report (a removal in flight).
+  await sleep(500);
+  await sampler.stop();
+  const settledAt = Date.now();
+
+  // (2) No managed account without a live grant.
+  const { c } = stack.server!.ctx;
+  const liveNames = new Map((await c.grants.find({ endpointId: agent.endpointId }).toArray()).map((g: any) => [g.username, g.state]));
+  for (const m of await managedMembers(agent.root)) {
+    const state = liveNames.get(m);
+    if (!state || ['removed', 'revoked', 'failed'].includes(state)) violation(`managed account ${m} exists with ${state ? `its grant ${state}` : 'no grant'}`);
+  }
+
+  // (1) Removal lateness beyond the agent's downtime.
+  const downs = agent.downIntervals(settledAt).filter((i) => i.from > t0);
+  for (const g of grants) {
+    const doc = finalDocs.get(g.id);
+    const username: string | undefined = doc?.username;
+    if (!username || !sampler.lastSeen.has(username)) continue;
+    const last = sampler.lastSeen.get(username)!;
+    const gone = sampler.goneAt.get(username) ?? settledAt;
+    if (last < g.endAt) {
+      result.removals.push({ grantId: g.id, username, rawMs: gone - g.endAt, beyondDowntimeMs: Math.min(0, gone - g.endAt) });
+      continue;
+    }
+    const raw = gone - g.endAt;
+    const beyond = raw - overlap(downs, g.endAt, gone);
+    result.removals.push({ grantId: g.id, username, rawMs: raw, beyondDowntimeMs: beyond });
+    if (beyond > LATENESS_BUDGET_MS) violation(`account ${username} (grant ${g.id}) removed ${raw} ms after its end, ${beyond} ms beyond the agent's downtime`);
+  }
+
+  // (4) No generated password anywhere at rest.
+  for (const m of stack.smtp.messages) {
+    const p = /Password: (\S+)/.exec(m.text ?? '')?.[1];
+    if (p) passwords.add(p);
+  }
+  await checkNoPasswords(stack, [agent], passwords, violation);
+
+  await agent.cleanup();
+  result.durationMs = Date.now() - t0;
+  return result;
+}
+
+/** Dumps every collection (the audit trail included) and reads the logs and state files. */
+export async function checkNoPasswords(stack: ChaosStack, agents: ChaosAgent[], passwords: Set<string>, violation: (m: string) => void): Promise<void> {
+  const db = stack.server!.db;
+  const haystacks: Record<string, string> = { 'server log': await stack.serverLog() };
+  for (const { name } of await db.listCollections().toArray()) haystacks[`collection ${name}`] = JSON.stringify(await db.collection(name).find().toArray());
+  for (const a of agents) {
+    haystacks[`agent log ${a.hostname}`] = await a.log();
+    const dir = path.dirname(a.stateFile);
+    for (const f of await readdir(dir).catch(() => [] as string[])) if (!f.endsWith('.key')) haystacks[`agent file ${a.hostname}/${f}`] = await readFile(path.join(dir, f), 'utf8').catch(() => '');
+  }
+  for (const [where, text] of Object.entries(haystacks)) for (const p of passwords) if (text.includes(p)) violation(`a generated password appears in the ${where}`);
+}
