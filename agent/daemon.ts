@@ -8,7 +8,7 @@ import { GrantRunner } from './accounts.ts';
 import type { ServerClient } from './client.ts';
 import type { SettingsStore } from './settings.ts';
 import type { StateStore } from './state.ts';
-import { verifySmtp } from '../mail/smtp.ts';
+import { testSmtp } from '../mail/smtpTest.ts';
 
 /** Re-check the OS for stray managed accounts this often. */
 const RECONCILE_EVERY_MS = 60_000;
@@ -86,7 +86,7 @@ export class Daemon {
           clearTimeout(this.timer);
           await this.tick();
         }
-        for (const id of res.smtpTests) await this.runSmtpTest(id);
+        for (const test of res.smtpTests) await this.runSmtpTest(test);
         failures = 0;
       } catch (err) {
         if (!this.running) return;
@@ -97,13 +97,15 @@ export class Daemon {
     }
   }
 
-  /** "Test these settings" from the console: connect and authenticate with the current policy. */
-  private async runSmtpTest(id: string): Promise<void> {
-    if (this.testsDone.has(id)) return;
-    this.testsDone.add(id);
+  /** "Test these settings" from the console: connect and authenticate with the current policy, and mail `to`. */
+  private async runSmtpTest(test: { id: string; to?: string }): Promise<void> {
+    if (this.testsDone.has(test.id)) return;
+    this.testsDone.add(test.id);
     const smtp = this.settings.smtp();
-    const result = smtp ? await verifySmtp(smtp) : { ok: false as const, code: 'invalid_settings', reason: 'no SMTP settings in the Agent Settings policy' };
-    await this.client.smtpTestResult(id, result);
+    const result = smtp
+      ? await testSmtp(smtp, { sender: this.store.state.hostname, ...(test.to ? { to: test.to } : {}) })
+      : { ok: false as const, code: 'invalid_settings', reason: 'no SMTP settings in the Agent Settings policy' };
+    await this.client.smtpTestResult(test.id, result);
   }
 
   private async sendLoop(): Promise<void> {

@@ -36,6 +36,12 @@ const SCHEMAS = {
     reason: z.enum(['expired', 'revoked']),
     end: z.date(),
   }),
+  /** "Test these settings" with a real message; `endpoint` names the sender (a host or "the server"). */
+  'smtp-test': z.strictObject({
+    endpoint: common.endpoint,
+    email: common.email,
+    sentAt: z.date(),
+  }),
 };
 
 /** Which email to render. */
@@ -102,9 +108,7 @@ export function renderEmail<K extends EmailKind>(kind: K, vars: EmailVars<K>, op
   }
   const v = checked.data;
   const data = {
-    ...v,
-    end: formatInstant(v.end, opts.timeZone),
-    ...('start' in v ? { start: formatInstant(v.start, opts.timeZone) } : {}),
+    ...Object.fromEntries(Object.entries(v).map(([k, x]) => [k, x instanceof Date ? formatInstant(x, opts.timeZone) : x])),
     // Plain booleans rather than a comparison helper, so override authors only need {{#if}}.
     ...('os' in v ? { windows: v.os === 'windows', macos: v.os === 'macos', linux: v.os === 'linux' } : {}),
     ...('reason' in v ? { expired: v.reason === 'expired', revoked: v.reason === 'revoked' } : {}),

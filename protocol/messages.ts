@@ -40,8 +40,8 @@ export type Instruction = z.infer<typeof Instruction>;
 export const PollResponse = z.object({
   instructions: z.array(Instruction),
   settingsRevision: z.string(),
-  /** Ids of SMTP tests the admin asked this endpoint to run. */
-  smtpTests: z.array(z.string()).default([]),
+  /** SMTP tests the admin asked this endpoint to run; with `to`, a test message is sent there too. */
+  smtpTests: z.array(z.object({ id: z.string(), to: z.string().optional() })).default([]),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
 

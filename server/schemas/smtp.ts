@@ -15,4 +15,6 @@ export type SmtpPolicyInput = z.infer<typeof smtpPolicyInput>;
 
 export const endpointParam = z.strictObject({ endpointId: z.string().min(1).max(100) });
 
-export const smtpTestInput = z.strictObject({ endpoint: z.string().min(1).max(100) });
+/** Optional `to`: also send a real test message there. */
+export const serverSmtpTestInput = z.strictObject({ to: z.email().max(254).optional() });
+export const smtpTestInput = serverSmtpTestInput.extend({ endpoint: z.string().min(1).max(100) });

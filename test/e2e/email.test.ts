@@ -130,10 +130,15 @@ describe('credentials by email, with a real SMTP server (STARTTLS + AUTH)', func
     } finally {
       await stack.api.request('PUT', '/api/v1/agent-settings', policy('agent@jit.example'));
     }
-    const ok = await stack.api.request('POST', '/api/v1/agent-settings/test', { endpoint: agent.endpointId });
+    const ok = await stack.api.request('POST', '/api/v1/agent-settings/test', { endpoint: agent.endpointId, to: 'admin@example.com' });
     assert.deepEqual(ok.body, { ok: true });
-    const server = await stack.api.request('POST', '/api/v1/server-smtp/test');
+    const fromAgent = await smtp.waitFor((m) => to('admin@example.com')(m) && /agent@jit/.test(m.from!.text), 10_000);
+    assert.match(fromAgent.subject!, /Test email from JIT access \(web-<b>01<\/b>\)/);
+    const server = await stack.api.request('POST', '/api/v1/server-smtp/test', { to: 'admin@example.com' });
     assert.deepEqual(server.body, { ok: true });
+    await smtp.waitFor((m) => to('admin@example.com')(m) && /server@jit/.test(m.from!.text), 10_000);
+    const bare = await stack.api.request('POST', '/api/v1/server-smtp/test');
+    assert.deepEqual(bare.body, { ok: true }, 'without an address it only connects');
   });
 
   it('resends with a new password; the old one stops working', async () => {

@@ -1,14 +1,11 @@
 import { Router } from 'express';
-import { verifySmtp } from '../../../mail/smtp.ts';
-import { deletePolicy, effectivePolicy, endpointScope, savePolicy, toSmtpSettings, type Scope } from '../../commands/smtpPolicies.ts';
+import { deletePolicy, endpointScope, savePolicy, type Scope } from '../../commands/smtpPolicies.ts';
+import { testEndpointSmtp, testServerSmtp } from '../../commands/smtpTests.ts';
 import type { Ctx } from '../../context.ts';
 import { apiError } from '../../errors.ts';
 import { presentSmtpPolicy } from '../../presenters/smtp.ts';
-import { endpointParam, smtpPolicyInput, smtpTestInput } from '../../schemas/smtp.ts';
-import { audit } from '../../store/audit.ts';
+import { endpointParam, serverSmtpTestInput, smtpPolicyInput, smtpTestInput } from '../../schemas/smtp.ts';
 import { validate } from '../validate.ts';
-
-const ENDPOINT_TEST_MS = 30_000;
 
 /** The Agent Settings policy (default + per-endpoint overrides) and the server's own SMTP. */
 export function settingsRoutes(ctx: Ctx): Router {
@@ -40,21 +37,14 @@ export function settingsRoutes(ctx: Ctx): Router {
     res.json(await save('server', req.body, res.locals.actor));
   });
 
-  r.post('/server-smtp/test', async (_req, res) => {
-    const doc = await effectivePolicy(ctx, 'server');
-    if (!doc) throw apiError('settings.missing');
-    const result = await verifySmtp(toSmtpSettings(ctx, doc));
-    await audit(ctx.c, { actor: res.locals.actor, type: 'settings.smtp-tested', detail: { from: 'server', ...result } });
-    res.json(result);
+  r.post('/server-smtp/test', async (req, res) => {
+    const { to } = validate(serverSmtpTestInput, req.body ?? {});
+    res.json(await testServerSmtp(ctx, res.locals.actor, to));
   });
 
   r.post('/agent-settings/test', async (req, res) => {
-    const { endpoint } = validate(smtpTestInput, req.body);
-    const e = await ctx.c.endpoints.findOne({ $or: [{ _id: endpoint }, { hostname: endpoint }] });
-    if (!e) throw apiError('endpoint.not_found');
-    const result = await ctx.smtpTests.run(e._id, ENDPOINT_TEST_MS);
-    if (!result) throw apiError('endpoint.no_answer');
-    await audit(ctx.c, { actor: res.locals.actor, type: 'settings.smtp-tested', endpointId: e._id, detail: { from: e.hostname, ...result } });
+    const { endpoint, to } = validate(smtpTestInput, req.body);
+    const { hostname: _h, ...result } = await testEndpointSmtp(ctx, endpoint, res.locals.actor, to);
     res.json(result);
   });
 

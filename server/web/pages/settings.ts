@@ -7,7 +7,8 @@ import { smtpPolicyInput } from '../../schemas/smtp.ts';
 import { base, need, str, type Web } from '../console.ts';
 import { formErrors } from '../wizardForm.ts';
 import { render } from '../render.ts';
-import { formOf, readSmtpForm, testEndpointSmtp, testServerSmtp, type SmtpForm } from '../smtpForm.ts';
+import { testEndpointSmtp, testServerSmtp } from '../../commands/smtpTests.ts';
+import { formOf, readSmtpForm, type SmtpForm } from '../smtpForm.ts';
 
 const SCOPES = { default: 'Agent Settings policy (endpoints send the email)', server: 'Server-side SMTP (the server sends the email)' } as const;
 type ScopeName = keyof typeof SCOPES;
@@ -46,9 +47,10 @@ export function settingsPages(r: Router, { ctx }: Web): void {
   r.post('/settings-test', async (req, res) => {
     need(res, 'settings.write');
     const endpoint = str(req.body.endpoint);
+    const to = str(req.body.to) || undefined;
     try {
-      const result = endpoint ? await testEndpointSmtp(ctx, endpoint, res.locals.actor) : { ...(await testServerSmtp(ctx, res.locals.actor)), hostname: 'the server' };
-      await page(res, null, { test: result });
+      const result = endpoint ? await testEndpointSmtp(ctx, endpoint, res.locals.actor, to) : { ...(await testServerSmtp(ctx, res.locals.actor, to)), hostname: 'the server' };
+      await page(res, null, { test: { ...result, ...(to ? { to } : {}) } });
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       await page(res, null, { test: { ok: false, hostname: endpoint || 'the server', reason: err.message } });
