@@ -13,11 +13,11 @@ import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { makeSandboxRoot } from '../agent/os/sandboxRoot.ts';
-import { defaultConfig, type ServerConfig } from '../server/config.ts';
+import type { ServerConfig } from '../server/config.ts';
 import { startFerretDB, type EmbeddedDb } from '../server/db/ferret.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
 import { startSmtpServer, type TestSmtpServer } from '../test/support/smtp.ts';
-import { ADMIN_TOKEN, Api } from '../test/support/stack.ts';
+import { Api, testConfig } from '../test/support/stack.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 export const SMTP_USER = 'jit-mailer';
@@ -53,20 +53,7 @@ export class ChaosStack {
     const dir = await mkdtemp(path.join(os.tmpdir(), 'jit-chaos-'));
     const db = await startFerretDB({ dataDir: path.join(dir, 'db') });
     const smtp = await startSmtpServer({ users: { [SMTP_USER]: SMTP_PASSWORD } });
-    const config: ServerConfig = {
-      ...defaultConfig(),
-      host: '127.0.0.1',
-      port: 0,
-      mongodbUri: `${db.uri.replace(/\/?$/, '/')}jit`,
-      dataDir: dir,
-      adminToken: ADMIN_TOKEN,
-      leadTimeSeconds: 1,
-      verifyGraceSeconds: 4,
-      schedulerProcessEvery: 200,
-      longPollSeconds: 5,
-      secretKey: randomBytes(32).toString('hex'),
-      ...overrides,
-    };
+    const config = testConfig(db.uri, dir, { leadTimeSeconds: 1, ...overrides });
     const stack = new ChaosStack(dir, config, smtp, db.port);
     stack.db = db;
     await stack.startServer();

@@ -34,20 +34,7 @@ export async function startStack(overrides: Partial<ServerConfig> = {}): Promise
   const db = await startFerretDB({ dataDir: path.join(dir, 'db') });
   const logFile = path.join(dir, 'server.log');
   const logStream = createWriteStream(logFile, { flags: 'a' });
-  const config: ServerConfig = {
-    ...defaultConfig(),
-    host: '127.0.0.1',
-    port: 0,
-    mongodbUri: `${db.uri.replace(/\/?$/, '/')}jit`,
-    dataDir: dir,
-    adminToken: ADMIN_TOKEN,
-    leadTimeSeconds: 2,
-    verifyGraceSeconds: 4,
-    schedulerProcessEvery: 200,
-    longPollSeconds: 5,
-    secretKey: randomBytes(32).toString('hex'),
-    ...overrides,
-  };
+  const config = testConfig(db.uri, dir, { leadTimeSeconds: 2, ...overrides });
   const stack: Stack = {
     dir,
     config,
@@ -73,6 +60,27 @@ export async function startStack(overrides: Partial<ServerConfig> = {}): Promise
   };
   await stack.startServer();
   return stack;
+}
+
+/**
+ * Server settings for a test run: loopback, a free port, the database `jit` on
+ * `dbUri`, short lead time, fast scheduler polls and a fresh secret key.
+ */
+export function testConfig(dbUri: string, dir: string, overrides: Partial<ServerConfig> = {}): ServerConfig {
+  return {
+    ...defaultConfig(),
+    host: '127.0.0.1',
+    port: 0,
+    mongodbUri: `${dbUri.replace(/\/?$/, '/')}jit`,
+    dataDir: dir,
+    adminToken: ADMIN_TOKEN,
+    leadTimeSeconds: 2,
+    verifyGraceSeconds: 4,
+    schedulerProcessEvery: 200,
+    longPollSeconds: 5,
+    secretKey: randomBytes(32).toString('hex'),
+    ...overrides,
+  };
 }
 
 /** The admin API over real HTTP. */
