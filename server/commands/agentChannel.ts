@@ -5,6 +5,7 @@ import { audit } from '../store/audit.ts';
 import type { InstructionDoc } from '../store/collections.ts';
 
 const BATCH = 100;
+const TOUCH_EVERY_MS = 5000;
 
 /**
  * The long-poll: answers at once when the endpoint has unacknowledged
@@ -40,9 +41,15 @@ export async function ackInstructions(ctx: Ctx, endpointId: string, ids: string[
   }
 }
 
-/** Records that the endpoint was seen now. */
+/**
+ * Records that the endpoint was seen now, at most every few seconds: a write per
+ * poll would cost hundreds of writes a second for a large fleet, and while a
+ * poll is open the hub already counts the endpoint as online.
+ */
 export async function touch(ctx: Ctx, endpointId: string): Promise<void> {
-  await ctx.c.endpoints.updateOne({ _id: endpointId }, { $set: { lastSeenAt: new Date() } });
+  const now = new Date();
+  const stale = new Date(now.getTime() - TOUCH_EVERY_MS);
+  await ctx.c.endpoints.updateOne({ _id: endpointId, lastSeenAt: { $lt: stale } }, { $set: { lastSeenAt: now } });
 }
 
 function toInstruction(d: InstructionDoc): Instruction {

@@ -31,12 +31,25 @@ export async function applyReports(ctx: Ctx, endpointId: string, reports: Report
         if (event) await applyEvent(ctx, g._id, event, actor);
         if (r.type === 'password-reset') await resetDelivery(ctx, g._id);
       }
-      await ctx.c.seenReports.insertOne({ _id: r.id, endpointId, receivedAt: new Date() });
+      await markSeen(ctx, r.id, endpointId);
     }
     // Unknown grants and repeats are acknowledged too, or the agent would resend them forever.
     done.push(r.id);
   }
   return done;
+}
+
+/**
+ * A report re-sent while its first copy is still being applied (an agent whose
+ * request timed out) loses the race here; that is not an error. Applying twice
+ * is harmless: the lifecycle ignores repeated events.
+ */
+async function markSeen(ctx: Ctx, reportId: string, endpointId: string): Promise<void> {
+  try {
+    await ctx.c.seenReports.insertOne({ _id: reportId, endpointId, receivedAt: new Date() });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 11000) throw err;
+  }
 }
 
 async function alreadySeen(ctx: Ctx, reportId: string): Promise<boolean> {

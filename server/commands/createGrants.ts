@@ -46,8 +46,9 @@ export async function createGrants(ctx: Ctx, input: CreateGrantInput, actor: str
       endpointId: g.endpointId,
       detail: { email: g.email, group: g.group, startAt: g.startAt, enableAt: g.enableAt, endAt: g.endAt, serverSideSmtp: g.serverSideSmtp },
     });
-    await scheduleGrantJobs(ctx, g);
+    // The agent first: its own timers do the work; the jobs are the backstop (and are rebuilt at start).
     await queueInstruction(ctx, g, 'provision');
+    await scheduleGrantJobs(ctx, g);
   }
   return grants;
 }
@@ -56,7 +57,7 @@ async function resolveEndpoints(ctx: Ctx, input: CreateGrantInput): Promise<Endp
   const issues: FieldIssue[] = [];
   const found: EndpointDoc[] = [];
   for (const [i, ref] of input.endpoints.entries()) {
-    const e = await ctx.c.endpoints.findOne({ $or: [{ _id: ref }, { hostname: ref }] });
+    const e = (await ctx.c.endpoints.findOne({ _id: ref })) ?? (await ctx.c.endpoints.findOne({ hostname: ref }));
     if (!e) issues.push({ field: `endpoints.${i}`, message: `unknown endpoint ${JSON.stringify(ref)}` });
     else if (!osHonours(e.os, input.group)) {
       issues.push({ field: 'group', message: `${OS_LABEL[e.os]} endpoint ${e.hostname} has no "${input.group}" group` });
