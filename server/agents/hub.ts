@@ -12,6 +12,28 @@ export interface Wait {
 
 export class AgentHub {
   private waiters = new Map<string, Set<() => void>>();
+  /** Bumped by every notify; see `mayHavePending`. */
+  private versions = new Map<string, number>();
+  /** Endpoints known to have nothing queued, as of the version stored. */
+  private clean = new Map<string, number>();
+
+  version(endpointId: string): number {
+    return this.versions.get(endpointId) ?? 0;
+  }
+
+  /**
+   * False only when a query found nothing queued and nothing was queued since:
+   * then a poll can skip the database. Why: on FerretDB every such query scans
+   * the whole collection, and idle polls are most of a fleet's traffic.
+   */
+  mayHavePending(endpointId: string): boolean {
+    return this.clean.get(endpointId) !== this.version(endpointId);
+  }
+
+  /** Records that a query begun at `version` found nothing queued. */
+  markClean(endpointId: string, version: number): void {
+    this.clean.set(endpointId, version);
+  }
 
   /** Registers at once, so a notify that comes before `await woken` is not lost. */
   wait(endpointId: string, ms: number, signal: AbortSignal): Wait {
@@ -35,6 +57,7 @@ export class AgentHub {
   }
 
   notify(endpointId: string): void {
+    this.versions.set(endpointId, this.version(endpointId) + 1);
     for (const wake of [...(this.waiters.get(endpointId) ?? [])]) wake();
   }
 

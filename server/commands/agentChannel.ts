@@ -27,8 +27,15 @@ export async function poll(ctx: Ctx, endpointId: string, waitMs: number, signal:
 }
 
 async function pending(ctx: Ctx, endpointId: string): Promise<PollResponse> {
+  return { instructions: await queued(ctx, endpointId), settingsRevision: await settingsRevision(ctx, endpointId), smtpTests: ctx.smtpTests.forEndpoint(endpointId) };
+}
+
+async function queued(ctx: Ctx, endpointId: string): Promise<Instruction[]> {
+  if (!ctx.hub.mayHavePending(endpointId)) return [];
+  const version = ctx.hub.version(endpointId);
   const docs = await ctx.c.instructions.find({ endpointId, ackedAt: null }).sort({ createdAt: 1 }).limit(BATCH).toArray();
-  return { instructions: docs.map(toInstruction), settingsRevision: await settingsRevision(ctx, endpointId), smtpTests: ctx.smtpTests.forEndpoint(endpointId) };
+  if (docs.length === 0) ctx.hub.markClean(endpointId, version);
+  return docs.map(toInstruction);
 }
 
 /** Marks instructions as received by their endpoint; ids of other endpoints are ignored. */
