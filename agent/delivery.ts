@@ -4,17 +4,15 @@
  * backoff until access ends. The password lives only in the retry loop's
  * closure: never in the state file, a log line or a report.
  */
-import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { renderEmail } from '../mail/render.ts';
-import { MailError, sendMail } from '../mail/smtp.ts';
+import { RetryLoops } from '../mail/retryLoops.ts';
+import { sendMail } from '../mail/smtp.ts';
 import type { OperatingSystem } from '../protocol/groups.ts';
 import type { CredentialSink } from './accounts.ts';
 import type { ServerClient } from './client.ts';
 import type { SettingsStore } from './settings.ts';
 import type { GrantRecord } from './state.ts';
-
-const MAX_BACKOFF_MS = 30_000;
 
 export interface DeliveryOptions {
   hostname: string;
@@ -25,7 +23,7 @@ export interface DeliveryOptions {
 }
 
 export class EmailDelivery implements CredentialSink {
-  private active = new Map<string, AbortController>();
+  private loops = new RetryLoops();
 
   constructor(
     private readonly settings: SettingsStore,
@@ -36,21 +34,24 @@ export class EmailDelivery implements CredentialSink {
 
   deliver(r: GrantRecord, password: string): void {
     const id = r.plan.grantId;
-    this.cancel(id);
-    const abort = new AbortController();
-    this.active.set(id, abort);
-    void this.retry(r, abort.signal, password).finally(() => {
-      if (this.active.get(id) === abort) this.active.delete(id);
+    const { serverSideSmtp } = r.plan;
+    const send = () => (serverSideSmtp ? this.client.handOver({ grantId: id, username: r.username, password }) : this.sendCredentials(r, password));
+    this.loops.start(id, Date.parse(r.plan.endAt), send, {
+      done: () => this.opts.outcome(id, { ok: true, via: serverSideSmtp ? 'server' : 'endpoint' }),
+      failed: (error, attempt) => {
+        this.log.warn({ grantId: id, attempt, error }, 'credentials not delivered yet, will retry');
+        // A server that cannot be reached is not a mail failure; only SMTP attempts are reported.
+        if (!serverSideSmtp) this.opts.outcome(id, { ok: false, error });
+      },
     });
   }
 
   isActive(grantId: string): boolean {
-    return this.active.has(grantId);
+    return this.loops.isActive(grantId);
   }
 
   cancel(grantId: string): void {
-    this.active.get(grantId)?.abort();
-    this.active.delete(grantId);
+    this.loops.cancel(grantId);
   }
 
   /** Tells the end user access is over; server-side SMTP grants get it from the server. */
@@ -58,25 +59,6 @@ export class EmailDelivery implements CredentialSink {
     if (r.plan.serverSideSmtp) return;
     const vars = { endpoint: this.opts.hostname, username: r.username, email: r.plan.email, reason: r.revoked ? ('revoked' as const) : ('expired' as const), end: new Date() };
     await this.sendWith('access-ended', vars).catch((err: Error) => this.log.warn({ grantId: r.plan.grantId, err: err.message }, 'access-ended email failed'));
-  }
-
-  private async retry(r: GrantRecord, signal: AbortSignal, password: string): Promise<void> {
-    const id = r.plan.grantId;
-    for (let attempt = 1; !signal.aborted && Date.now() < Date.parse(r.plan.endAt); attempt++) {
-      try {
-        if (r.plan.serverSideSmtp) await this.client.handOver({ grantId: id, username: r.username, password });
-        else await this.sendCredentials(r, password);
-        if (!signal.aborted) this.opts.outcome(id, { ok: true, via: r.plan.serverSideSmtp ? 'server' : 'endpoint' });
-        return;
-      } catch (err) {
-        if (signal.aborted) return;
-        const error = err instanceof MailError ? `${err.code}: ${err.message}` : (err as Error).message;
-        this.log.warn({ grantId: id, attempt, error }, 'credentials not delivered yet, will retry');
-        // A server that cannot be reached is not a mail failure; only SMTP attempts are reported.
-        if (!r.plan.serverSideSmtp) this.opts.outcome(id, { ok: false, error });
-        await sleep(Math.min(1000 * 2 ** (attempt - 1), MAX_BACKOFF_MS), undefined, { signal }).catch(() => {});
-      }
-    }
   }
 
   private sendCredentials(r: GrantRecord, password: string): Promise<void> {

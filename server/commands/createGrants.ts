@@ -5,6 +5,7 @@ import { invalid, type FieldIssue } from '../errors.ts';
 import type { CreateGrantInput } from '../schemas/grants.ts';
 import { audit } from '../store/audit.ts';
 import type { EndpointDoc, GrantDoc } from '../store/collections.ts';
+import { findEndpoint } from '../store/endpoints.ts';
 import { queueInstruction } from './instructions.ts';
 import { scheduleGrantJobs } from './scheduleGrant.ts';
 
@@ -57,7 +58,7 @@ async function resolveEndpoints(ctx: Ctx, input: CreateGrantInput): Promise<Endp
   const issues: FieldIssue[] = [];
   const found: EndpointDoc[] = [];
   for (const [i, ref] of input.endpoints.entries()) {
-    const e = (await ctx.c.endpoints.findOne({ _id: ref })) ?? (await ctx.c.endpoints.findOne({ hostname: ref }));
+    const e = await findEndpoint(ctx.c, ref);
     if (!e) issues.push({ field: `endpoints.${i}`, message: `unknown endpoint ${JSON.stringify(ref)}` });
     else if (!osHonours(e.os, input.group)) {
       issues.push({ field: 'group', message: `${OS_LABEL[e.os]} endpoint ${e.hostname} has no "${input.group}" group` });

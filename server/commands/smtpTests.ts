@@ -3,6 +3,7 @@ import type { SmtpTestResult } from '../../protocol/messages.ts';
 import type { Ctx } from '../context.ts';
 import { apiError } from '../errors.ts';
 import { audit } from '../store/audit.ts';
+import { findEndpoint } from '../store/endpoints.ts';
 import { effectivePolicy, toSmtpSettings } from './smtpPolicies.ts';
 
 const ENDPOINT_TEST_MS = 30_000;
@@ -19,7 +20,7 @@ export async function testServerSmtp(ctx: Ctx, actor: string, to?: string): Prom
 
 /** Asks an endpoint to test its effective Agent Settings (and send a test message to `to`). */
 export async function testEndpointSmtp(ctx: Ctx, endpoint: string, actor: string, to?: string): Promise<SmtpTestResult & { hostname: string }> {
-  const e = await ctx.c.endpoints.findOne({ $or: [{ _id: endpoint }, { hostname: endpoint }] });
+  const e = await findEndpoint(ctx.c, endpoint);
   if (!e) throw apiError('endpoint.not_found');
   const result = await ctx.smtpTests.run(e._id, ENDPOINT_TEST_MS, to);
   if (!result) throw apiError('endpoint.no_answer');

@@ -5,31 +5,32 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import { renderEmail } from '../../mail/render.ts';
-import { MailError, sendMail } from '../../mail/smtp.ts';
+import { RetryLoops } from '../../mail/retryLoops.ts';
+import { sendMail } from '../../mail/smtp.ts';
 import { recordDelivery } from '../commands/delivery.ts';
 import { effectivePolicy, toSmtpSettings } from '../commands/smtpPolicies.ts';
 import type { Ctx } from '../context.ts';
 import type { GrantDoc } from '../store/collections.ts';
 
-const MAX_BACKOFF_MS = 30_000;
-
 export class ServerMailer {
-  private active = new Map<string, AbortController>();
+  private loops = new RetryLoops();
 
   constructor(private readonly ctx: Ctx) {}
 
   /** Starts sending in the background; a newer call for the same grant replaces an older one. */
   sendCredentials(g: GrantDoc, username: string, password: string): void {
-    this.cancel(g._id);
-    const abort = new AbortController();
-    this.active.set(g._id, abort);
-    void this.retry(g, abort.signal, async () => {
+    const send = async () => {
       const os = (await this.ctx.c.endpoints.findOne({ _id: g.endpointId }))?.os ?? 'linux';
       const { settings, timeZone } = await this.settings();
       const mail = renderEmail('credentials', { endpoint: g.hostname, os, username, password, email: g.email, start: g.startAt, end: g.endAt }, this.renderOpts(timeZone));
       await sendMail(settings, { to: g.email, ...mail });
-    }).finally(() => {
-      if (this.active.get(g._id) === abort) this.active.delete(g._id);
+    };
+    this.loops.start(g._id, g.endAt.getTime(), send, {
+      done: () => recordDelivery(this.ctx, g._id, { ok: true }, 'server', 'system'),
+      failed: async (error, attempt) => {
+        await recordDelivery(this.ctx, g._id, { ok: false, error }, 'server', 'system');
+        this.ctx.log.warn({ grantId: g._id, attempt, error }, 'credentials email failed, will retry');
+      },
     });
   }
 
@@ -50,29 +51,11 @@ export class ServerMailer {
   }
 
   cancel(grantId: string): void {
-    this.active.get(grantId)?.abort();
-    this.active.delete(grantId);
+    this.loops.cancel(grantId);
   }
 
   stop(): void {
-    for (const id of [...this.active.keys()]) this.cancel(id);
-  }
-
-  /** Retries with backoff until it works, access ends, or it is cancelled. */
-  private async retry(g: GrantDoc, signal: AbortSignal, send: () => Promise<void>): Promise<void> {
-    for (let attempt = 1; !signal.aborted && Date.now() < g.endAt.getTime(); attempt++) {
-      try {
-        await send();
-        if (!signal.aborted) await recordDelivery(this.ctx, g._id, { ok: true }, 'server', 'system');
-        return;
-      } catch (err) {
-        const error = err instanceof MailError ? `${err.code}: ${err.message}` : (err as Error).message;
-        if (signal.aborted) return;
-        await recordDelivery(this.ctx, g._id, { ok: false, error }, 'server', 'system');
-        this.ctx.log.warn({ grantId: g._id, attempt, error }, 'credentials email failed, will retry');
-        await sleep(Math.min(1000 * 2 ** (attempt - 1), MAX_BACKOFF_MS), undefined, { signal }).catch(() => {});
-      }
-    }
+    this.loops.cancelAll();
   }
 
   private async settings() {

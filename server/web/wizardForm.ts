@@ -10,6 +10,7 @@ import { ApiError, type FieldIssue } from '../errors.ts';
 import { validate } from '../http/validate.ts';
 import { createGrantSchema, type CreateGrantInput } from '../schemas/grants.ts';
 import { str } from './console.ts';
+import { findEndpoint } from '../store/endpoints.ts';
 
 /** The wizard's fields as typed (strings), kept to re-show them. */
 export interface WizardForm {
@@ -119,7 +120,7 @@ export async function checkForm(ctx: Ctx, f: WizardForm): Promise<{ input: Creat
     }
   }
   if (f.endpoint) {
-    const e = await ctx.c.endpoints.findOne({ $or: [{ _id: f.endpoint }, { hostname: f.endpoint }] });
+    const e = await findEndpoint(ctx.c, f.endpoint);
     if (!e) issues.push({ field: 'endpoint', message: 'unknown endpoint' });
     else if ((GROUPS as readonly string[]).includes(f.group) && !osHonours(e.os, f.group as Group)) issues.push({ field: 'group', message: groupReason(e.os, f.group) });
   }

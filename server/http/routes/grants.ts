@@ -7,8 +7,7 @@ import { apiError } from '../../errors.ts';
 import { presentGrant, presentGrantWithTimeline } from '../../presenters/grant.ts';
 import { createGrantSchema, grantIdSchema, listGrantsSchema } from '../../schemas/grants.ts';
 import { timeline } from '../../store/audit.ts';
-import type { GrantDoc } from '../../store/collections.ts';
-import type { Filter } from 'mongodb';
+import { grantFilter } from '../../store/grants.ts';
 import { validate } from '../validate.ts';
 
 export function grantRoutes(ctx: Ctx): Router {
@@ -22,11 +21,8 @@ export function grantRoutes(ctx: Ctx): Router {
 
   r.get('/grants', async (req, res) => {
     const q = validate(listGrantsSchema, req.query);
-    const filter: Filter<GrantDoc> = {};
-    if (q.state) filter.state = q.state;
-    if (q.email) filter.email = q.email;
-    if (q.endpoint) filter.$or = [{ endpointId: q.endpoint }, { hostname: q.endpoint }];
-    const grants = await ctx.c.grants.find(filter).sort({ createdAt: -1 }).limit(q.limit).toArray();
+    const { limit, ...query } = q;
+    const grants = await ctx.c.grants.find(grantFilter(query)).sort({ createdAt: -1 }).limit(limit).toArray();
     res.json({ grants: grants.map(presentGrant) });
   });
 

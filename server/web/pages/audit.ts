@@ -7,6 +7,7 @@ import { base, need, str, type Web } from '../console.ts';
 import type { Ctx } from '../../context.ts';
 import { toCsv } from '../csv.ts';
 import { render } from '../render.ts';
+import { findEndpoint } from '../../store/endpoints.ts';
 
 const PAGE = 200;
 const EXPORT_MAX = 50_000;
@@ -31,7 +32,7 @@ async function toFilter(ctx: Ctx, q: AuditQuery): Promise<Filter<AuditDoc>> {
   const f: Filter<AuditDoc> = {};
   if (q.grant) f.grantId = q.grant;
   if (q.endpoint) {
-    const e = await ctx.c.endpoints.findOne({ $or: [{ _id: q.endpoint }, { hostname: q.endpoint }] });
+    const e = await findEndpoint(ctx.c, q.endpoint);
     f.endpointId = e?._id ?? q.endpoint;
   }
   if (q.email) {

@@ -1,7 +1,8 @@
 import type { Router } from 'express';
 import { LIVE_STATES } from '../../domain/lifecycle.ts';
 import { base, type Web } from '../console.ts';
-import { endpointRows, grantRow } from '../models.ts';
+import { listEndpoints } from '../../commands/listEndpoints.ts';
+import { grantRow } from '../models.ts';
 import { render } from '../render.ts';
 
 const OFFLINE_LOOKBACK_MS = 24 * 3_600_000;
@@ -26,7 +27,7 @@ export function dashboardPage(r: Router, { ctx }: Web): void {
     }
     for (const g of failedMail) flag(g, `credentials email failed: ${g.delivery.lastError ?? 'unknown error'}`);
     const rows = live.map((g) => grantRow(g, now));
-    const endpoints = await endpointRows(ctx);
+    const endpoints = await listEndpoints(ctx);
     render(res, 'dashboard', {
       ...base(res, 'Dashboard', 'dashboard'),
       refreshSeconds: 30,

@@ -1,7 +1,7 @@
 import type { Request, Response, Router } from 'express';
 import { createEnrollmentToken } from '../../commands/enrollment.ts';
 import { base, need, type Web } from '../console.ts';
-import { endpointRows } from '../models.ts';
+import { listEndpoints } from '../../commands/listEndpoints.ts';
 import { render } from '../render.ts';
 
 /** The server URL agents should use, as this browser reached it. */
@@ -12,7 +12,7 @@ export function endpointPages(r: Router, { ctx }: Web): void {
   const page = async (req: Request, res: Response, token?: { token: string; expiresAt: Date }) => {
     render(res, 'endpoints', {
       ...base(res, 'Endpoints', 'endpoints'),
-      endpoints: await endpointRows(ctx),
+      endpoints: await listEndpoints(ctx),
       token: token ? { ...token, command: `npm run agent -- install --server ${serverUrl(req)} --token=${token.token}` } : null,
     });
   };

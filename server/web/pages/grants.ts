@@ -1,15 +1,14 @@
 import type { Router } from 'express';
-import type { Filter } from 'mongodb';
 import { z } from 'zod';
 import { resendCredentials } from '../../commands/resendCredentials.ts';
 import { revokeGrant } from '../../commands/revokeGrant.ts';
-import { GRANT_STATES, isFinal } from '../../domain/lifecycle.ts';
+import { GRANT_STATES, isFinal, type GrantState } from '../../domain/lifecycle.ts';
 import { apiError } from '../../errors.ts';
 import { validate } from '../../http/validate.ts';
 import { presentAuditEvent, presentGrantWithTimeline } from '../../presenters/grant.ts';
 import { grantIdSchema } from '../../schemas/grants.ts';
 import { timeline } from '../../store/audit.ts';
-import type { GrantDoc } from '../../store/collections.ts';
+import { grantFilter } from '../../store/grants.ts';
 import { base, need, str, type Web } from '../console.ts';
 import { grantRow } from '../models.ts';
 import { render } from '../render.ts';
@@ -27,15 +26,10 @@ const dateParam = (v: string) => (v && !Number.isNaN(Date.parse(v)) ? new Date(v
 export function grantPages(r: Router, { ctx }: Web): void {
   r.get('/grants', async (req, res) => {
     const q = { state: str(req.query.state), endpoint: str(req.query.endpoint).trim(), email: str(req.query.email).trim(), from: str(req.query.from), to: str(req.query.to) };
-    const filter: Filter<GrantDoc> = {};
-    if ((GRANT_STATES as readonly string[]).includes(q.state)) filter.state = q.state as GrantDoc['state'];
-    if (q.email) filter.email = q.email;
-    if (q.endpoint) filter.$or = [{ endpointId: q.endpoint }, { hostname: q.endpoint }];
-    // "In this window": access that overlaps it.
+    const state = (GRANT_STATES as readonly string[]).includes(q.state) ? (q.state as GrantState) : undefined;
     const from = dateParam(q.from);
     const to = dateParam(q.to);
-    if (from) filter.endAt = { $gte: from };
-    if (to) filter.startAt = { $lte: to };
+    const filter = grantFilter({ ...(state ? { state } : {}), email: q.email, endpoint: q.endpoint, ...(from ? { from } : {}), ...(to ? { to } : {}) });
     const grants = await ctx.c.grants.find(filter).sort({ createdAt: -1 }).limit(200).toArray();
     const hostnames = await ctx.c.endpoints.distinct('hostname');
     render(res, 'grants', { ...base(res, 'Grants', 'grants'), q, states: GRANT_STATES, hostnames, grants: grants.map((g) => grantRow(g)) });

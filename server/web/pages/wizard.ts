@@ -2,8 +2,9 @@ import type { Request, Response, Router } from 'express';
 import { OS_LABEL } from '../../../protocol/groups.ts';
 import { createGrants } from '../../commands/createGrants.ts';
 import { ApiError } from '../../errors.ts';
+import { findEndpoint } from '../../store/endpoints.ts';
 import { base, need, str, type Web } from '../console.ts';
-import { endpointRows } from '../models.ts';
+import { listEndpoints } from '../../commands/listEndpoints.ts';
 import { render } from '../render.ts';
 import { checkForm, duration, emptyForm, formErrors, groupChoices, quick, readForm, toInstant, type FieldErrors, type WizardForm } from '../wizardForm.ts';
 
@@ -15,7 +16,7 @@ const ZONES = Intl.supportedValuesOf('timeZone');
  */
 export function wizardPages(r: Router, { ctx }: Web): void {
   const showForm = async (res: Response, f: WizardForm, errors: FieldErrors = {}, status = 200) => {
-    const endpoints = await endpointRows(ctx);
+    const endpoints = await listEndpoints(ctx);
     const chosen = endpoints.find((e) => e.id === f.endpoint || e.hostname === f.endpoint) ?? null;
     render(res, 'wizard', {
       ...base(res, 'New temporary access', 'wizard'),
@@ -55,7 +56,7 @@ export function wizardPages(r: Router, { ctx }: Web): void {
   });
 
   const showSummary = async (res: Response, f: WizardForm, endpointRef: string) => {
-    const e = (await ctx.c.endpoints.findOne({ $or: [{ _id: endpointRef }, { hostname: endpointRef }] }))!;
+    const e = (await findEndpoint(ctx.c, endpointRef))!;
     const start = toInstant(f.start, f.tz)!;
     const end = toInstant(f.end, f.tz)!;
     const lead = ctx.config.leadTimeSeconds;

@@ -1,0 +1,14 @@
+import { isOnline } from '../agents/presence.ts';
+import type { Ctx } from '../context.ts';
+import { LIVE_STATES } from '../domain/lifecycle.ts';
+import { presentEndpoint } from '../presenters/endpoint.ts';
+
+/** Every endpoint as the API and the console show it (online, active grants), by hostname. */
+export async function listEndpoints(ctx: Ctx) {
+  const endpoints = await ctx.c.endpoints.find().sort({ hostname: 1 }).toArray();
+  const active = await ctx.c.grants
+    .aggregate<{ _id: string; n: number }>([{ $match: { state: { $in: [...LIVE_STATES] } } }, { $group: { _id: '$endpointId', n: { $sum: 1 } } }])
+    .toArray();
+  const counts = new Map(active.map((a) => [a._id, a.n]));
+  return endpoints.map((e) => presentEndpoint(e, isOnline(ctx, e), counts.get(e._id) ?? 0));
+}
