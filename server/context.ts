@@ -4,6 +4,7 @@ import type { SmtpTests } from './agents/smtpTests.ts';
 import type { ServerMailer } from './mail/mailer.ts';
 import type { ServerConfig } from './config.ts';
 import type { Collections } from './store/collections.ts';
+import type { PolicyRevisions } from './store/policyRevisions.ts';
 
 /** Job names the scheduler runs; see server/scheduler/jobs.ts. */
 export type JobName = 'grant.enable' | 'grant.expire' | 'grant.verify';
@@ -15,7 +16,7 @@ export interface Scheduler {
   forget(grantId: string): Promise<void>;
 }
 
-/** What every command gets: config, storage, the agent hub, the scheduler, the mailer and a logger. */
+/** What every command gets: config, storage, the agent hub, the scheduler, the mailer, caches and a logger. */
 export interface Ctx {
   config: ServerConfig;
   c: Collections;
@@ -23,5 +24,7 @@ export interface Ctx {
   scheduler: Scheduler;
   mailer: ServerMailer;
   smtpTests: SmtpTests;
+  /** Cached save times of the SMTP settings, for the poll's settings revision. */
+  policyRevisions: PolicyRevisions;
   log: Logger;
 }

@@ -20,6 +20,7 @@ import { LIVE_STATES } from './domain/lifecycle.ts';
 import { createApp } from './http/app.ts';
 import { agendaScheduler, defineJobs } from './scheduler/agendaScheduler.ts';
 import { collections, ensureIndexes } from './store/collections.ts';
+import { PolicyRevisions } from './store/policyRevisions.ts';
 
 export interface RunningServer {
   url: string;
@@ -39,7 +40,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
   const agenda = createAgenda(db, { processEvery: config.schedulerProcessEvery, name: 'jit-server' });
   const hub = new AgentHub();
   // The mailer needs the context it is part of, hence the two steps.
-  const ctx = { config, c, hub, scheduler: agendaScheduler(agenda), smtpTests: new SmtpTests(hub), log } as Ctx;
+  const ctx = { config, c, hub, scheduler: agendaScheduler(agenda), smtpTests: new SmtpTests(hub), policyRevisions: new PolicyRevisions(c), log } as Ctx;
   ctx.mailer = new ServerMailer(ctx);
   defineJobs(agenda, ctx);
   agenda.on('error', (err) => log.error({ err }, 'scheduler error'));

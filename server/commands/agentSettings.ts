@@ -3,6 +3,7 @@ import type { Ctx } from '../context.ts';
 import { isFinal } from '../domain/lifecycle.ts';
 import { apiError } from '../errors.ts';
 import { audit } from '../store/audit.ts';
+import { grantOf } from '../store/grants.ts';
 import { effectivePolicy, endpointScope, settingsRevision, toSmtpSettings } from './smtpPolicies.ts';
 
 /** The endpoint's effective Agent Settings, SMTP password included (sent over the authenticated channel only). */
@@ -14,7 +15,7 @@ export async function agentSettings(ctx: Ctx, endpointId: string): Promise<Agent
 
 /** Server-side SMTP: takes fresh credentials from the agent and sends them from memory. */
 export async function handOverCredentials(ctx: Ctx, endpointId: string, h: CredentialHandover): Promise<void> {
-  const g = await ctx.c.grants.findOne({ _id: h.grantId, endpointId });
+  const g = await grantOf(ctx.c, h.grantId, endpointId);
   if (!g) throw apiError('grant.not_found');
   if (!g.serverSideSmtp || isFinal(g.state)) throw apiError('grant.not_active');
   await audit(ctx.c, { actor: `agent:${endpointId}`, type: 'credentials.handed-over', grantId: g._id, endpointId, detail: { username: h.username } });

@@ -2,6 +2,7 @@ import type { Report } from '../../protocol/messages.ts';
 import type { Ctx } from '../context.ts';
 import type { GrantEvent } from '../domain/lifecycle.ts';
 import { audit } from '../store/audit.ts';
+import { grantOf } from '../store/grants.ts';
 import { recordDelivery, resetDelivery } from './delivery.ts';
 import { applyEvent } from './transition.ts';
 
@@ -13,7 +14,7 @@ import { applyEvent } from './transition.ts';
 export async function applyReports(ctx: Ctx, endpointId: string, reports: Report[]): Promise<string[]> {
   const done: string[] = [];
   for (const r of reports) {
-    const g = await ctx.c.grants.findOne({ _id: r.grantId, endpointId });
+    const g = await grantOf(ctx.c, r.grantId, endpointId);
     if (g && !(await alreadySeen(ctx, r.id))) {
       const actor = `agent:${endpointId}`;
       if (r.username && !g.username) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { username: r.username } });
@@ -53,7 +54,7 @@ async function markSeen(ctx: Ctx, reportId: string, endpointId: string): Promise
 }
 
 async function alreadySeen(ctx: Ctx, reportId: string): Promise<boolean> {
-  return (await ctx.c.seenReports.countDocuments({ _id: reportId }, { limit: 1 })) > 0;
+  return (await ctx.c.seenReports.findOne({ _id: reportId }, { projection: { _id: 1 } })) !== null;
 }
 
 function toEvent(r: Report): GrantEvent | null {

@@ -11,20 +11,26 @@ export async function createEnrollmentToken(ctx: Ctx, actor: string): Promise<{ 
   const token = newToken('jite');
   const now = new Date();
   const expiresAt = new Date(now.getTime() + ctx.config.enrollmentTokenTtlMinutes * 60_000);
-  await ctx.c.enrollmentTokens.insertOne({ _id: hashToken(token), createdBy: actor, createdAt: now, expiresAt, usedAt: null });
+  await ctx.c.enrollmentTokens.insertOne({ _id: hashToken(token), createdBy: actor, createdAt: now, expiresAt });
   await audit(ctx.c, { actor, type: 'enrollment.token-created', detail: { expiresAt } });
   return { token, expiresAt };
 }
 
-/** Trades a valid enrollment token for the endpoint's own credential. */
+/**
+ * Trades a valid enrollment token for the endpoint's own credential. The token
+ * is claimed by deleting it: of two agents racing with one token, only one
+ * deletes it. Why not a conditional update: FerretDB's SQLite backend uses an
+ * index only for filters on `_id` alone, so the claim stays O(1) however many
+ * tokens exist.
+ */
 export async function enroll(ctx: Ctx, req: EnrollRequest): Promise<EnrollResponse> {
   const now = new Date();
   const endpointId = randomUUID();
-  const claimed = await ctx.c.enrollmentTokens.updateOne(
-    { _id: hashToken(req.token), usedAt: null, expiresAt: { $gt: now } },
-    { $set: { usedAt: now, endpointId } },
-  );
-  if (claimed.modifiedCount !== 1) throw apiError('enrollment.invalid_token');
+  const tokenId = hashToken(req.token);
+  const token = await ctx.c.enrollmentTokens.findOne({ _id: tokenId });
+  if (!token || token.expiresAt <= now) throw apiError('enrollment.invalid_token');
+  const claimed = await ctx.c.enrollmentTokens.deleteOne({ _id: tokenId });
+  if (claimed.deletedCount !== 1) throw apiError('enrollment.invalid_token');
   const secret = newToken('jita');
   await ctx.c.endpoints.insertOne({
     _id: endpointId,
@@ -35,7 +41,7 @@ export async function enroll(ctx: Ctx, req: EnrollRequest): Promise<EnrollRespon
     enrolledAt: now,
     lastSeenAt: now,
   });
-  await audit(ctx.c, { actor: `agent:${endpointId}`, type: 'endpoint.enrolled', endpointId, detail: { hostname: req.hostname, os: req.os } });
+  await audit(ctx.c, { actor: `agent:${endpointId}`, type: 'endpoint.enrolled', endpointId, detail: { hostname: req.hostname, os: req.os, tokenCreatedBy: token.createdBy } });
   return { endpointId, credential: `${endpointId}.${secret}` };
 }
 

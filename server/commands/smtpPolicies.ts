@@ -45,6 +45,7 @@ export async function savePolicy(ctx: Ctx, scope: Scope, input: SmtpPolicyInput,
     updatedAt: new Date(),
   };
   await ctx.c.smtpPolicies.replaceOne({ _id: scope }, doc, { upsert: true });
+  ctx.policyRevisions.forget(scope);
   await audit(ctx.c, { actor, type: 'settings.smtp-saved', detail: { scope, host: doc.host, port: doc.port, security: doc.security, passwordChanged: input.password !== undefined } });
   ctx.hub.notifyAll();
   return doc;
@@ -52,6 +53,7 @@ export async function savePolicy(ctx: Ctx, scope: Scope, input: SmtpPolicyInput,
 
 export async function deletePolicy(ctx: Ctx, scope: Scope, actor: string): Promise<void> {
   const res = await ctx.c.smtpPolicies.deleteOne({ _id: scope });
+  ctx.policyRevisions.forget(scope);
   if (res.deletedCount === 0) throw apiError('settings.not_found');
   await audit(ctx.c, { actor, type: 'settings.smtp-deleted', detail: { scope } });
   ctx.hub.notifyAll();
@@ -65,9 +67,8 @@ export async function effectivePolicy(ctx: Ctx, scope: Scope): Promise<SmtpPolic
 
 /** Changes whenever the endpoint's effective settings may have changed. */
 export async function settingsRevision(ctx: Ctx, endpointId: string): Promise<string> {
-  const docs = await ctx.c.smtpPolicies.find({ _id: { $in: ['default', endpointScope(endpointId)] } }).toArray();
-  const time = (id: string) => docs.find((d) => d._id === id)?.updatedAt.getTime() ?? 0;
-  return `${time('default')}.${time(endpointScope(endpointId))}`;
+  const [base, own] = await Promise.all([ctx.policyRevisions.time('default'), ctx.policyRevisions.time(endpointScope(endpointId))]);
+  return `${base}.${own}`;
 }
 
 /** Settings ready for nodemailer, password decrypted (in memory only). */

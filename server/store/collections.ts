@@ -1,6 +1,11 @@
 /**
  * The stored records. The database is the truth: every timer (Agenda job,
  * agent timer) can be rebuilt from these documents.
+ *
+ * Hot paths (polls, reports, enrollment, grant transitions) filter on `_id`
+ * alone. Why: the embedded FerretDB's SQLite backend uses an index for that
+ * filter only and scans the whole collection for any other; on MongoDB the
+ * indexes below serve the rest.
  */
 import type { Collection, Db } from 'mongodb';
 import type { Group, OperatingSystem } from '../../protocol/groups.ts';
@@ -69,14 +74,13 @@ export interface EndpointDoc {
   lastSeenAt: Date;
 }
 
+/** An unused enrollment token; deleted when an agent enrolls with it (see commands/enrollment.ts). */
 export interface EnrollmentTokenDoc {
   /** sha256 of the one-time token. */
   _id: string;
   createdBy: string;
   createdAt: Date;
   expiresAt: Date;
-  usedAt: Date | null;
-  endpointId?: string;
 }
 
 export interface InstructionDoc {

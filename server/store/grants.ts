@@ -1,6 +1,6 @@
 import type { Filter } from 'mongodb';
 import type { GrantState } from '../domain/lifecycle.ts';
-import type { GrantDoc } from './collections.ts';
+import type { Collections, GrantDoc } from './collections.ts';
 
 /** What a grants list can be filtered by (the API and the console alike). */
 export interface GrantQuery {
@@ -21,4 +21,14 @@ export function grantFilter(q: GrantQuery): Filter<GrantDoc> {
   if (q.from) filter.endAt = { $gte: q.from };
   if (q.to) filter.startAt = { $lte: q.to };
   return filter;
+}
+
+/**
+ * The grant, only if it belongs to `endpointId` (an agent may act on its own
+ * grants only). Looked up by `_id` alone, the one filter FerretDB serves from
+ * an index, and the owner checked here.
+ */
+export async function grantOf(c: Collections, grantId: string, endpointId: string): Promise<GrantDoc | null> {
+  const g = await c.grants.findOne({ _id: grantId });
+  return g?.endpointId === endpointId ? g : null;
 }

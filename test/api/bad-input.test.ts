@@ -92,4 +92,12 @@ describe('grants API: bad input', function () {
     assert.equal(again.status, 401);
     assert.equal(again.body.error.id, 'enrollment.invalid_token');
   });
+
+  it('lets only one of several agents racing with one token enroll', async () => {
+    const { body } = await stack.api.request('POST', '/api/v1/enrollment-tokens');
+    const before = await stack.server!.ctx.c.endpoints.countDocuments();
+    const race = await Promise.all([1, 2, 3, 4].map((n) => stack.api.request('POST', '/agent/v1/enroll', { token: body.token, hostname: `race-${n}`, os: 'linux', agentVersion: 't' })));
+    assert.deepEqual(race.map((r) => r.status).sort(), [201, 401, 401, 401]);
+    assert.equal(await stack.server!.ctx.c.endpoints.countDocuments(), before + 1);
+  });
 });
