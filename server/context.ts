@@ -1,9 +1,12 @@
 import type { Logger } from 'pino';
 import type { AgentHub } from './agents/hub.ts';
+import type { Presence } from './agents/presence.ts';
 import type { SmtpTests } from './agents/smtpTests.ts';
 import type { ServerMailer } from './mail/mailer.ts';
 import type { ServerConfig } from './config.ts';
 import type { Collections } from './store/collections.ts';
+import type { EndpointCache } from './store/endpoints.ts';
+import type { GrantLocks } from './store/grantLocks.ts';
 import type { PolicyRevisions } from './store/policyRevisions.ts';
 
 /** Job names the scheduler runs; see server/scheduler/jobs.ts. */
@@ -24,7 +27,13 @@ export interface Ctx {
   scheduler: Scheduler;
   mailer: ServerMailer;
   smtpTests: SmtpTests;
+  /** When each endpoint was last heard from, and whether it is online. */
+  presence: Presence;
+  /** Endpoint records for authenticating agents without a read per request. */
+  endpointCache: EndpointCache;
   /** Cached save times of the SMTP settings, for the poll's settings revision. */
   policyRevisions: PolicyRevisions;
+  /** Serialises state changes of one grant. */
+  grantLocks: GrantLocks;
   log: Logger;
 }

@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { Db } from 'mongodb';
 import pino, { type Logger } from 'pino';
 import { AgentHub } from './agents/hub.ts';
+import { Presence } from './agents/presence.ts';
 import { queueInstruction } from './commands/instructions.ts';
 import { scheduleGrantJobs } from './commands/scheduleGrant.ts';
 import { SmtpTests } from './agents/smtpTests.ts';
@@ -20,6 +21,8 @@ import { LIVE_STATES } from './domain/lifecycle.ts';
 import { createApp } from './http/app.ts';
 import { agendaScheduler, defineJobs } from './scheduler/agendaScheduler.ts';
 import { collections, ensureIndexes } from './store/collections.ts';
+import { EndpointCache } from './store/endpoints.ts';
+import { GrantLocks } from './store/grantLocks.ts';
 import { PolicyRevisions } from './store/policyRevisions.ts';
 
 export interface RunningServer {
@@ -40,7 +43,18 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
   const agenda = createAgenda(db, { processEvery: config.schedulerProcessEvery, name: 'jit-server' });
   const hub = new AgentHub();
   // The mailer needs the context it is part of, hence the two steps.
-  const ctx = { config, c, hub, scheduler: agendaScheduler(agenda), smtpTests: new SmtpTests(hub), policyRevisions: new PolicyRevisions(c), log } as Ctx;
+  const ctx = {
+    config,
+    c,
+    hub,
+    scheduler: agendaScheduler(agenda),
+    smtpTests: new SmtpTests(hub),
+    presence: new Presence(c, hub, (config.longPollSeconds + 10) * 1000),
+    endpointCache: new EndpointCache(c),
+    policyRevisions: new PolicyRevisions(c),
+    grantLocks: new GrantLocks(),
+    log,
+  } as Ctx;
   ctx.mailer = new ServerMailer(ctx);
   defineJobs(agenda, ctx);
   agenda.on('error', (err) => log.error({ err }, 'scheduler error'));
@@ -63,6 +77,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
       http.closeAllConnections();
       await new Promise((resolve) => http.close(resolve));
       await agenda.stop();
+      await ctx.presence.flush().catch((err: Error) => log.warn({ err }, 'could not store last-seen times'));
       await client.close();
       await embedded?.stop();
     },

@@ -2,10 +2,9 @@ import type { Instruction, PollResponse } from '../../protocol/messages.ts';
 import { settingsRevision } from './smtpPolicies.ts';
 import type { Ctx } from '../context.ts';
 import { audit } from '../store/audit.ts';
-import type { EndpointDoc, InstructionDoc } from '../store/collections.ts';
+import type { InstructionDoc } from '../store/collections.ts';
 
 const BATCH = 100;
-const TOUCH_EVERY_MS = 5000;
 
 /**
  * The long-poll: answers at once when the endpoint has unacknowledged
@@ -14,9 +13,7 @@ const TOUCH_EVERY_MS = 5000;
  * Unacknowledged instructions are sent again on every poll, which is what makes
  * delivery survive lost responses; the agent deduplicates by id.
  */
-export async function poll(ctx: Ctx, endpoint: EndpointDoc, waitMs: number, signal: AbortSignal): Promise<PollResponse> {
-  const endpointId = endpoint._id;
-  await touch(ctx, endpoint);
+export async function poll(ctx: Ctx, endpointId: string, waitMs: number, signal: AbortSignal): Promise<PollResponse> {
   const wait = ctx.hub.wait(endpointId, waitMs, signal);
   let answer = await pending(ctx, endpointId);
   if (!answer.instructions.length && !answer.smtpTests.length) {
@@ -47,21 +44,6 @@ export async function ackInstructions(ctx: Ctx, endpointId: string, ids: string[
   for (const d of docs) {
     await audit(ctx.c, { actor: `agent:${endpointId}`, type: 'instruction.delivered', grantId: d.grantId, endpointId, detail: { kind: d.kind, instructionId: d._id } });
   }
-}
-
-/**
- * Records that the endpoint was seen now, at most every few seconds: a write per
- * poll would cost hundreds of writes a second for a large fleet, and while a
- * poll is open the hub already counts the endpoint as online. The endpoint was
- * just read to authenticate the poll, so that read tells whether to write.
- * Why the filter is `_id` alone: FerretDB's SQLite backend uses an index only
- * for such filters and scans the whole collection for any other; `$max` keeps
- * two racing polls from moving the time backwards.
- */
-async function touch(ctx: Ctx, endpoint: EndpointDoc): Promise<void> {
-  const now = new Date();
-  if (now.getTime() - endpoint.lastSeenAt.getTime() < TOUCH_EVERY_MS) return;
-  await ctx.c.endpoints.updateOne({ _id: endpoint._id }, { $max: { lastSeenAt: now } });
 }
 
 function toInstruction(d: InstructionDoc): Instruction {

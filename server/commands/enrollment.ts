@@ -49,6 +49,6 @@ export async function enroll(ctx: Ctx, req: EnrollRequest): Promise<EnrollRespon
 export async function authenticateAgent(ctx: Ctx, credential: string): Promise<EndpointDoc | null> {
   const dot = credential.indexOf('.');
   if (dot < 1) return null;
-  const e = await ctx.c.endpoints.findOne({ _id: credential.slice(0, dot) });
+  const e = await ctx.endpointCache.get(credential.slice(0, dot));
   return e && sameSecret(e.credentialHash, hashToken(credential.slice(dot + 1))) ? e : null;
 }

@@ -1,4 +1,3 @@
-import { isOnline } from '../agents/presence.ts';
 import type { Ctx } from '../context.ts';
 import { LIVE_STATES } from '../domain/lifecycle.ts';
 import { presentEndpoint } from '../presenters/endpoint.ts';
@@ -10,5 +9,5 @@ export async function listEndpoints(ctx: Ctx) {
     .aggregate<{ _id: string; n: number }>([{ $match: { state: { $in: [...LIVE_STATES] } } }, { $group: { _id: '$endpointId', n: { $sum: 1 } } }])
     .toArray();
   const counts = new Map(active.map((a) => [a._id, a.n]));
-  return endpoints.map((e) => presentEndpoint(e, isOnline(ctx, e), counts.get(e._id) ?? 0));
+  return endpoints.map((e) => presentEndpoint({ ...e, lastSeenAt: ctx.presence.lastSeen(e) }, ctx.presence.isOnline(e), counts.get(e._id) ?? 0));
 }

@@ -115,6 +115,19 @@ describe('embedded FerretDB and Agenda on it', function () {
     assert.deepEqual((await c.find({ n: { $gte: 2 } }).sort({ n: 1 }).toArray()).map((d) => d._id), ['b', 'c']);
   });
 
+  it('finds, updates and deletes by _id through the _id index (our patch of FerretDB)', async () => {
+    const c = freshDb().collection<{ _id: string; n: number }>('indexed');
+    await c.insertMany(Array.from({ length: 50 }, (_, n) => ({ _id: `d${n}`, n })));
+    const plan = (await c.find({ _id: 'd7' }).explain()) as { queryPlanner: { Plan: string[] } };
+    // Released 1.24.2 says "SCAN <table>" here: its lookups and its index are written differently.
+    assert.match(plan.queryPlanner.Plan.join('\n'), /SEARCH \S+ USING INDEX \S+__id_/);
+    // Updates and deletes use the same lookup expression; check they still hit the right document.
+    assert.equal((await c.updateOne({ _id: 'd7' }, { $set: { n: 70 } })).modifiedCount, 1);
+    assert.equal((await c.findOne({ _id: 'd7' }))?.n, 70);
+    assert.equal((await c.deleteOne({ _id: 'd8' })).deletedCount, 1);
+    assert.equal(await c.countDocuments(), 49);
+  });
+
   it('runs an Agenda job scheduled 1.5 s ahead once, on time', async () => {
     const agenda = agendaOn(freshDb());
     const runs: number[] = [];

@@ -67,6 +67,7 @@ export function requireAgent(ctx: Ctx) {
     if (!endpoint) throw apiError('auth.invalid');
     res.locals.endpoint = endpoint;
     res.locals.actor = `agent:${endpoint._id}`;
+    await ctx.presence.heard(endpoint);
     next();
   };
 }

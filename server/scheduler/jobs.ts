@@ -4,7 +4,6 @@
  * went wrong still gets told) and the watchdog (an endpoint that never confirms
  * deletion is alerted and retried).
  */
-import { isOnline } from '../agents/presence.ts';
 import { queueInstruction } from '../commands/instructions.ts';
 import { verifyAt } from '../commands/scheduleGrant.ts';
 import { applyEvent } from '../commands/transition.ts';
@@ -50,7 +49,7 @@ async function liveGrant(ctx: Ctx, grantId: string): Promise<GrantDoc | null> {
 
 async function warnIfOffline(ctx: Ctx, g: GrantDoc, step: string): Promise<void> {
   const e = await ctx.c.endpoints.findOne({ _id: g.endpointId });
-  if (e && isOnline(ctx, e)) return;
+  if (e && ctx.presence.isOnline(e)) return;
   await audit(ctx.c, { actor: 'system', type: 'endpoint.offline-at-due-step', grantId: g._id, endpointId: g.endpointId, detail: { step } });
   ctx.log.warn({ grantId: g._id, endpointId: g.endpointId, step }, 'endpoint offline at a due step; the agent enforces it from its own plan');
 }

@@ -25,7 +25,7 @@ export function agentRoutes(ctx: Ctx): Router {
     const { wait = ctx.config.longPollSeconds } = validate(PollQuery, req.query);
     const abort = new AbortController();
     res.on('close', () => abort.abort());
-    res.json(await poll(ctx, res.locals.endpoint, wait * 1000, abort.signal));
+    res.json(await poll(ctx, res.locals.endpoint._id, wait * 1000, abort.signal));
   });
 
   r.get('/settings', async (_req, res) => {
