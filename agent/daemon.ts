@@ -8,7 +8,6 @@ import { GrantRunner } from './accounts.ts';
 import type { ServerClient } from './client.ts';
 import type { SettingsStore } from './settings.ts';
 import type { StateStore } from './state.ts';
-import { testSmtp } from '../mail/smtpTest.ts';
 
 /** Re-check the OS for stray managed accounts this often. */
 const RECONCILE_EVERY_MS = 60_000;
@@ -102,6 +101,8 @@ export class Daemon {
     if (this.testsDone.has(test.id)) return;
     this.testsDone.add(test.id);
     const smtp = this.settings.smtp();
+    // Imported on demand: nodemailer, handlebars and luxon would otherwise sit in every idle agent.
+    const { testSmtp } = await import('../mail/smtpTest.ts');
     const result = smtp
       ? await testSmtp(smtp, { sender: this.store.state.hostname, ...(test.to ? { to: test.to } : {}) })
       : { ok: false as const, code: 'invalid_settings', reason: 'no SMTP settings in the Agent Settings policy' };

@@ -5,9 +5,8 @@
  * closure: never in the state file, a log line or a report.
  */
 import type { Logger } from 'pino';
-import { renderEmail } from '../mail/render.ts';
+import type { EmailVars } from '../mail/render.ts';
 import { RetryLoops } from '../mail/retryLoops.ts';
-import { sendMail } from '../mail/smtp.ts';
 import type { OperatingSystem } from '../protocol/groups.ts';
 import type { CredentialSink } from './accounts.ts';
 import type { ServerClient } from './client.ts';
@@ -74,9 +73,11 @@ export class EmailDelivery implements CredentialSink {
     });
   }
 
-  private async sendWith<K extends 'credentials' | 'access-ended'>(kind: K, vars: Parameters<typeof renderEmail<K>>[1]): Promise<void> {
+  private async sendWith<K extends 'credentials' | 'access-ended'>(kind: K, vars: EmailVars<K>): Promise<void> {
     const smtp = this.settings.smtp();
     if (!smtp) throw new Error('no SMTP settings in the Agent Settings policy');
+    // Imported on demand: handlebars, luxon and nodemailer would otherwise sit in every idle agent.
+    const [{ renderEmail }, { sendMail }] = await Promise.all([import('../mail/render.ts'), import('../mail/smtp.ts')]);
     const mail = renderEmail(kind, vars, { timeZone: smtp.timeZone ?? 'UTC', ...(this.opts.templatesDir ? { overrideDir: this.opts.templatesDir } : {}) });
     await sendMail(smtp, { to: (vars as { email: string }).email, ...mail });
   }

@@ -16,7 +16,6 @@ import { EmailDelivery } from './delivery.ts';
 import { loadOrCreateKey } from './localKey.ts';
 import { SettingsStore } from './settings.ts';
 import { backendForThisOs, thisOs } from './os/select.ts';
-import { installAgent, uninstallAgent } from './service/install.ts';
 import { StateStore } from './state.ts';
 
 export const AGENT_VERSION = '0.1.0';
@@ -57,10 +56,13 @@ async function main(argv: string[]): Promise<void> {
     if (values['sandbox-root']) fail('install manages real accounts: --sandbox-root is for enroll (tests and the demo)');
     const dryRun = values['dry-run'] ?? false;
     const enrollInto = (state: string) => enroll({ server, token, state, hostname: values.hostname });
+    // The service installers are imported here only: the daemon never needs them.
+    const { installAgent } = await import('./service/install.ts');
     await installAgent({ stateFile: values.state, dryRun, serverUrl: server, enroll: enrollInto });
     return;
   }
   if (command === 'uninstall') {
+    const { uninstallAgent } = await import('./service/install.ts');
     await uninstallAgent({ stateFile: values.state, dryRun: values['dry-run'] ?? false });
     return;
   }
@@ -98,7 +100,7 @@ async function run(stateFile: string, pollSeconds: number): Promise<void> {
   const log = pino({ name: 'jit-agent' });
   const store = await StateStore.load(stateFile);
   const { state } = store;
-  const backend = backendForThisOs(state.sandboxRoot);
+  const backend = await backendForThisOs(state.sandboxRoot);
   const client = new ServerClient(state.serverUrl, state.credential);
   const settings = new SettingsStore(store, await loadOrCreateKey(stateFile));
   const delivery = new EmailDelivery(settings, client, log, {

@@ -3,15 +3,17 @@
  *
  * The real server on an embedded FerretDB (its own process), fleets of simulated
  * agents (the agent's real code over real HTTP, only the OS backend recorded in
- * memory) in child processes, one real idle `agent/main.ts run` process, and
- * LinuxBackend against bare shadow-utils. Prints a table and writes
- * bench/results.json. Everything listens on 127.0.0.1 and is stopped at the end.
+ * memory) in child processes, one real idle agent (`dist/agent/main.js run`, as
+ * the service runs it), and LinuxBackend against bare shadow-utils. Prints a table
+ * and writes bench/results.json. Everything listens on 127.0.0.1 and is stopped at the end.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
+import { AGENT_NODE_FLAGS } from '../agent/service/install.ts';
 import { backendBench, type BackendResult } from './backendBench.ts';
 import type { StartMsg } from './fleet.ts';
 import { childPids, cpuPercent, establishedOn, sample, type ProcSample } from './procstat.ts';
@@ -19,6 +21,8 @@ import type { BackendEvent } from './recordingBackend.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
 const TSX = ['--import', 'tsx'];
+/** The built agent, run by plain node with the service's flags, exactly as `jit-agent install` runs it. */
+const AGENT = [...AGENT_NODE_FLAGS, path.join(REPO, 'dist', 'agent', 'main.js')];
 const LEAD_SECONDS = 3;
 /** A grant starts this long after it is requested and lasts GRANT_SECONDS. */
 const START_IN_SECONDS = 6;
@@ -149,9 +153,19 @@ async function growTo(server: ServerInfo, size: number): Promise<void> {
   fleets.push(...started);
 }
 
+/** Builds dist/ (npm run build:agent, also run by npm ci) when it is not there. */
+async function ensureAgentBuilt(): Promise<void> {
+  if (existsSync(AGENT.at(-1)!)) return;
+  say('building the agent (npm run build:agent)…');
+  await new Promise<void>((resolve, reject) => {
+    const p = track(spawn('npm', ['run', 'build:agent'], { cwd: REPO, stdio: 'inherit' }));
+    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`npm run build:agent exited ${code}`))));
+  });
+}
+
 function runAgentCli(args: string[]): Promise<string> {
   return new Promise((resolve, reject) => {
-    const p = track(spawn(process.execPath, [...TSX, 'agent/main.ts', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const p = track(spawn(process.execPath, [...AGENT, ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] }));
     let out = '';
     p.stdout!.on('data', (d) => (out += d));
     p.stderr!.on('data', (d) => (out += d));
@@ -164,7 +178,7 @@ interface IdleResult {
   rssMB: number;
   maxRssMB: number;
   cpuPercent: number;
-  /** Processes measured: node plus tsx's esbuild service, when running. */
+  /** Processes measured: the agent and its children, if any. */
   processes?: number;
 }
 
@@ -177,9 +191,9 @@ async function idleAgent(server: ServerInfo): Promise<IdleResult> {
     const res = await fetch(`${server.url}/api/v1/enrollment-tokens`, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}` } });
     const { token } = (await res.json()) as { token: string };
     await runAgentCli(['enroll', '--server', server.url, '--token', token, '--state', stateFile, '--sandbox-root', sandbox.root, '--hostname', 'idle-agent']);
-    const p = track(spawn(process.execPath, [...TSX, 'agent/main.ts', 'run', '--state', stateFile, '--poll-seconds', '25'], { cwd: REPO, stdio: 'ignore' }));
+    const p = track(spawn(process.execPath, [...AGENT, 'run', '--state', stateFile, '--poll-seconds', '25'], { cwd: REPO, stdio: 'ignore' }));
     await sleep(10_000);
-    // The agent's whole process tree: node and the esbuild service tsx starts to compile TypeScript.
+    // The agent's whole process tree (plain node on prebuilt JavaScript starts no helper process).
     const tree = () => treeSample(p.pid!);
     const first = tree()!;
     let maxRss = first.rss;
@@ -484,7 +498,7 @@ function table(results: SizeResult[], idle: IdleResult | null, backend: BackendR
   const widths = head.map((_, i) => Math.max(...[head, ...body].map((row) => row[i]!.length)));
   const line = (row: string[]) => `| ${row.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
   const out = [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...body.map(line)];
-  if (idle) out.push('', `idle agent (real agent/main.ts run, ${f0(idle.seconds)} s): RSS ${f1(idle.rssMB)} MB (max ${f1(idle.maxRssMB)}), CPU ${idle.cpuPercent.toFixed(2)} % of a core`);
+  if (idle) out.push('', `idle agent (real agent process, ${f0(idle.seconds)} s): RSS ${f1(idle.rssMB)} MB (max ${f1(idle.maxRssMB)}), CPU ${idle.cpuPercent.toFixed(2)} % of a core`);
   if (backend) {
     out.push(`Linux backend create+enable+delete, median of ${backend.iterations}: LinuxBackend ${f1(backend.backendMedianMs)} ms, bare shadow-utils ${f1(backend.bareMedianMs)} ms, ratio ${backend.ratio.toFixed(2)}`);
   }
@@ -544,6 +558,7 @@ async function main(): Promise<void> {
     const p = track(spawn(process.execPath, [...TSX, 'scripts/prepare.ts'], { cwd: REPO, stdio: 'inherit' }));
     p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`prepare exited ${code}`))));
   });
+  await ensureAgentBuilt();
   dir = await mkdtemp(path.join(os.tmpdir(), 'jit-bench-'));
 
   say(`Linux backend vs shadow-utils, ${backendIterations} iterations each…`);

@@ -3,12 +3,17 @@
  * server's credential delivery: starting a loop for a key cancels the older one.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { MailError } from './smtp.ts';
+import type { MailError } from './smtp.ts';
 
 const MAX_BACKOFF_MS = 30_000;
 
-/** A failure as stored and shown: the mail error code when there is one. Never holds a password. */
-export const failureText = (err: unknown): string => (err instanceof MailError ? `${err.code}: ${err.message}` : (err as Error).message);
+/**
+ * A failure as stored and shown: the mail error code when there is one. Never holds a password.
+ * Why by name rather than instanceof: importing smtp.ts here would load nodemailer and luxon
+ * into every idle agent, which only needs them when it sends.
+ */
+export const failureText = (err: unknown): string =>
+  err instanceof Error && err.name === 'MailError' ? `${(err as MailError).code}: ${err.message}` : (err as Error).message;
 
 /** What a loop reports: success once, or each failed attempt. */
 export interface LoopHandlers {

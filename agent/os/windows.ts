@@ -11,7 +11,7 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { PowerShell } from 'node-powershell';
+import type { PowerShell } from 'node-powershell';
 import { z } from 'zod';
 import { GROUPS, type Group } from '../../protocol/groups.ts';
 import {
@@ -203,6 +203,9 @@ export class NodePowerShellExecutor implements PsExecutor {
     if (process.env.NODE_POWERSHELL && process.env.NODE_POWERSHELL !== this.executable) {
       throw new AccountError('COMMAND_FAILED', 'NODE_POWERSHELL is set and would override the PowerShell executable');
     }
+    // Imported on first use: agent/service/windows.ts loads this module on every OS, and only a
+    // Windows agent ever opens a session.
+    const { PowerShell } = await import('node-powershell');
     const ps = new PowerShell({
       executable: this.executable,
       executableOptions: { '-NoProfile': true, '-NonInteractive': true },

@@ -22,7 +22,7 @@ export const LAUNCHD_TARGET = `system/${LAUNCHD_LABEL}`;
 export interface LaunchdPlistOptions {
   /** The agent's command: an absolute program path, then its arguments (no shell involved). */
   argv: string[];
-  /** Absolute; `node --import tsx` resolves tsx from here. */
+  /** Absolute: the repository (node finds the agent's packages from dist/agent/main.js itself). */
   workingDirectory: string;
   /** stdout and stderr of the agent (pino's JSON lines). */
   logFile?: string;

@@ -18,7 +18,7 @@ import { LinuxBackend } from '../os/linux.ts';
 import { makeSandboxRoot } from '../os/sandboxRoot.ts';
 import { loadOrCreateKey } from '../localKey.ts';
 import { StateStore } from '../state.ts';
-import { NotPrivilegedError, installAgent, nodeFiles, uninstallAgent, type ServiceFiles, type ServiceHost, type ServicePlatform } from './install.ts';
+import { AGENT_NODE_FLAGS, NotPrivilegedError, installAgent, nodeFiles, uninstallAgent, type ServiceFiles, type ServiceHost, type ServicePlatform } from './install.ts';
 import { LAUNCHD_LABEL, renderLaunchdPlist } from './launchd.ts';
 import { renderSystemdUnit } from './systemd.ts';
 import { PARAMETERS_KEY, SERVICE_HOST_SOURCE, renderBuildScript, windowsCommandLine } from './windows.ts';
@@ -31,6 +31,8 @@ const ICACLS = 'C:\\Windows\\System32\\icacls.exe';
 const PS = 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe';
 const WIN_NODE = 'C:\\Program Files\\nodejs\\node.exe';
 const WIN_REPO = 'C:\\jit access\\repo';
+/** What install looks for first, as an in-memory file: the agent `npm run build:agent` builds, in a repository. */
+const builtAgent = (repoDir: string, p: path.PlatformPath = path.posix) => ({ [p.join(repoDir, 'dist', 'agent', 'main.js')]: '' });
 
 // ---------------------------------------------------------------------------------------------
 // test doubles
@@ -82,7 +84,7 @@ function host(platform: ServicePlatform, over: Partial<ServiceHost> = {}): Servi
     files: memoryFiles(),
     isPrivileged: async () => true,
     print: (l) => void printed.push(l),
-    backend: () => fakeBackend([]).backend,
+    backend: async () => fakeBackend([]).backend,
     sleep: async () => {},
     nodePath: platform === 'win32' ? WIN_NODE : process.execPath,
     repoDir: platform === 'win32' ? WIN_REPO : REPO,
@@ -271,7 +273,7 @@ describe('service: systemd unit', () => {
   afterEach(() => rm(dir, { recursive: true, force: true }));
 
   async function installedUnit(stateFile: string): Promise<{ text: string; h: ReturnType<typeof host>; rec: Recorded }> {
-    const files = memoryFiles();
+    const files = memoryFiles(builtAgent(REPO));
     const rec = recorder();
     const h = host('linux', { files, run: rec.run });
     await installAgent({ stateFile, serverUrl: 'https://jit.example', enroll: enrollSpy().enroll }, h);
@@ -297,10 +299,10 @@ describe('service: systemd unit', () => {
 
     const service = parseUnit(text).get('Service')!;
     const argv = execWords(service.get('ExecStart')![0]!);
-    assert.deepEqual(argv, [process.execPath, '--import', 'tsx', path.join(REPO, 'agent', 'main.ts'), 'run', '--state', stateFile]);
+    assert.deepEqual(argv, [process.execPath, ...AGENT_NODE_FLAGS, path.join(REPO, 'dist', 'agent', 'main.js'), 'run', '--state', stateFile]);
     assert.deepEqual(service.get('WorkingDirectory'), [REPO]);
-    // Why run it: `--import tsx` resolves from the working folder, and verify only checks
-    // that the program exists. The agent gets as far as reading its (missing) state file.
+    // Why run it: verify only checks that the program exists, not that node takes these flags
+    // or that the built agent starts. It gets as far as reading its (missing) state file.
     const r = await capture(argv[0]!, argv.slice(1), service.get('WorkingDirectory')![0]!);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /jit-agent: ENOENT: no such file or directory, open '.*missing\/state\.json'/);
@@ -329,7 +331,7 @@ describe('service: systemd unit', () => {
 
   it('quotes paths with spaces, % and $ so that systemd reads them back unchanged', async () => {
     const stateFile = path.join(dir, 'a b', '100% $HOME "x"', 'state.json');
-    const argv = [process.execPath, '--import', 'tsx', path.join(REPO, 'agent', 'main.ts'), 'run', '--state', stateFile];
+    const argv = [process.execPath, ...AGENT_NODE_FLAGS, path.join(REPO, 'dist', 'agent', 'main.js'), 'run', '--state', stateFile];
     // The quote in the folder is refused for ReadWritePaths; a state file in a folder without it is fine.
     assert.throws(() => renderSystemdUnit({ argv, workingDirectory: REPO, stateFile }), /quote or backslash/);
     const plainDir = path.join(dir, 'a b', '100% $HOME');
@@ -349,7 +351,7 @@ describe('service: systemd unit', () => {
   });
 
   it('install: makes the state folder private, enrolls, writes the unit, then daemon-reload and enable --now', async () => {
-    const files = memoryFiles();
+    const files = memoryFiles(builtAgent(REPO));
     const rec = recorder();
     const spy = enrollSpy();
     const h = host('linux', { files, run: rec.run });
@@ -398,7 +400,7 @@ describe('service: systemd unit', () => {
 
 describe('service: launchd plist', () => {
   it('is well-formed XML whose keys make a root daemon that starts at boot and is kept alive', async () => {
-    const files = memoryFiles();
+    const files = memoryFiles(builtAgent('/opt/jit-access'));
     const rec = recorder();
     const h = host('darwin', { files, run: rec.run, nodePath: '/opt/homebrew/bin/node', repoDir: '/opt/jit-access' });
     await installAgent({ serverUrl: 'https://jit.example', enroll: enrollSpy().enroll }, h);
@@ -409,7 +411,7 @@ describe('service: launchd plist', () => {
     const stateFile = '/Library/Application Support/jit-agent/state.json';
     assert.deepEqual(p, {
       Label: 'com.jit-access.agent',
-      ProgramArguments: ['/opt/homebrew/bin/node', '--import', 'tsx', '/opt/jit-access/agent/main.ts', 'run', '--state', stateFile],
+      ProgramArguments: ['/opt/homebrew/bin/node', ...AGENT_NODE_FLAGS, '/opt/jit-access/dist/agent/main.js', 'run', '--state', stateFile],
       WorkingDirectory: '/opt/jit-access',
       RunAtLoad: true,
       KeepAlive: true,
@@ -435,7 +437,7 @@ describe('service: launchd plist', () => {
 
   it('a second install boots the loaded daemon out before bootstrapping the new one', async () => {
     const plistPath = `/Library/LaunchDaemons/${LAUNCHD_LABEL}.plist`;
-    const files = memoryFiles({ [plistPath]: 'old', '/Library/Application Support/jit-agent/state.json': '{}' });
+    const files = memoryFiles({ ...builtAgent(REPO), [plistPath]: 'old', '/Library/Application Support/jit-agent/state.json': '{}' });
     const rec = recorder();
     const spy = enrollSpy();
     await installAgent({ serverUrl: 'https://jit.example', enroll: spy.enroll }, host('darwin', { files, run: rec.run }));
@@ -453,7 +455,7 @@ describe('service: Windows', () => {
   const hostExe = `${layoutDir}\\jit-agent-service.exe`;
   const buildScript = `${layoutDir}\\build-service-host.ps1`;
   const stateFile = `${layoutDir}\\state.json`;
-  const agentArgs = ['--import', 'tsx', `${WIN_REPO}\\agent\\main.ts`, 'run', '--state', stateFile];
+  const agentArgs = [...AGENT_NODE_FLAGS, `${WIN_REPO}\\dist\\agent\\main.js`, 'run', '--state', stateFile];
 
   /** sc.exe query answers: absent (1060) until `sc create`, then running until `sc stop`, then stopped. */
   function scm(initially: 'absent' | 'running') {
@@ -476,7 +478,7 @@ describe('service: Windows', () => {
   }
 
   it('install: locks the folder, enrolls, compiles the service host, registers it with sc.exe and reg.exe', async () => {
-    const files = memoryFiles();
+    const files = memoryFiles(builtAgent(WIN_REPO, path.win32));
     const rec = recorder(scm('absent'));
     const spy = enrollSpy();
     await installAgent({ serverUrl: 'https://jit.example', enroll: spy.enroll }, host('win32', { files, run: rec.run }));
@@ -510,7 +512,7 @@ describe('service: Windows', () => {
   });
 
   it('a second install stops the running service and reconfigures it instead of creating it', async () => {
-    const files = memoryFiles({ [stateFile]: '{}' });
+    const files = memoryFiles({ ...builtAgent(WIN_REPO, path.win32), [stateFile]: '{}' });
     const rec = recorder(scm('running'));
     const spy = enrollSpy();
     await installAgent({ serverUrl: 'https://jit.example', enroll: spy.enroll }, host('win32', { files, run: rec.run }));
@@ -542,7 +544,7 @@ describe('service: Windows', () => {
     const log: string[][] = [];
     const rec = recorder(scm('running'), log);
     const fake = fakeBackend(['jt1', 'jt2'], log);
-    await uninstallAgent({}, host('win32', { files, run: rec.run, backend: () => fake.backend }));
+    await uninstallAgent({}, host('win32', { files, run: rec.run, backend: async () => fake.backend }));
     const steps = log.map((c) => (c[0] === SC ? `sc ${c[1]}` : `${c[0]} ${c[1]}`));
     assert.deepEqual(steps, ['logoff jt1', 'delete jt1', 'logoff jt2', 'delete jt2', 'sc query', 'sc stop', 'sc query', 'sc query', 'sc delete']);
     assert.equal(fake.listed(), 2, 'accounts are listed again after the stop');
@@ -595,7 +597,7 @@ describe('service: uninstall', () => {
       files: nodeFiles,
       run: rec.run,
       definitionPath: unitPath,
-      backend: (root) => (roots.push(root), backend),
+      backend: async (root) => (roots.push(root), backend),
     });
     await uninstallAgent({ stateFile }, h);
 
@@ -625,7 +627,7 @@ describe('service: uninstall', () => {
     const log: string[][] = [];
     const rec = recorder(undefined, log);
     const fake = fakeBackend(['jta', 'jtb'], log, 'jta');
-    await assert.rejects(uninstallAgent({}, host('linux', { files, run: rec.run, backend: () => fake.backend })), /could not remove 1 managed account\(s\)[^]*jta: jta is still logged in/);
+    await assert.rejects(uninstallAgent({}, host('linux', { files, run: rec.run, backend: async () => fake.backend })), /could not remove 1 managed account\(s\)[^]*jta: jta is still logged in/);
     assert.deepEqual(rec.log.filter((c) => c[0] === 'systemctl'), [], 'service left running');
     assert.ok(files.files.has('/etc/systemd/system/jit-agent.service') && files.files.has('/var/lib/jit-agent/state.json'));
     assert.deepEqual([...fake.accounts.keys()], ['jta'], 'the other account was still removed');
@@ -639,7 +641,7 @@ describe('service: uninstall', () => {
       if (argv[1] === 'disable') fake.accounts.set('jtlate', { name: 'jtlate', id: '5009', enabled: false, managed: true, groups: [] });
       return undefined;
     });
-    await uninstallAgent({}, host('linux', { files, run: rec.run, backend: () => fake.backend }));
+    await uninstallAgent({}, host('linux', { files, run: rec.run, backend: async () => fake.backend }));
     assert.deepEqual([...fake.accounts.keys()], []);
   });
 
@@ -649,7 +651,7 @@ describe('service: uninstall', () => {
       const rec = recorder();
       const spy = enrollSpy();
       const fake = fakeBackend(['jt1']);
-      const h = host(platform, { files, run: rec.run, isPrivileged: async () => false, backend: () => fake.backend });
+      const h = host(platform, { files, run: rec.run, isPrivileged: async () => false, backend: async () => fake.backend });
       const message = platform === 'win32' ? /must run as Administrator/ : /must run as root/;
       await assert.rejects(installAgent({ serverUrl: 'https://jit.example', enroll: spy.enroll }, h), (e: Error) => e instanceof NotPrivilegedError && message.test(e.message));
       await assert.rejects(uninstallAgent({}, h), NotPrivilegedError);
@@ -657,14 +659,24 @@ describe('service: uninstall', () => {
     }
   });
 
+  it('install refuses without the built agent, before doing anything', async () => {
+    const files = memoryFiles();
+    const rec = recorder();
+    const spy = enrollSpy();
+    const h = host('linux', { files, run: rec.run });
+    const missing = path.join(REPO, 'dist', 'agent', 'main.js');
+    await assert.rejects(installAgent({ serverUrl: 'https://jit.example', enroll: spy.enroll }, h), { message: `${missing} is missing: run npm ci (or npm run build:agent) first` });
+    assert.deepEqual([rec.log, spy.calls, h.printed, files.files.size, files.dirs.size], [[], [], [], 0, 0]);
+  });
+
   it('--dry-run prints every step and changes nothing', async () => {
     const files = memoryFiles({ '/var/lib/jit-agent/state.json': '{}', '/etc/systemd/system/jit-agent.service': 'x' });
     const rec = recorder();
     const spy = enrollSpy();
     const fake = fakeBackend(['jt1', 'jt2']);
-    const h = host('linux', { files, run: rec.run, backend: () => fake.backend });
+    const h = host('linux', { files, run: rec.run, backend: async () => fake.backend });
     await uninstallAgent({ dryRun: true }, h);
-    await installAgent({ dryRun: true, serverUrl: 'https://jit.example', enroll: spy.enroll }, { ...h, files: memoryFiles() });
+    await installAgent({ dryRun: true, serverUrl: 'https://jit.example', enroll: spy.enroll }, { ...h, files: memoryFiles(builtAgent(REPO)) });
     assert.deepEqual([rec.log, spy.calls, [...fake.accounts.keys()]], [[], [], ['jt1', 'jt2']]);
     assert.equal(files.files.size, 2);
     const out = h.printed.join('\n');

@@ -15,7 +15,8 @@
  *   useradd/userdel when sssd is installed) and the agent's own state folder. Entries with a
  *   leading "-" may be missing. A site whose useradd HOME (/etc/default/useradd) is not
  *   /home must add it with a drop-in (systemctl edit jit-agent).
- * - PrivateTmp: a private, writable /tmp (tsx keeps its compile cache there).
+ * - PrivateTmp: a private, writable /tmp, not shared with the accounts' users (the agent, plain
+ *   node on the prebuilt dist/agent/main.js, keeps nothing there).
  * - PrivateDevices: /dev holds only null, zero, random, urandom…; nothing here needs more.
  * - CapabilityBoundingSet: root keeps only CAP_CHOWN, CAP_FOWNER, CAP_FSETID (useradd -m
  *   copying /etc/skel into a home owned by the new user), CAP_DAC_OVERRIDE and
@@ -52,7 +53,7 @@ export const SYSTEMD_UNIT_PATH = `/etc/systemd/system/${SYSTEMD_UNIT_NAME}`;
 export interface SystemdUnitOptions {
   /** The agent's command: an absolute program path, then its arguments. */
   argv: string[];
-  /** Absolute; `node --import tsx` resolves tsx from here. */
+  /** Absolute: the repository (node finds the agent's packages from dist/agent/main.js itself). */
   workingDirectory: string;
   /** Absolute path of the agent's state file; its folder must stay writable. */
   stateFile: string;

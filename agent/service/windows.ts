@@ -303,9 +303,9 @@ export function isStopped(stdout: string): boolean {
 export interface WindowsServiceOptions {
   /** node.exe, absolute. */
   node: string;
-  /** node's arguments: --import tsx <main.ts> run --state <file>. */
+  /** node's arguments: <repo>\dist\agent\main.js run --state <file>. */
   args: string[];
-  /** The repository: node resolves tsx from its working folder. */
+  /** The repository (node finds the agent's packages from dist\agent\main.js itself). */
   workingDirectory: string;
   layout: WindowsLayout;
 }
