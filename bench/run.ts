@@ -273,7 +273,13 @@ class Sampler {
 interface SentGrant {
   id: string;
   sentAt: number;
+  /**
+   * When the server stored the grant (its createdAt; same machine, same clock): "API accepted".
+   * Not when the 201 arrived: the agent is told before the server schedules its backstop jobs
+   * and answers, so an account can exist before the answer does.
+   */
   acceptedAt: number;
+  answeredAt: number;
   enableAt: number;
   endAt: number;
 }
@@ -298,11 +304,11 @@ async function createGrant(server: ServerInfo, endpointId: string): Promise<Sent
       // An answer later than this counts as a failed request (the run stays bounded).
       signal: AbortSignal.timeout(API_TIMEOUT_MS),
     });
-    const acceptedAt = Date.now();
-    const json = (await res.json()) as { grants: { id: string; enableAt: string; endAt: string }[] };
+    const answeredAt = Date.now();
+    const json = (await res.json()) as { grants: { id: string; createdAt: string; enableAt: string; endAt: string }[] };
     if (res.status !== 201) return null;
     const g = json.grants[0]!;
-    return { id: g.id, sentAt, acceptedAt, enableAt: Date.parse(g.enableAt), endAt: Date.parse(g.endAt) };
+    return { id: g.id, sentAt, acceptedAt: Date.parse(g.createdAt), answeredAt, enableAt: Date.parse(g.enableAt), endAt: Date.parse(g.endAt) };
   } catch {
     return null;
   }
@@ -355,7 +361,7 @@ function latencies(sent: SentGrant[], failed: number): Latencies {
   let missed = failed;
   for (const g of sent) {
     const t = timeline.get(g.id) ?? {};
-    api.push(g.acceptedAt - g.sentAt);
+    api.push(g.answeredAt - g.sentAt);
     if (t.created !== undefined) prop.push(t.created - g.acceptedAt);
     if (t.enabled !== undefined) en.push(t.enabled - g.enableAt);
     if (t.deleted !== undefined) rm.push(t.deleted - g.endAt);
@@ -440,7 +446,7 @@ async function runSize(server: ServerInfo, size: number): Promise<SizeResult> {
       const r = await sendGrants(server, Math.round((perMinute / 60) * RAMP_STEP_SECONDS), perMinute / 60);
       steps.push({ perMinute, ...r });
       // Stop climbing once a step is clearly saturated (the API fell behind by a step's length).
-      if (r.failed > 0 || r.sent.some((g) => g.acceptedAt - g.sentAt > RAMP_STEP_SECONDS * 1000)) break;
+      if (r.failed > 0 || r.sent.some((g) => g.answeredAt - g.sentAt > RAMP_STEP_SECONDS * 1000)) break;
     }
     await settle(steps.flatMap((s) => s.sent));
     for (const s of steps) {

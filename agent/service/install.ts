@@ -110,13 +110,15 @@ const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 /**
  * V8 flags of the service's node, which keep an idle agent under 60 MB RSS at ~0.1 % of a core
  * (measured on Linux with Node 20; without them 60-70 MB, with spikes to 90):
- * - --liftoff-only: fetch parses HTTP with undici's llhttp, in WebAssembly, and V8 recompiles it
- *   with TurboFan on a worker thread after a while: ~30 MB of compiler memory for a moment, of
- *   which malloc keeps ~9 MB for good. The baseline compiler is plenty for a few responses a minute.
+ * - --no-wasm-tier-up --no-wasm-dynamic-tiering: fetch parses HTTP with undici's llhttp, in
+ *   WebAssembly, and V8 recompiles it with TurboFan on a worker thread after a while: ~30 MB of
+ *   compiler memory for a moment, of which malloc keeps ~9 MB for good. The baseline compiler
+ *   (Liftoff) is plenty for a few responses a minute. (Same effect as --liftoff-only, which V8
+ *   documents as a testing flag.)
  * - --optimize-for-size: a smaller heap, shrunk sooner (~1 MB less).
  * - --no-opt: no TurboFan for JavaScript either (~1 MB less); none of the agent's code is hot.
  */
-export const AGENT_NODE_FLAGS = ['--liftoff-only', '--optimize-for-size', '--no-opt'];
+export const AGENT_NODE_FLAGS = ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering', '--optimize-for-size', '--no-opt'];
 
 /** Where the state file lives unless --state says otherwise. */
 export function defaultStateFile(platform: ServicePlatform, env: NodeJS.ProcessEnv = process.env): string {
