@@ -8,7 +8,6 @@
  * and writes bench/results.json. Everything listens on 127.0.0.1 and is stopped at the end.
  */
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -153,9 +152,8 @@ async function growTo(server: ServerInfo, size: number): Promise<void> {
   fleets.push(...started);
 }
 
-/** Builds dist/ (npm run build:agent, also run by npm ci) when it is not there. */
-async function ensureAgentBuilt(): Promise<void> {
-  if (existsSync(AGENT.at(-1)!)) return;
+/** Builds dist/ (npm run build:agent) every run, so the agent measured is the current source. */
+async function buildAgent(): Promise<void> {
   say('building the agent (npm run build:agent)…');
   await new Promise<void>((resolve, reject) => {
     const p = track(spawn('npm', ['run', 'build:agent'], { cwd: REPO, stdio: 'inherit' }));
@@ -564,7 +562,7 @@ async function main(): Promise<void> {
     const p = track(spawn(process.execPath, [...TSX, 'scripts/prepare.ts'], { cwd: REPO, stdio: 'inherit' }));
     p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`prepare exited ${code}`))));
   });
-  await ensureAgentBuilt();
+  await buildAgent();
   dir = await mkdtemp(path.join(os.tmpdir(), 'jit-bench-'));
 
   say(`Linux backend vs shadow-utils, ${backendIterations} iterations each…`);
