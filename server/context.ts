@@ -6,8 +6,8 @@ import type { ServerMailer } from './mail/mailer.ts';
 import type { ServerConfig } from './config.ts';
 import type { Collections } from './store/collections.ts';
 import type { EndpointCache } from './store/endpoints.ts';
-import type { GrantLocks } from './store/grantLocks.ts';
 import type { PolicyRevisions } from './store/policyRevisions.ts';
+import type { SerialQueues } from './db/serialQueues.ts';
 
 /** Job names the scheduler runs; see server/scheduler/jobs.ts. */
 export type JobName = 'grant.enable' | 'grant.expire' | 'grant.verify';
@@ -33,7 +33,7 @@ export interface Ctx {
   endpointCache: EndpointCache;
   /** Cached save times of the SMTP settings, for the poll's settings revision. */
   policyRevisions: PolicyRevisions;
-  /** Serialises state changes of one grant. */
-  grantLocks: GrantLocks;
+  /** Serialises state changes of one grant (keyed by grant id). */
+  grantLocks: SerialQueues;
   log: Logger;
 }

@@ -17,12 +17,12 @@ import type { Ctx } from './context.ts';
 import { createAgenda } from './db/agenda.ts';
 import { connectDb } from './db/connect.ts';
 import { startFerretDB } from './db/ferret.ts';
-import { LIVE_STATES } from './domain/lifecycle.ts';
+import { SerialQueues } from './db/serialQueues.ts';
+import { LIVE_STATES, hasAccount } from './domain/lifecycle.ts';
 import { createApp } from './http/app.ts';
 import { agendaScheduler, defineJobs } from './scheduler/agendaScheduler.ts';
 import { collections, ensureIndexes } from './store/collections.ts';
 import { EndpointCache } from './store/endpoints.ts';
-import { GrantLocks } from './store/grantLocks.ts';
 import { PolicyRevisions } from './store/policyRevisions.ts';
 
 export interface RunningServer {
@@ -52,7 +52,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
     presence: new Presence(c, hub, (config.longPollSeconds + 10) * 1000),
     endpointCache: new EndpointCache(c),
     policyRevisions: new PolicyRevisions(c),
-    grantLocks: new GrantLocks(),
+    grantLocks: new SerialQueues(),
     log,
   } as Ctx;
   ctx.mailer = new ServerMailer(ctx);
@@ -94,7 +94,7 @@ async function rebuildSchedule(ctx: Ctx): Promise<void> {
     await scheduleGrantJobs(ctx, g);
     // Server-side emails in flight died with the last process, and their password with it:
     // the agent sets a new one and hands it over again.
-    const unsent = g.serverSideSmtp && g.delivery.status !== 'sent' && (g.state === 'provisioned' || g.state === 'enabled');
+    const unsent = g.serverSideSmtp && g.delivery.status !== 'sent' && hasAccount(g.state);
     if (unsent && g.endAt > new Date()) await queueInstruction(ctx, g, 'resend');
   }
 }

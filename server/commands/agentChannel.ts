@@ -1,7 +1,7 @@
 import type { Instruction, PollResponse } from '../../protocol/messages.ts';
 import { settingsRevision } from './smtpPolicies.ts';
 import type { Ctx } from '../context.ts';
-import { audit } from '../store/audit.ts';
+import { agentActor, audit } from '../store/audit.ts';
 import type { InstructionDoc } from '../store/collections.ts';
 
 const BATCH = 100;
@@ -42,7 +42,7 @@ export async function ackInstructions(ctx: Ctx, endpointId: string, ids: string[
   if (!docs.length) return;
   await ctx.c.instructions.updateMany({ _id: { $in: docs.map((d) => d._id) }, endpointId }, { $set: { ackedAt: new Date() } });
   for (const d of docs) {
-    await audit(ctx.c, { actor: `agent:${endpointId}`, type: 'instruction.delivered', grantId: d.grantId, endpointId, detail: { kind: d.kind, instructionId: d._id } });
+    await audit(ctx.c, { actor: agentActor(endpointId), type: 'instruction.delivered', grantId: d.grantId, endpointId, detail: { kind: d.kind, instructionId: d._id } });
   }
 }
 

@@ -1,7 +1,7 @@
 import type { Report } from '../../protocol/messages.ts';
 import type { Ctx } from '../context.ts';
 import type { GrantEvent } from '../domain/lifecycle.ts';
-import { audit } from '../store/audit.ts';
+import { agentActor, audit } from '../store/audit.ts';
 import { grantOf } from '../store/grants.ts';
 import { recordDelivery, resetDelivery } from './delivery.ts';
 import { applyEvent } from './transition.ts';
@@ -16,7 +16,7 @@ export async function applyReports(ctx: Ctx, endpointId: string, reports: Report
   for (const r of reports) {
     const g = await grantOf(ctx.c, r.grantId, endpointId);
     if (g && !(await alreadySeen(ctx, r.id))) {
-      const actor = `agent:${endpointId}`;
+      const actor = agentActor(endpointId);
       if (r.username && !g.username) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { username: r.username } });
       if (r.type === 'email-sent' || r.type === 'email-failed') {
         await recordDelivery(ctx, g._id, r.type === 'email-sent' ? { ok: true } : { ok: false, error: r.detail ?? 'unknown' }, 'endpoint', actor);

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { OS_LABEL, osHonours } from '../../protocol/groups.ts';
 import type { Ctx } from '../context.ts';
+import { enableAtFor } from '../domain/lifecycle.ts';
 import { invalid, type FieldIssue } from '../errors.ts';
 import type { CreateGrantInput } from '../schemas/grants.ts';
 import { audit } from '../store/audit.ts';
@@ -17,8 +18,7 @@ export async function createGrants(ctx: Ctx, input: CreateGrantInput, actor: str
   const endpoints = await resolveEndpoints(ctx, input);
   const now = new Date();
   const requestId = randomUUID();
-  // A grant starting sooner than the lead time is enabled at once.
-  const enableAt = new Date(Math.max(now.getTime(), input.startAt.getTime() - ctx.config.leadTimeSeconds * 1000));
+  const enableAt = enableAtFor(input.startAt, ctx.config.leadTimeSeconds, now);
   const grants: GrantDoc[] = endpoints.map((e) => ({
     _id: randomUUID(),
     requestId,

@@ -3,7 +3,7 @@ import type { EnrollRequest, EnrollResponse } from '../../protocol/messages.ts';
 import type { Ctx } from '../context.ts';
 import { apiError } from '../errors.ts';
 import { hashToken, newToken, sameSecret } from '../secrets.ts';
-import { audit } from '../store/audit.ts';
+import { agentActor, audit } from '../store/audit.ts';
 import type { EndpointDoc } from '../store/collections.ts';
 
 /** Creates a one-time enrollment token; only its hash is stored. */
@@ -41,7 +41,7 @@ export async function enroll(ctx: Ctx, req: EnrollRequest): Promise<EnrollRespon
     enrolledAt: now,
     lastSeenAt: now,
   });
-  await audit(ctx.c, { actor: `agent:${endpointId}`, type: 'endpoint.enrolled', endpointId, detail: { hostname: req.hostname, os: req.os, tokenCreatedBy: token.createdBy } });
+  await audit(ctx.c, { actor: agentActor(endpointId), type: 'endpoint.enrolled', endpointId, detail: { hostname: req.hostname, os: req.os, tokenCreatedBy: token.createdBy } });
   return { endpointId, credential: `${endpointId}.${secret}` };
 }
 

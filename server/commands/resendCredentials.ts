@@ -1,4 +1,5 @@
 import type { Ctx } from '../context.ts';
+import { hasAccount } from '../domain/lifecycle.ts';
 import { apiError } from '../errors.ts';
 import { audit } from '../store/audit.ts';
 import type { GrantDoc } from '../store/collections.ts';
@@ -11,7 +12,7 @@ import { queueInstruction } from './instructions.ts';
 export async function resendCredentials(ctx: Ctx, grantId: string, actor: string): Promise<GrantDoc> {
   const g = await ctx.c.grants.findOne({ _id: grantId });
   if (!g) throw apiError('grant.not_found');
-  if (g.state !== 'provisioned' && g.state !== 'enabled') throw apiError('grant.not_active');
+  if (!hasAccount(g.state)) throw apiError('grant.not_active');
   await audit(ctx.c, { actor, type: 'credentials.resend-requested', grantId, endpointId: g.endpointId, detail: {} });
   await queueInstruction(ctx, g, 'resend');
   return g;

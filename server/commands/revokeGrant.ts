@@ -8,10 +8,10 @@ import { applyEvent } from './transition.ts';
 
 /** Ends a grant early: the agent logs the user off and deletes the account now. */
 export async function revokeGrant(ctx: Ctx, grantId: string, actor: string): Promise<GrantDoc> {
-  const before = await ctx.c.grants.findOne({ _id: grantId });
-  if (!before) throw apiError('grant.not_found');
-  if (isFinal(before.state)) throw apiError('grant.not_revocable');
-  const g = (await applyEvent(ctx, grantId, { type: 'revoke' }, actor))!;
+  // A grant that already ended comes back unchanged (revoke never ends a grant by itself).
+  const g = await applyEvent(ctx, grantId, { type: 'revoke' }, actor);
+  if (!g) throw apiError('grant.not_found');
+  if (isFinal(g.state)) throw apiError('grant.not_revocable');
   await queueInstruction(ctx, g, 'revoke');
   await ctx.scheduler.schedule('grant.verify', verifyAt(ctx, new Date()), { grantId, attempt: 0 });
   return g;

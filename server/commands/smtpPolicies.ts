@@ -59,10 +59,14 @@ export async function deletePolicy(ctx: Ctx, scope: Scope, actor: string): Promi
   ctx.hub.notifyAll();
 }
 
-/** The settings that apply: an endpoint's override, else the default policy. */
-export async function effectivePolicy(ctx: Ctx, scope: Scope): Promise<SmtpPolicyDoc | null> {
-  if (scope === 'server' || scope === 'default') return ctx.c.smtpPolicies.findOne({ _id: scope });
-  return (await ctx.c.smtpPolicies.findOne({ _id: scope })) ?? ctx.c.smtpPolicies.findOne({ _id: 'default' });
+/** The Agent Settings that apply to an endpoint: its override, else the default policy. */
+export async function effectivePolicy(ctx: Ctx, endpointId: string): Promise<SmtpPolicyDoc | null> {
+  return (await ctx.c.smtpPolicies.findOne({ _id: endpointScope(endpointId) })) ?? ctx.c.smtpPolicies.findOne({ _id: 'default' });
+}
+
+/** The server's own SMTP settings (server-side delivery), or null. */
+export function serverPolicy(ctx: Ctx): Promise<SmtpPolicyDoc | null> {
+  return ctx.c.smtpPolicies.findOne({ _id: 'server' });
 }
 
 /** Changes whenever the endpoint's effective settings may have changed. */
@@ -72,7 +76,7 @@ export async function settingsRevision(ctx: Ctx, endpointId: string): Promise<st
 }
 
 /** Settings ready for nodemailer, password decrypted (in memory only). */
-export function toSmtpSettings(ctx: Ctx, doc: SmtpPolicyDoc): SmtpSettingsInput {
+export function toSmtpSettings(ctx: Ctx, doc: SmtpPolicyDoc): SmtpSettingsInput & { timeZone: string } {
   const k = key(ctx);
   if (doc.passwordBox && !k) throw new Error('an SMTP password is stored but the server has no secretKey to decrypt it');
   return {

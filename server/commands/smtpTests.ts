@@ -4,13 +4,13 @@ import type { Ctx } from '../context.ts';
 import { apiError } from '../errors.ts';
 import { audit } from '../store/audit.ts';
 import { findEndpoint } from '../store/endpoints.ts';
-import { effectivePolicy, toSmtpSettings } from './smtpPolicies.ts';
+import { serverPolicy, toSmtpSettings } from './smtpPolicies.ts';
 
 const ENDPOINT_TEST_MS = 30_000;
 
 /** Tests the server's own SMTP settings (and sends a test message to `to`). */
 export async function testServerSmtp(ctx: Ctx, actor: string, to?: string): Promise<SmtpTestResult> {
-  const doc = await effectivePolicy(ctx, 'server');
+  const doc = await serverPolicy(ctx);
   if (!doc) throw apiError('settings.missing');
   const opts = { sender: 'the JIT access server', ...(to ? { to } : {}), ...(ctx.config.templatesDir ? { overrideDir: ctx.config.templatesDir } : {}) };
   const result = await testSmtp(toSmtpSettings(ctx, doc), opts);

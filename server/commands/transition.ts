@@ -15,7 +15,7 @@ async function forgetFinished(ctx: Ctx, grantId: string): Promise<void> {
 
 /**
  * Applies a lifecycle event to a stored grant and audits the transition.
- * Read, decision and write run under the grant's lock (see GrantLocks), so two
+ * Read, decision and write run under the grant's lock (see db/serialQueues.ts), so two
  * events never both move the grant from the same state.
  * Returns the grant as stored afterwards, or null if there is no such grant.
  */
@@ -25,7 +25,7 @@ export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, a
     if (!g) return null;
     const revokeRequested = g.revokeRequested || event.type === 'revoke';
     const t = next(g.state, event, { revokeRequested });
-    if (!t) return { before: g, after: g, t };
+    if (!t) return { g, t };
     const set: Partial<GrantDoc> = { state: t.to, updatedAt: new Date(), revokeRequested, ...(t.reason ? { reason: t.reason } : {}) };
     await ctx.c.grants.updateOne({ _id: grantId }, { $set: set });
     await audit(ctx.c, {
@@ -35,16 +35,17 @@ export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, a
       endpointId: g.endpointId,
       detail: { from: t.from, to: t.to, ...(t.reason ? { reason: t.reason } : {}) },
     });
-    return { before: g, after: { ...g, ...set }, t };
+    return { g: { ...g, ...set }, t };
   });
-  if (!step?.t) return step?.after ?? null;
-  const { before: g, after, t } = step;
-  const log = t.to === 'revocation-failed' ? ctx.log.error.bind(ctx.log) : ctx.log.info.bind(ctx.log);
-  log({ grantId, endpointId: g.endpointId, from: t.from, to: t.to, reason: t.reason }, t.to === 'revocation-failed' ? 'ALERT grant revocation failed' : 'grant transition');
+  if (!step?.t) return step?.g ?? null;
+  const { g, t } = step;
+  const fields = { grantId, endpointId: g.endpointId, from: t.from, to: t.to, reason: t.reason };
+  if (t.to === 'revocation-failed') ctx.log.error(fields, 'ALERT grant revocation failed');
+  else ctx.log.info(fields, 'grant transition');
   if (isFinal(t.to)) await forgetFinished(ctx, grantId);
   if ((t.to === 'removed' || t.to === 'revoked') && g.serverSideSmtp) {
     ctx.mailer.cancel(grantId);
-    void ctx.mailer.sendAccessEnded(after, t.to === 'revoked' ? 'revoked' : 'expired');
+    void ctx.mailer.sendAccessEnded(g, t.to === 'revoked' ? 'revoked' : 'expired');
   }
-  return after;
+  return g;
 }

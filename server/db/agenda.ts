@@ -6,6 +6,7 @@
 import { Agenda, type JobRepository } from 'agenda';
 import { MongoBackend } from '@agendajs/mongo-backend';
 import type { Db } from 'mongodb';
+import { SerialQueues } from './serialQueues.ts';
 
 export interface AgendaOptions {
   /** How often Agenda polls for due jobs: milliseconds, or e.g. "200 ms", "1 second", "5 minutes". */
@@ -62,14 +63,11 @@ export function createAgenda(db: Db, opts: AgendaOptions): Agenda {
  * run a single scheduler process per database (MongoDB itself is fine with several).
  */
 function serializeWrites(repo: JobRepository): void {
-  let tail: Promise<unknown> = Promise.resolve();
+  const queue = new SerialQueues();
   const queued =
     <A extends unknown[], R>(fn: (...args: A) => Promise<R>) =>
-    (...args: A): Promise<R> => {
-      const result = tail.then(() => fn(...args));
-      tail = result.catch(() => {});
-      return result;
-    };
+    (...args: A): Promise<R> =>
+      queue.run('writes', () => fn(...args));
   repo.getNextJobToRun = queued(repo.getNextJobToRun.bind(repo));
   repo.lockJob = queued(repo.lockJob.bind(repo));
   repo.unlockJob = queued(repo.unlockJob.bind(repo));

@@ -24,8 +24,8 @@ export const GRANT_STATES = [
 export type GrantState = (typeof GRANT_STATES)[number];
 
 export const FINAL_STATES: readonly GrantState[] = ['removed', 'revoked', 'failed'];
-/** States in which an account may exist on the endpoint. */
-export const LIVE_STATES: readonly GrantState[] = ['requested', 'provisioned', 'enabled', 'revoking', 'revocation-failed'];
+/** States in which an account may exist on the endpoint: every state but the final ones. */
+export const LIVE_STATES: readonly GrantState[] = GRANT_STATES.filter((s) => !FINAL_STATES.includes(s));
 
 export type GrantEvent =
   | { type: 'created' }
@@ -50,8 +50,7 @@ export interface LifecycleContext {
 
 /**
  * Computes the next state, or null when the event does not apply (a late or
- * duplicate report). Callers store the event either way; only a non-null
- * result changes the grant.
+ * duplicate report). Only a non-null result is stored (and audited).
  */
 export function next(state: GrantState, event: GrantEvent, ctx: LifecycleContext): Transition | null {
   const to = target(state, event, ctx);
@@ -61,7 +60,7 @@ export function next(state: GrantState, event: GrantEvent, ctx: LifecycleContext
 }
 
 function target(state: GrantState, event: GrantEvent, ctx: LifecycleContext): GrantState | null {
-  if (FINAL_STATES.includes(state)) return null;
+  if (isFinal(state)) return null;
   switch (event.type) {
     case 'created':
       return state === 'requested' ? 'provisioned' : null;
@@ -81,4 +80,14 @@ function target(state: GrantState, event: GrantEvent, ctx: LifecycleContext): Gr
 
 export function isFinal(state: GrantState): boolean {
   return FINAL_STATES.includes(state);
+}
+
+/** When the account is enabled: the lead time before the start, or now if that has passed. */
+export function enableAtFor(startAt: Date, leadTimeSeconds: number, now: Date): Date {
+  return new Date(Math.max(now.getTime(), startAt.getTime() - leadTimeSeconds * 1000));
+}
+
+/** The account exists and has (or can be given) credentials to send: resend and re-delivery need this. */
+export function hasAccount(state: GrantState): boolean {
+  return state === 'provisioned' || state === 'enabled';
 }

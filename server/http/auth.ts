@@ -2,6 +2,7 @@ import type { NextFunction, Request, Response } from 'express';
 import { authenticateAgent } from '../commands/enrollment.ts';
 import type { Ctx } from '../context.ts';
 import { apiError } from '../errors.ts';
+import { agentActor } from '../store/audit.ts';
 import { sameSecret } from '../secrets.ts';
 import type { EndpointDoc, Role } from '../store/collections.ts';
 import type { WebOptions } from '../web/options.ts';
@@ -66,7 +67,7 @@ export function requireAgent(ctx: Ctx) {
     const endpoint = await authenticateAgent(ctx, token);
     if (!endpoint) throw apiError('auth.invalid');
     res.locals.endpoint = endpoint;
-    res.locals.actor = `agent:${endpoint._id}`;
+    res.locals.actor = agentActor(endpoint._id);
     await ctx.presence.heard(endpoint);
     next();
   };

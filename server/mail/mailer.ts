@@ -8,7 +8,7 @@ import { renderEmail } from '../../mail/render.ts';
 import { RetryLoops } from '../../mail/retryLoops.ts';
 import { sendMail } from '../../mail/smtp.ts';
 import { recordDelivery } from '../commands/delivery.ts';
-import { effectivePolicy, toSmtpSettings } from '../commands/smtpPolicies.ts';
+import { serverPolicy, toSmtpSettings } from '../commands/smtpPolicies.ts';
 import type { Ctx } from '../context.ts';
 import type { GrantDoc } from '../store/collections.ts';
 
@@ -20,9 +20,9 @@ export class ServerMailer {
   /** Starts sending in the background; a newer call for the same grant replaces an older one. */
   sendCredentials(g: GrantDoc, username: string, password: string): void {
     const send = async () => {
-      const os = (await this.ctx.c.endpoints.findOne({ _id: g.endpointId }))?.os ?? 'linux';
-      const { settings, timeZone } = await this.settings();
-      const mail = renderEmail('credentials', { endpoint: g.hostname, os, username, password, email: g.email, start: g.startAt, end: g.endAt }, this.renderOpts(timeZone));
+      const os = (await this.ctx.endpointCache.get(g.endpointId))?.os ?? 'linux';
+      const settings = await this.settings();
+      const mail = renderEmail('credentials', { endpoint: g.hostname, os, username, password, email: g.email, start: g.startAt, end: g.endAt }, this.renderOpts(settings.timeZone));
       await sendMail(settings, { to: g.email, ...mail });
     };
     this.loops.start(g._id, g.endAt.getTime(), send, {
@@ -39,8 +39,8 @@ export class ServerMailer {
     if (!g.username) return;
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const { settings, timeZone } = await this.settings();
-        const mail = renderEmail('access-ended', { endpoint: g.hostname, username: g.username, email: g.email, reason, end: new Date() }, this.renderOpts(timeZone));
+        const settings = await this.settings();
+        const mail = renderEmail('access-ended', { endpoint: g.hostname, username: g.username, email: g.email, reason, end: new Date() }, this.renderOpts(settings.timeZone));
         await sendMail(settings, { to: g.email, ...mail });
         return;
       } catch (err) {
@@ -59,9 +59,9 @@ export class ServerMailer {
   }
 
   private async settings() {
-    const doc = await effectivePolicy(this.ctx, 'server');
+    const doc = await serverPolicy(this.ctx);
     if (!doc) throw new Error('server-side SMTP is not configured');
-    return { settings: toSmtpSettings(this.ctx, doc), timeZone: doc.timeZone };
+    return toSmtpSettings(this.ctx, doc);
   }
 
   private renderOpts(timeZone: string) {

@@ -48,7 +48,7 @@ async function liveGrant(ctx: Ctx, grantId: string): Promise<GrantDoc | null> {
 }
 
 async function warnIfOffline(ctx: Ctx, g: GrantDoc, step: string): Promise<void> {
-  const e = await ctx.c.endpoints.findOne({ _id: g.endpointId });
+  const e = await ctx.endpointCache.get(g.endpointId);
   if (e && ctx.presence.isOnline(e)) return;
   await audit(ctx.c, { actor: 'system', type: 'endpoint.offline-at-due-step', grantId: g._id, endpointId: g.endpointId, detail: { step } });
   ctx.log.warn({ grantId: g._id, endpointId: g.endpointId, step }, 'endpoint offline at a due step; the agent enforces it from its own plan');

@@ -1,6 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import type { AuditDoc, Collections } from './collections.ts';
 
+/** The audit actor for an endpoint's agent. */
+export const agentActor = (endpointId: string): string => `agent:${endpointId}`;
+
 export type AuditInput = Omit<AuditDoc, '_id' | 'at' | 'seq'> & { at?: Date };
 
 /**

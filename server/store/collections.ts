@@ -138,7 +138,7 @@ export interface UserDoc {
 export interface SessionDoc {
   _id: string;
   userId: string;
-  /** Per-session CSRF token, checked on every POST (hidden field or x-csrf-token header). */
+  /** Per-session CSRF token, checked on every request but GET/HEAD/OPTIONS (hidden field or x-csrf-token header). */
   csrfToken: string;
   createdAt: Date;
   expiresAt: Date;

@@ -11,14 +11,12 @@ const DIR = path.join(import.meta.dirname, 'views');
 const hb = Handlebars.create();
 
 hb.registerHelper('eq', (a: unknown, b: unknown) => a === b);
-hb.registerHelper('includes', (list: unknown, v: unknown) => Array.isArray(list) && list.includes(v));
 /** A date as "2025-01-31 14:05:09 UTC" in a <time> element that the page script shows in local time. */
 hb.registerHelper('time', (d: unknown) => {
   if (!(d instanceof Date) && typeof d !== 'string') return '';
   const iso = new Date(d).toISOString();
   return new hb.SafeString(`<time datetime="${iso}">${iso.slice(0, 19).replace('T', ' ')} UTC</time>`);
 });
-hb.registerHelper('json', (v: unknown) => JSON.stringify(v));
 
 for (const f of readdirSync(path.join(DIR, 'partials'))) {
   if (f.endsWith('.hbs')) hb.registerPartial(f.slice(0, -4), readFileSync(path.join(DIR, 'partials', f), 'utf8'));

@@ -10,6 +10,7 @@ import { ApiError, type FieldIssue } from '../errors.ts';
 import { validate } from '../http/validate.ts';
 import { createGrantSchema, type CreateGrantInput } from '../schemas/grants.ts';
 import { str } from './console.ts';
+import type { EndpointDoc } from '../store/collections.ts';
 import { findEndpoint } from '../store/endpoints.ts';
 
 /** The wizard's fields as typed (strings), kept to re-show them. */
@@ -86,7 +87,8 @@ export function quick(f: WizardForm, action: string, now = DateTime.now()): Wiza
  * Checks the form exactly as the API would (same schema), plus the endpoint
  * and its OS's groups, so the summary never promises what createGrants refuses.
  */
-export async function checkForm(ctx: Ctx, f: WizardForm): Promise<{ input: CreateGrantInput | null; errors: FieldErrors }> {
+/** The form as a valid grant request (and its endpoint, for the summary), or the errors to show. */
+export async function checkForm(ctx: Ctx, f: WizardForm): Promise<{ input: CreateGrantInput | null; endpoint: EndpointDoc | null; errors: FieldErrors }> {
   const issues: FieldIssue[] = [];
   const body: Record<string, unknown> = { operation: f.operation, email: f.email, endpoints: f.endpoint ? [f.endpoint] : [], serverSideSmtp: f.serverSideSmtp };
   if (f.group) body.group = f.group;
@@ -119,12 +121,12 @@ export async function checkForm(ctx: Ctx, f: WizardForm): Promise<{ input: Creat
       if ((field === 'startAt' || field === 'endAt') && !skip.has(formField(field)) && !issues.some((j) => formField(j.field) === formField(field))) issues.push({ field, message: i.message });
     }
   }
+  const e = f.endpoint ? await findEndpoint(ctx.c, f.endpoint) : null;
   if (f.endpoint) {
-    const e = await findEndpoint(ctx.c, f.endpoint);
     if (!e) issues.push({ field: 'endpoint', message: 'unknown endpoint' });
     else if ((GROUPS as readonly string[]).includes(f.group) && !osHonours(e.os, f.group as Group)) issues.push({ field: 'group', message: groupReason(e.os, f.group) });
   }
-  return { input: issues.length ? null : input, errors: formErrors(issues) };
+  return { input: issues.length ? null : input, endpoint: e, errors: formErrors(issues) };
 }
 
 export const groupReason = (os: OperatingSystem, group: string) => `${OS_LABEL[os]} endpoints have no "${group}" group`;

@@ -1,5 +1,5 @@
 import { Router } from 'express';
-import { deletePolicy, endpointScope, savePolicy, type Scope } from '../../commands/smtpPolicies.ts';
+import { deletePolicy, endpointScope, savePolicy, serverPolicy, type Scope } from '../../commands/smtpPolicies.ts';
 import { testEndpointSmtp, testServerSmtp } from '../../commands/smtpTests.ts';
 import type { Ctx } from '../../context.ts';
 import { apiError } from '../../errors.ts';
@@ -30,7 +30,7 @@ export function settingsRoutes(ctx: Ctx): Router {
     res.status(204).end();
   });
   r.get('/server-smtp', async (_req, res) => {
-    const d = await ctx.c.smtpPolicies.findOne({ _id: 'server' });
+    const d = await serverPolicy(ctx);
     res.json(d ? presentSmtpPolicy(d) : null);
   });
   r.put('/server-smtp', async (req, res) => {
@@ -53,6 +53,6 @@ export function settingsRoutes(ctx: Ctx): Router {
 
 async function endpointScopeOf(ctx: Ctx, params: unknown): Promise<Scope> {
   const { endpointId } = validate(endpointParam, params);
-  if (!(await ctx.c.endpoints.countDocuments({ _id: endpointId }, { limit: 1 }))) throw apiError('endpoint.not_found');
+  if (!(await ctx.endpointCache.get(endpointId))) throw apiError('endpoint.not_found');
   return endpointScope(endpointId);
 }

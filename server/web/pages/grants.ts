@@ -2,7 +2,7 @@ import type { Router } from 'express';
 import { z } from 'zod';
 import { resendCredentials } from '../../commands/resendCredentials.ts';
 import { revokeGrant } from '../../commands/revokeGrant.ts';
-import { GRANT_STATES, isFinal, type GrantState } from '../../domain/lifecycle.ts';
+import { GRANT_STATES, hasAccount, isFinal, type GrantState } from '../../domain/lifecycle.ts';
 import { apiError } from '../../errors.ts';
 import { validate } from '../../http/validate.ts';
 import { presentAuditEvent, presentGrantWithTimeline } from '../../presenters/grant.ts';
@@ -53,7 +53,7 @@ export function grantPages(r: Router, { ctx }: Web): void {
       done: str(req.query.done),
       events: events.map(presentAuditEvent).map((e) => ({ ...e, detailText: Object.keys(e.detail).length ? JSON.stringify(e.detail) : '' })),
       revocable: !isFinal(g.state),
-      resendable: g.state === 'provisioned' || g.state === 'enabled',
+      resendable: hasAccount(g.state),
     });
   });
 

@@ -1,8 +1,10 @@
+import { DateTime } from 'luxon';
 import type { Request, Response, Router } from 'express';
 import { OS_LABEL } from '../../../protocol/groups.ts';
 import { createGrants } from '../../commands/createGrants.ts';
 import { ApiError } from '../../errors.ts';
-import { findEndpoint } from '../../store/endpoints.ts';
+import { enableAtFor } from '../../domain/lifecycle.ts';
+import type { EndpointDoc } from '../../store/collections.ts';
 import { base, need, str, type Web } from '../console.ts';
 import { listEndpoints } from '../../commands/listEndpoints.ts';
 import { render } from '../render.ts';
@@ -43,9 +45,9 @@ export function wizardPages(r: Router, { ctx }: Web): void {
     const action = str(req.body.action);
     if (action === 'start-now' || action === 'plus-1h' || action === 'plus-4h') return showForm(res, quick(f, action));
     if (action === 'edit') return showForm(res, f);
-    const { input, errors } = await checkForm(ctx, f);
-    if (!input) return showForm(res, f, errors, 400);
-    if (action !== 'create') return showSummary(res, f, input.endpoints[0]!);
+    const { input, endpoint, errors } = await checkForm(ctx, f);
+    if (!input || !endpoint) return showForm(res, f, errors, 400);
+    if (action !== 'create') return showSummary(res, f, endpoint);
     try {
       const grants = await createGrants(ctx, input, res.locals.actor);
       res.redirect(303, `/grants/${grants[0]!._id}?created=1`);
@@ -55,18 +57,18 @@ export function wizardPages(r: Router, { ctx }: Web): void {
     }
   });
 
-  const showSummary = async (res: Response, f: WizardForm, endpointRef: string) => {
-    const e = (await findEndpoint(ctx.c, endpointRef))!;
+  const showSummary = (res: Response, f: WizardForm, e: EndpointDoc) => {
     const start = toInstant(f.start, f.tz)!;
     const end = toInstant(f.end, f.tz)!;
     const lead = ctx.config.leadTimeSeconds;
-    const enable = start.minus({ seconds: lead });
+    const now = new Date();
+    const enable = DateTime.fromJSDate(enableAtFor(start.toJSDate(), lead, now));
     const fmt = (d: typeof start) => d.setZone(f.tz).toFormat("ccc d LLL yyyy, HH:mm:ss ZZZZ");
     render(res, 'wizardSummary', {
       ...base(res, 'Check and create', 'wizard'),
       f,
       endpoint: { hostname: e.hostname, os: OS_LABEL[e.os] },
-      enableAt: enable.toMillis() <= Date.now() ? 'right away (the start is less than the lead time away)' : fmt(enable),
+      enableAt: enable.toMillis() <= now.getTime() ? 'right away (the start is less than the lead time away)' : fmt(enable),
       startAt: fmt(start),
       endAt: fmt(end),
       leadTime: lead >= 60 ? `${Math.round(lead / 60)} min` : `${lead} s`,

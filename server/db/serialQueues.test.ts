@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { GrantLocks } from './grantLocks.ts';
+import { SerialQueues } from './serialQueues.ts';
 
-describe('GrantLocks', () => {
-  it('runs the steps of one grant one after another, in call order', async () => {
-    const locks = new GrantLocks();
+describe('SerialQueues', () => {
+  it('runs the steps of one key one after another, in call order', async () => {
+    const locks = new SerialQueues();
     const log: string[] = [];
     const step = (name: string, ms: number) => async () => {
       log.push(`${name} start`);
@@ -17,8 +17,8 @@ describe('GrantLocks', () => {
     assert.deepEqual(log, ['a start', 'a end', 'b start', 'b end', 'c start', 'c end']);
   });
 
-  it('lets steps of different grants overlap', async () => {
-    const locks = new GrantLocks();
+  it('lets steps of different keys overlap', async () => {
+    const locks = new SerialQueues();
     let running = 0;
     let most = 0;
     const step = async () => {
@@ -31,7 +31,7 @@ describe('GrantLocks', () => {
   });
 
   it('passes a failure to its caller only, and runs the next step', async () => {
-    const locks = new GrantLocks();
+    const locks = new SerialQueues();
     const failed = locks.run('g', async () => {
       throw new Error('boom');
     });
