@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
+import { backoffMs } from '../mail/retryLoops.ts';
 import type { Instruction, ReportType } from '../protocol/messages.ts';
 import { newAccountName, newPassword } from './credentials.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
@@ -25,7 +26,6 @@ export type DeliveryResult = { ok: true; via: 'endpoint' | 'server' } | { ok: fa
 
 const CREATE_ATTEMPTS = 3;
 const ALERT_AFTER = 3;
-const MAX_BACKOFF_MS = 30_000;
 /** How long finished grants are remembered, so a late duplicate instruction cannot recreate them. */
 const KEEP_FINISHED_MS = 24 * 3600_000;
 
@@ -216,7 +216,7 @@ export class GrantRunner {
   private async failed(id: string, r: GrantRecord, removing: boolean, err: unknown): Promise<void> {
     const reason = err instanceof AccountError ? `${err.code}: ${err.message}` : String((err as Error)?.message ?? err);
     r.attempts += 1;
-    r.retryAt = new Date(this.now() + Math.min(1000 * 2 ** (r.attempts - 1), MAX_BACKOFF_MS)).toISOString();
+    r.retryAt = new Date(this.now() + backoffMs(r.attempts)).toISOString();
     this.log.error({ grantId: id, username: r.username, attempts: r.attempts, reason }, removing ? 'removal failed, will retry' : 'step failed, will retry');
     if (removing) {
       if (r.attempts >= ALERT_AFTER && !r.alerted) {

@@ -13,7 +13,7 @@ import {
   type SmtpTestResult,
 } from '../protocol/messages.ts';
 
-export class HttpError extends Error {
+class HttpError extends Error {
   constructor(
     readonly status: number,
     body: string,

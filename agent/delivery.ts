@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { EmailVars } from '../mail/render.ts';
 import { RetryLoops } from '../mail/retryLoops.ts';
 import type { OperatingSystem } from '../protocol/groups.ts';
-import type { CredentialSink } from './accounts.ts';
+import type { CredentialSink, DeliveryResult } from './accounts.ts';
 import type { ServerClient } from './client.ts';
 import type { SettingsStore } from './settings.ts';
 import type { GrantRecord } from './state.ts';
@@ -18,7 +18,7 @@ export interface DeliveryOptions {
   os: OperatingSystem;
   templatesDir?: string;
   /** Called after each attempt, so the policy layer can record and report it. */
-  outcome(grantId: string, result: { ok: true; via: 'endpoint' | 'server' } | { ok: false; error: string }): void;
+  outcome(grantId: string, result: DeliveryResult): void;
 }
 
 export class EmailDelivery implements CredentialSink {

@@ -9,8 +9,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import { AgentSettings, Plan, Report } from '../protocol/messages.ts';
 
-export const STEPS = ['planned', 'creating', 'created', 'enabled', 'removing', 'removed', 'failed'] as const;
-export type Step = (typeof STEPS)[number];
+const STEPS = ['planned', 'creating', 'created', 'enabled', 'removing', 'removed', 'failed'] as const;
 
 export const GrantRecord = z.object({
   plan: Plan,

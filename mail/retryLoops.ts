@@ -7,12 +7,17 @@ import type { MailError } from './smtp.ts';
 
 const MAX_BACKOFF_MS = 30_000;
 
+/** Wait after failed attempt `attempt` (1, 2, 3 …): 1 s, 2 s, 4 s … at most 30 s. */
+export function backoffMs(attempt: number): number {
+  return Math.min(1000 * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+}
+
 /**
  * A failure as stored and shown: the mail error code when there is one. Never holds a password.
  * Why by name rather than instanceof: importing smtp.ts here would load nodemailer and luxon
  * into every idle agent, which only needs them when it sends.
  */
-export const failureText = (err: unknown): string =>
+const failureText = (err: unknown): string =>
   err instanceof Error && err.name === 'MailError' ? `${(err as MailError).code}: ${err.message}` : (err as Error).message;
 
 /** What a loop reports: success once, or each failed attempt. */
@@ -43,7 +48,7 @@ export class RetryLoops {
         } catch (err) {
           if (signal.aborted) return;
           await on.failed(failureText(err), n);
-          await sleep(Math.min(1000 * 2 ** (n - 1), MAX_BACKOFF_MS), undefined, { signal }).catch(() => {});
+          await sleep(backoffMs(n), undefined, { signal }).catch(() => {});
         }
       }
     })().finally(() => {

@@ -144,11 +144,6 @@ function makeTransport(s: SmtpSettings): Transporter {
   } satisfies SMTPTransportOptions);
 }
 
-/** A nodemailer transport for the settings; throws MailError('invalid_settings'). */
-export function transportFor(settings: SmtpSettingsInput): Transporter {
-  return makeTransport(parseSettings(settings));
-}
-
 /** Connects (and logs in, if configured) without sending anything; never throws. */
 export async function verifySmtp(settings: SmtpSettingsInput): Promise<VerifyResult> {
   try {

@@ -63,15 +63,17 @@ export interface AccountBackend {
 }
 
 /** Stable codes for backend failures, mapped from each OS's exit codes. */
-export type AccountErrorCode =
-  | 'ALREADY_EXISTS'
-  | 'NOT_FOUND'
-  | 'NOT_MANAGED'
-  | 'LOGGED_IN'
-  | 'ACCESS_DENIED'
-  | 'INVALID_NAME'
-  | 'UNSUPPORTED_GROUP'
-  | 'COMMAND_FAILED';
+export const ACCOUNT_ERROR_CODES = [
+  'ALREADY_EXISTS',
+  'NOT_FOUND',
+  'NOT_MANAGED',
+  'LOGGED_IN',
+  'ACCESS_DENIED',
+  'INVALID_NAME',
+  'UNSUPPORTED_GROUP',
+  'COMMAND_FAILED',
+] as const;
+export type AccountErrorCode = (typeof ACCOUNT_ERROR_CODES)[number];
 
 export class AccountError extends Error {
   constructor(
@@ -104,5 +106,41 @@ export async function finishCreate(b: AccountBackend, name: string, setPassword:
   }
   const info = await b.lookup(name);
   if (!info?.managed || info.enabled) throw new AccountError('COMMAND_FAILED', `${name} not created disabled and managed`);
+  return info;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Ownership marker
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Start of the ownership tag every account we create carries (GECOS on Linux, RealName on
+ * macOS, the description on Windows): `jit-access grant=<grant id>`.
+ */
+export const OWNERSHIP_TAG_PREFIX = 'jit-access grant=';
+/** Group (Linux, macOS) that, together with the tag, marks an account as ours. */
+export const MARKER_GROUP = 'jit-managed';
+/** Grant ids fit for the Unix tag (GECOS / RealName). */
+export const GRANT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** The ownership tag for a grant. */
+export function ownershipTag(grantId: string): string {
+  return `${OWNERSHIP_TAG_PREFIX}${grantId}`;
+}
+
+/** Whether a GECOS / RealName value is exactly one of our tags (prefix plus a GRANT_ID). */
+export function isOwnershipTag(value: string): boolean {
+  return value.startsWith(OWNERSHIP_TAG_PREFIX) && GRANT_ID.test(value.slice(OWNERSHIP_TAG_PREFIX.length));
+}
+
+export function notManaged(name: string): AccountError {
+  return new AccountError('NOT_MANAGED', `${name} lacks the jit-access marker`);
+}
+
+/** The account's info; throws NOT_FOUND when missing, NOT_MANAGED without our marker. */
+export async function requireManaged(b: AccountBackend, name: string): Promise<AccountInfo> {
+  const info = await b.lookup(name);
+  if (!info) throw new AccountError('NOT_FOUND', `no account ${name}`);
+  if (!info.managed) throw notManaged(name);
   return info;
 }

@@ -5,6 +5,12 @@ import {
   AccountError,
   assertValidName,
   finishCreate,
+  GRANT_ID,
+  isOwnershipTag,
+  MARKER_GROUP,
+  notManaged,
+  ownershipTag,
+  requireManaged,
   type AccountBackend,
   type AccountErrorCode,
   type AccountInfo,
@@ -13,10 +19,8 @@ import {
 } from './backend.ts';
 import { ExecError, run as defaultRun, type RunResult, type Runner } from './exec.ts';
 
-/** Supplementary group that, together with the GECOS tag, marks an account as ours. */
-export const MARKER_GROUP = 'jit-managed';
-const GRANT_ID = /^[A-Za-z0-9._-]{1,64}$/;
-const TAG = /^jit-access grant=[A-Za-z0-9._-]{1,64}$/;
+// Re-exported for the tests and bench/. Linux: a supplementary group; the tag is the GECOS field.
+export { MARKER_GROUP };
 const DAY_MS = 86_400_000;
 /** Shadow expiry day 1 (1970-01-02): "expired" for shadow-utils and PAM, our "disabled". */
 const EXPIRED = '1';
@@ -79,7 +83,7 @@ export class LinuxBackend implements AccountBackend {
       name,
       id: pw[2] ?? '',
       enabled: passwordUsable(sp[1]) && !expired(sp[7]),
-      managed: memberOf.includes(MARKER_GROUP) && TAG.test(pw[4] ?? ''),
+      managed: memberOf.includes(MARKER_GROUP) && isOwnershipTag(pw[4] ?? ''),
       groups: wizardGroups,
     };
   }
@@ -96,14 +100,14 @@ export class LinuxBackend implements AccountBackend {
       // -e 1: created expired (disabled). -K PASS_MAX_DAYS=-1: no site password-ageing policy
       // can force a password change in the middle of a grant.
       [...this.prefix(), ...uidRange, '-K', 'PASS_MAX_DAYS=-1', '-m', '-s', '/bin/bash', '-e', EXPIRED,
-        '-c', `jit-access grant=${spec.grantId}`, '-G', `${unixGroup},${MARKER_GROUP}`, '--', spec.name],
+        '-c', ownershipTag(spec.grantId), '-G', `${unixGroup},${MARKER_GROUP}`, '--', spec.name],
       { errors: { 1: 'ACCESS_DENIED', 3: 'INVALID_NAME', 6: 'UNSUPPORTED_GROUP', 9: 'ALREADY_EXISTS' } },
     );
     return finishCreate(this, spec.name, () => this.writePassword(spec.name, password, true));
   }
 
   async setGroups(name: string, group: Group): Promise<void> {
-    await this.managed(name);
+    await requireManaged(this, name);
     const unixGroup = await this.unixGroup(group);
     await this.cmd('usermod', [...this.prefix(), '-G', `${unixGroup},${MARKER_GROUP}`, '--', name]);
   }
@@ -113,7 +117,7 @@ export class LinuxBackend implements AccountBackend {
    * Disable: lock the password and expire the account (usermod -L alone leaves key-based logins open).
    */
   async setEnabled(name: string, enabled: boolean, expiresAt?: Date): Promise<void> {
-    await this.managed(name);
+    await requireManaged(this, name);
     if (enabled && !expiresAt) throw new AccountError('COMMAND_FAILED', 'enabling needs expiresAt (the OS-level backstop)');
     const day = enabled ? String(expiryDay(expiresAt!)) : EXPIRED;
     // Why a day number, not YYYY-MM-DD: usermod parses dates in the local time zone
@@ -128,7 +132,7 @@ export class LinuxBackend implements AccountBackend {
   }
 
   async setPassword(name: string, password: string): Promise<void> {
-    await this.managed(name);
+    await requireManaged(this, name);
     assertPassword(password);
     const sp = await this.shadowRow(name);
     await this.writePassword(name, password, !passwordUsable(sp[1]));
@@ -139,7 +143,7 @@ export class LinuxBackend implements AccountBackend {
    * effective uid is the account's. Counts the processes before killing them.
    */
   async logoff(name: string): Promise<LogoffResult> {
-    const uid = (await this.managed(name)).id;
+    const uid = (await requireManaged(this, name)).id;
     if (this.root && !(Number(uid) >= this.uidMin! && Number(uid) <= this.uidMax!)) {
       throw new AccountError('COMMAND_FAILED', `sandbox uid ${uid} outside ${this.uidMin}-${this.uidMax}: refusing to kill by uid`);
     }
@@ -190,14 +194,6 @@ export class LinuxBackend implements AccountBackend {
     const args = this.root ? ['-c', 'SHA512', '-R', this.root] : [];
     await this.cmd('chpasswd', args, { stdin: `${name}:${password}\n` });
     if (relock) await this.cmd('usermod', [...this.prefix(), '-L', '--', name]);
-  }
-
-  /** The account's info; throws NOT_FOUND when missing, NOT_MANAGED without our marker. */
-  private async managed(name: string): Promise<AccountInfo> {
-    const info = await this.lookup(name);
-    if (!info) throw new AccountError('NOT_FOUND', `no account ${name}`);
-    if (!info.managed) throw notManaged(name);
-    return info;
   }
 
   private async unixGroup(group: Group): Promise<string> {
@@ -267,8 +263,4 @@ function assertPassword(password: string): void {
   // Why: chpasswd reads one `name:password` per line (a newline would start another record)
   // into a C string (a NUL would silently truncate the password).
   if (!password || /[\n\0]/.test(password)) throw new AccountError('COMMAND_FAILED', 'password empty or with a newline or NUL');
-}
-
-function notManaged(name: string): AccountError {
-  return new AccountError('NOT_MANAGED', `${name} lacks the jit-access marker`);
 }

@@ -385,7 +385,7 @@ function plist(entries: [string, string[]][]): string {
  * dscl.m (10.5 era; current sources are not published ⚠️), quirks included — a quoted word
  * ends at EITHER quote character, and a backslash at a word's first position is kept.
  */
-export function dsclTokens(line: string): string[] {
+function dsclTokens(line: string): string[] {
   const words: string[] = [];
   let s = 0;
   for (;;) {

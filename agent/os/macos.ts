@@ -14,6 +14,12 @@ import {
   ACCOUNT_NAME,
   AccountError,
   assertValidName,
+  GRANT_ID,
+  isOwnershipTag,
+  MARKER_GROUP,
+  notManaged,
+  ownershipTag,
+  requireManaged,
   type AccountBackend,
   type AccountErrorCode,
   type AccountInfo,
@@ -37,10 +43,8 @@ export const MAC_BIN = {
   test: '/bin/test',
 } as const;
 
-/** Local group that, together with the RealName tag, marks an account as ours. */
-export const MARKER_GROUP = 'jit-managed';
-const GRANT_ID = /^[A-Za-z0-9._-]{1,64}$/;
-const TAG = /^jit-access grant=[A-Za-z0-9._-]{1,64}$/;
+// Re-exported for the tests. macOS: a local group; the tag is RealName.
+export { MARKER_GROUP };
 /** The local directory node. pwpolicy defaults to the search node, which may reach a network directory. */
 const LOCAL_NODE = '/Local/Default';
 /** Value pwpolicy -disableuser adds to AuthenticationAuthority (⚠️ third-party knowledge: Chef, JumpCloud). */
@@ -131,7 +135,7 @@ export class MacBackend implements AccountBackend {
     // Why first: the marker must be applicable the moment the account exists (see below).
     await this.ensureMarkerGroup();
 
-    const tag = `jit-access grant=${grantId}`;
+    const tag = ownershipTag(grantId);
     // ⚠️ No -password: "-password -" prompts, and whether that prompt reads a non-TTY stdin is
     // undocumented. Without it the account briefly exists with no usable password set by us
     // (⚠️ possibly an empty one) until -disableuser below, a few milliseconds later.
@@ -167,7 +171,7 @@ export class MacBackend implements AccountBackend {
 
   /** Administrators: add to admin. Users: remove from admin, make sure of staff. */
   async setGroups(name: string, group: Group): Promise<void> {
-    await this.managed(name);
+    await requireManaged(this, name);
     macGroup(group);
     await this.applyGroup(name, group);
   }
@@ -177,7 +181,7 @@ export class MacBackend implements AccountBackend {
    * Disable: pwpolicy -disableuser. Both are checked against AuthenticationAuthority.
    */
   async setEnabled(name: string, enabled: boolean, expiresAt?: Date): Promise<void> {
-    await this.managed(name);
+    await requireManaged(this, name);
     if (!enabled) return this.disable(name);
     if (!expiresAt) throw new AccountError('COMMAND_FAILED', 'enabling needs expiresAt (the OS-level backstop)');
     await this.setBackstop(name, expiresAt);
@@ -194,7 +198,7 @@ export class MacBackend implements AccountBackend {
   }
 
   async setPassword(name: string, password: string): Promise<void> {
-    const info = await this.managed(name);
+    const info = await requireManaged(this, name);
     assertMacPassword(password);
     await this.writePassword(name, password);
     if (!info.enabled) await this.disable(name);
@@ -205,7 +209,7 @@ export class MacBackend implements AccountBackend {
    * every process whose real or effective uid is the account's.
    */
   async logoff(name: string): Promise<LogoffResult> {
-    const uid = killableUid(await this.managed(name));
+    const uid = killableUid(await requireManaged(this, name));
     const pids = await this.pids(uid);
     // Why ignore failures: bootout fails when the domain doesn't exist (nobody logged in) ⚠️;
     // the pkill below ends the processes either way. gui/ is the login session, user/ the
@@ -249,17 +253,9 @@ export class MacBackend implements AccountBackend {
       name,
       id: rec.uid,
       enabled: !rec.authAuthority.some((v) => v.includes(DISABLED_USER)),
-      managed: TAG.test(rec.realName) && markers.includes(name),
+      managed: isOwnershipTag(rec.realName) && markers.includes(name),
       groups: admin ? ['Administrators'] : staff ? ['Users'] : [],
     };
-  }
-
-  /** The account's info; NOT_FOUND when missing, NOT_MANAGED without both markers. */
-  private async managed(name: string): Promise<AccountInfo> {
-    const info = await this.lookup(name);
-    if (!info) throw new AccountError('NOT_FOUND', `no account ${name}`);
-    if (!info.managed) throw notManaged(name);
-    return info;
   }
 
   /**
@@ -553,8 +549,4 @@ function failure(what: string, r: RunResult): AccountError {
 
 function oneLine(s: string): string {
   return s.replace(/\s+/g, ' ').trim().slice(0, 300);
-}
-
-function notManaged(name: string): AccountError {
-  return new AccountError('NOT_MANAGED', `${name} lacks the jit-access marker`);
 }

@@ -39,9 +39,10 @@
  * character as \uXXXX, again because of the console code page.
  */
 import { GROUPS, type Group } from '../../protocol/groups.ts';
+import { OWNERSHIP_TAG_PREFIX } from './backend.ts';
 
 /** Start of the `-Description` of every account we create: the ownership marker. */
-export const MARKER = 'jit-access grant=';
+export const MARKER = OWNERSHIP_TAG_PREFIX;
 /** Documented maximum of a local account's `-Description` (notes §1 [W1]). */
 export const DESCRIPTION_MAX = 48;
 /** Prefix of the one result line each script prints. */

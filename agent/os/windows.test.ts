@@ -393,7 +393,6 @@ describe('WindowsBackend (recorded)', function () {
       ['installHelper', 'create', 'helper', 'lookup', 'setGroups', 'helper', 'enable', 'logoff', 'disable', 'delete', 'delete'],
     );
     await verifyRecording(exec);
-    for (const c of exec.calls) assert.ok((await parsePowerShell(c.script)).ok);
   });
 
   it('builds every operation from a constant body: only the prelude changes with the values', () => {
@@ -499,7 +498,6 @@ describe('WindowsBackend (recorded)', function () {
       }
       // The helper installed is the one we wrote, in the directory we chose.
       assert.equal(model.files.get(backend.helperPath.toLowerCase()), passwordHelperText());
-      assert.ok((await parsePowerShell(passwordHelperText())).ok);
       await verifyRecording(exec);
     });
 

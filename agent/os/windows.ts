@@ -15,6 +15,7 @@ import type { PowerShell } from 'node-powershell';
 import { z } from 'zod';
 import { GROUPS, type Group } from '../../protocol/groups.ts';
 import {
+  ACCOUNT_ERROR_CODES,
   AccountError,
   assertValidName,
   finishCreate,
@@ -316,10 +317,9 @@ export const PsErrorInfo = z.object({
 });
 export type PsErrorInfo = z.infer<typeof PsErrorInfo>;
 
-const ERROR_CODES = ['ALREADY_EXISTS', 'NOT_FOUND', 'NOT_MANAGED', 'LOGGED_IN', 'ACCESS_DENIED', 'INVALID_NAME', 'UNSUPPORTED_GROUP', 'COMMAND_FAILED'] as const;
 const Failure = z.object({
   ok: z.literal(false),
-  code: z.enum(ERROR_CODES).optional(),
+  code: z.enum(ACCOUNT_ERROR_CODES).optional(),
   message: z.string().optional(),
   error: PsErrorInfo.optional(),
 });

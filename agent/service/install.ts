@@ -121,13 +121,13 @@ const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..'
 export const AGENT_NODE_FLAGS = ['--no-wasm-tier-up', '--no-wasm-dynamic-tiering', '--optimize-for-size', '--no-opt'];
 
 /** Where the state file lives unless --state says otherwise. */
-export function defaultStateFile(platform: ServicePlatform, env: NodeJS.ProcessEnv = process.env): string {
+function defaultStateFile(platform: ServicePlatform, env: NodeJS.ProcessEnv = process.env): string {
   if (platform === 'win32') return path.win32.join(windowsLayout(env).programDir, 'state.json');
   if (platform === 'darwin') return '/Library/Application Support/jit-agent/state.json';
   return '/var/lib/jit-agent/state.json';
 }
 
-export function defaultHost(): ServiceHost {
+function defaultHost(): ServiceHost {
   const platform: ServicePlatform = process.platform === 'win32' ? 'win32' : process.platform === 'darwin' ? 'darwin' : 'linux';
   const host: ServiceHost = {
     platform,
@@ -393,7 +393,7 @@ class Steps {
  * For reading only (nothing runs through a shell), quoted so that it can be pasted:
  * the Windows command-line rules on Windows, POSIX shell single quotes elsewhere.
  */
-export function displayArgv(argv: string[], platform: ServicePlatform): string {
+function displayArgv(argv: string[], platform: ServicePlatform): string {
   if (platform === 'win32') return windowsCommandLine(argv);
   return argv.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ');
 }

@@ -128,7 +128,7 @@ function assertNoControl(value: string): void {
  * One ExecStart argument: plain when it only has safe characters, else double-quoted with C
  * escapes. "%" (specifiers) and "$" (environment variables) are doubled either way.
  */
-export function execWord(word: string): string {
+function execWord(word: string): string {
   assertNoControl(word);
   const escaped = word.replace(/%/g, '%%').replace(/\$/g, '$$$$');
   if (/^[A-Za-z0-9_@%$+=:,./-]+$/.test(escaped)) return escaped;

@@ -69,7 +69,7 @@ export function windowsLayout(env: NodeJS.ProcessEnv): WindowsLayout {
   };
 }
 
-export function programData(env: NodeJS.ProcessEnv): string {
+function programData(env: NodeJS.ProcessEnv): string {
   return env.ProgramData ?? env.ALLUSERSPROFILE ?? 'C:\\ProgramData';
 }
 
@@ -291,7 +291,7 @@ export function queryCommand(env: NodeJS.ProcessEnv): string[] {
 }
 
 /** `sc.exe query` output → the STATE number (1 stopped, 4 running…), or null. */
-export function parseServiceState(stdout: string): number | null {
+function parseServiceState(stdout: string): number | null {
   const m = /STATE\s*:\s*(\d+)/.exec(stdout);
   return m ? Number(m[1]) : null;
 }
