@@ -43,7 +43,6 @@ import {
 } from './windows-scripts.ts';
 
 const HELPER_DIR = 'C:\\Program Files\\jit-access\\ps';
-const ADMINS = GROUP_SIDS.Administrators;
 const ALL_GROUP_SIDS = Object.values(GROUP_SIDS);
 
 // ---------------------------------------------------------------------------------------------
