@@ -1,9 +1,7 @@
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomInt } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { passwordMatches } from '../../test/support/accounts.ts';
+import { passwordMatches, runAs, shadowOf } from '../../test/support/accounts.ts';
 import { readSandboxEntry } from '../../test/support/sandbox.ts';
 import { makeSandboxRoot } from './sandboxRoot.ts';
 import { accountBackendContract, inAnHour, newName, newPassword, rejectsWith } from './contract.ts';
@@ -20,7 +18,7 @@ async function sandbox(opts: { adminGroup?: 'sudo' | 'wheel'; run?: Runner } = {
   const uidMin = 2_000_000 + randomInt(100) * 1000;
   const uidMax = uidMin + 999;
   const backend = new LinuxBackend({ root, uidMin, uidMax, run: opts.run });
-  const children: ChildProcess[] = [];
+  const procs: { kill(): void }[] = [];
   /** useradd straight into the sandbox, bypassing the backend. */
   const useradd = (name: string, ...flags: string[]) =>
     run('useradd', ['--prefix', root, '-K', `UID_MIN=${uidMin}`, '-K', `UID_MAX=${uidMax}`, '-m', ...flags, '--', name]);
@@ -30,17 +28,12 @@ async function sandbox(opts: { adminGroup?: 'sudo' | 'wheel'; run?: Runner } = {
     useradd,
     createUnmanaged: async (name: string) => void (await useradd(name)),
     spawnAs: async (uid: string) => {
-      const child = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'sleep', '300'], { stdio: 'ignore' });
-      children.push(child);
-      // Why wait: until setpriv has switched uid the process is still root's, invisible to logoff.
-      for (let i = 0; !(await readFile(`/proc/${child.pid}/status`, 'utf8')).match(new RegExp(`^Uid:\\s+${uid}\\s`, 'm')); i++) {
-        if (i > 100) throw new Error('setpriv did not switch uid');
-        await new Promise((r) => setTimeout(r, 20));
-      }
-      return { alive: () => child.exitCode === null && child.signalCode === null, kill: () => child.kill('SIGKILL') };
+      const proc = await runAs(uid);
+      procs.push(proc);
+      return proc;
     },
     cleanup: async () => {
-      for (const child of children) child.kill('SIGKILL');
+      for (const proc of procs) proc.kill();
       await cleanup();
     },
   };
@@ -65,10 +58,10 @@ if (canRun) accountBackendContract('linux (sandbox root)', () => sandbox());
     const sb = await use();
     const name = newName();
     await sb.backend.createDisabled({ name, group: 'Users', grantId: 'g1', expiresAt: inAnHour() }, newPassword());
-    assert.equal((await readSandboxEntry(sb.root, name)).shadow?.split(':')[7], '1');
+    assert.equal((await shadowOf(sb.root, name)).expire, '1');
     const at = new Date('2030-03-10T22:00:00Z');
     await sb.backend.setEnabled(name, true, at);
-    assert.equal((await readSandboxEntry(sb.root, name)).shadow?.split(':')[7], String(expiryDay(at)));
+    assert.equal((await shadowOf(sb.root, name)).expire, String(expiryDay(at)));
   });
 
   for (const adminGroup of ['sudo', 'wheel'] as const) {

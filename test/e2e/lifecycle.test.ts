@@ -14,6 +14,8 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
   this.timeout(120_000);
   let stack: Stack;
   let agent: AgentProc;
+  /** Processes run as a grant's user: logoff should end them; killed here in case it did not. */
+  const sessions: { kill(): void }[] = [];
 
   before(async () => {
     stack = await startStack({ leadTimeSeconds: 2 });
@@ -25,6 +27,7 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     agent.start();
   });
   afterEach(async () => {
+    for (const s of sessions.splice(0)) s.kill();
     await agent.cleanup();
   });
 
@@ -50,7 +53,8 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     assert.ok(lateness >= 0 && lateness < 1500, `enabled ${lateness} ms after enableAt`);
     assert.notEqual((await shadowOf(agent.root, name)).expire, '1');
 
-    const session = runAs(await uidOf(agent.root, name));
+    const session = await runAs(await uidOf(agent.root, name));
+    sessions.push(session);
     await until(() => accountGone(agent.root, name), 15_000, 'account deleted');
     const removalLateness = Date.now() - endAt;
     assert.ok(removalLateness < 2000, `removed ${removalLateness} ms after end`);
@@ -148,7 +152,8 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.hostname, 0, 600));
     const id = res.body.grants[0].id;
     const { username } = await stack.api.waitGrant(id, (g) => g.state === 'enabled');
-    const session = runAs(await uidOf(agent.root, username));
+    const session = await runAs(await uidOf(agent.root, username));
+    sessions.push(session);
     const revoked = await stack.api.request('POST', `/api/v1/grants/${id}/revoke`);
     assert.equal(revoked.status, 200);
     await until(() => accountGone(agent.root, username), 5000, 'deleted on revoke');

@@ -2,7 +2,8 @@
  * Looks into a sandbox root's account files, and runs a real process under a
  * sandbox account's uid to prove log-off kills it.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { run } from '../../agent/os/exec.ts';
 import { readSandboxEntry } from './sandbox.ts';
 
@@ -31,12 +32,25 @@ export async function uidOf(root: string, name: string): Promise<number> {
   return Number(line.split(':')[2]);
 }
 
-/** A long-running process under the account's uid, as a logged-in user would have. */
-export function runAs(uid: number): { child: ChildProcess; alive(): boolean } {
+/**
+ * A long-running process under the account's uid, as a logged-in user would have.
+ * Resolves once /proc shows the new uid: until setpriv has switched, the process is
+ * still root's, invisible to logoff. `kill()` is for cleanup when logoff did not.
+ */
+export async function runAs(uid: number | string): Promise<{ alive(): boolean; kill(): void }> {
   const child = spawn('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'sleep', '300'], { stdio: 'ignore' });
-  let exited = false;
-  child.once('exit', () => (exited = true));
-  return { child, alive: () => !exited };
+  const alive = () => child.exitCode === null && child.signalCode === null;
+  const kill = () => void (alive() && child.kill('SIGKILL'));
+  try {
+    for (let i = 0; !(await readFile(`/proc/${child.pid}/status`, 'utf8')).match(new RegExp(`^Uid:\\s+${uid}\\s`, 'm')); i++) {
+      if (i > 100) throw new Error(`setpriv did not switch to uid ${uid}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } catch (err) {
+    kill();
+    throw err;
+  }
+  return { alive, kill };
 }
 
 export async function until(pred: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {
