@@ -4,8 +4,10 @@
  * or end). The sandbox's account files are sampled every 100 ms throughout, and
  * the invariants are checked once everything is healed and settled.
  */
-import { readdir, readFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { managedAccounts } from '../test/support/accounts.ts';
+import { passwordIn, textsAtRest } from '../test/support/atRest.ts';
 import { grantBody } from '../test/support/stack.ts';
 import { LIBFAKETIME, type ChaosAgent, type ChaosStack, type Interval } from './harness.ts';
 
@@ -62,12 +64,6 @@ async function accountsIn(root: string, baseline: Set<string>): Promise<Set<stri
   } catch {
     return null; // caught mid-rewrite: skip this sample
   }
-}
-
-export async function managedMembers(root: string): Promise<string[]> {
-  const group = await readFile(path.join(root, 'etc/group'), 'utf8');
-  const managed = group.split('\n').find((l) => l.startsWith('jit-managed:'));
-  return (managed?.split(':')[3] ?? '').split(',').filter(Boolean);
 }
 
 /** Samples the account files every ~100 ms: per account, when it was last seen and when first seen gone after that. */
@@ -289,7 +285,7 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
   // (2) No managed account without a live grant.
   const { c } = stack.server!.ctx;
   const liveNames = new Map((await c.grants.find({ endpointId: agent.endpointId }).toArray()).map((g: any) => [g.username, g.state]));
-  for (const m of await managedMembers(agent.root)) {
+  for (const m of await managedAccounts(agent.root)) {
     const state = liveNames.get(m);
     if (!state || ['removed', 'revoked', 'failed'].includes(state)) violation(`managed account ${m} exists with ${state ? `its grant ${state}` : 'no grant'}`);
   }
@@ -314,7 +310,7 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
 
   // (4) No generated password anywhere at rest.
   for (const m of stack.smtp.messages) {
-    const p = /Password: (\S+)/.exec(m.text ?? '')?.[1];
+    const p = passwordIn(m.text);
     if (p) passwords.add(p);
   }
   await checkNoPasswords(stack, [agent], passwords, violation);
@@ -324,15 +320,9 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
   return result;
 }
 
-/** Dumps every collection (the audit trail included) and reads the logs and state files. */
+/** Searches every collection (the audit trail included), the logs and the agents' state files. */
 export async function checkNoPasswords(stack: ChaosStack, agents: ChaosAgent[], passwords: Set<string>, violation: (m: string) => void): Promise<void> {
-  const db = stack.server!.db;
-  const haystacks: Record<string, string> = { 'server log': await stack.serverLog() };
-  for (const { name } of await db.listCollections().toArray()) haystacks[`collection ${name}`] = JSON.stringify(await db.collection(name).find().toArray());
-  for (const a of agents) {
-    haystacks[`agent log ${a.hostname}`] = await a.log();
-    const dir = path.dirname(a.stateFile);
-    for (const f of await readdir(dir).catch(() => [] as string[])) if (!f.endsWith('.key')) haystacks[`agent file ${a.hostname}/${f}`] = await readFile(path.join(dir, f), 'utf8').catch(() => '');
+  for (const { where, text } of await textsAtRest(stack.server!.db, await stack.serverLog(), agents)) {
+    for (const p of passwords) if (text.includes(p)) violation(`a generated password appears in the ${where}`);
   }
-  for (const [where, text] of Object.entries(haystacks)) for (const p of passwords) if (text.includes(p)) violation(`a generated password appears in the ${where}`);
 }

@@ -1,8 +1,7 @@
 import assert from 'node:assert/strict';
-import { readdir, readFile } from 'node:fs/promises';
-import path from 'node:path';
 import type { ParsedMail } from 'mailparser';
 import { accountGone, passwordMatches, until } from '../support/accounts.ts';
+import { passwordIn, textsAtRest, type TextAtRest } from '../support/atRest.ts';
 import { startSmtpServer, type TestSmtpServer } from '../support/smtp.ts';
 import { enrollAgent, grantBody, startStack, type AgentProc, type Stack } from '../support/stack.ts';
 
@@ -12,7 +11,7 @@ const SMTP_PASSWORD = 'Smtp-Secret-4711';
 /** Username and password from a credentials email's text part. */
 function credentialsIn(m: ParsedMail): { username: string; password: string } {
   const username = /Username: (\S+)/.exec(m.text ?? '')?.[1];
-  const password = /Password: (\S+)/.exec(m.text ?? '')?.[1];
+  const password = passwordIn(m.text);
   assert.ok(username && password, `no credentials in: ${m.text}`);
   return { username, password };
 }
@@ -167,12 +166,9 @@ describe('credentials by email, with a real SMTP server (STARTTLS + AUTH)', func
 
   it('leaves no generated password or SMTP password in the database, the logs, the audit trail or the state file', async () => {
     assert.ok(seenPasswords.length >= 5);
-    const db = stack.server!.db;
-    let dump = '';
-    for (const { name } of await db.listCollections().toArray()) dump += JSON.stringify(await db.collection(name).find().toArray());
-    const stateDir = path.dirname(agent.stateFile);
-    const stateFiles = await Promise.all((await readdir(stateDir)).filter((f) => !f.endsWith('.key')).map((f) => readFile(path.join(stateDir, f), 'utf8')));
-    const haystacks = { database: dump, 'server log': await stack.serverLog(), 'agent log': await agent.log(), 'state file': stateFiles.join('') };
+    const texts = await textsAtRest(stack.server!.db, await stack.serverLog(), [agent]);
+    const all = (kind: TextAtRest['kind']) => texts.filter((t) => t.kind === kind).map((t) => t.text).join('');
+    const haystacks = { database: all('collection'), 'server log': all('server log'), 'agent log': all('agent log'), 'state file': all('agent file') };
     for (const [where, text] of Object.entries(haystacks)) {
       assert.ok(text.length > 100, `${where} is not empty`);
       for (const p of [...seenPasswords, SMTP_PASSWORD]) assert.ok(!text.includes(p), `a password appears in the ${where}`);
