@@ -5,21 +5,19 @@
  * SMTP taken down, and agent processes killed or run under libfaketime with a
  * wall clock that can be moved forward while they run.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { makeSandboxRoot } from '../agent/os/sandboxRoot.ts';
 import type { ServerConfig } from '../server/config.ts';
 import { startFerretDB, type EmbeddedDb } from '../server/db/ferret.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
 import { startSmtpServer, type TestSmtpServer } from '../test/support/smtp.ts';
-import { Api, testConfig } from '../test/support/stack.ts';
+import { Api, enrollSandboxedAgent, spawnAgent, testConfig } from '../test/support/stack.ts';
 
-const REPO = path.resolve(import.meta.dirname, '..');
 export const SMTP_USER = 'jit-mailer';
 export const SMTP_PASSWORD = 'Chaos-Smtp-Secret-9321';
 
@@ -104,12 +102,8 @@ export class ChaosStack {
 
   /** Enrolls an agent on a fresh sandbox root (not started). */
   async enrollAgent(hostname = `chaos-${randomBytes(3).toString('hex')}`): Promise<ChaosAgent> {
-    const sandbox = await makeSandboxRoot();
-    const stateFile = path.join(sandbox.root, 'agent', 'state.json');
-    const { body } = await this.api.request('POST', '/api/v1/enrollment-tokens');
-    await runAgentToEnd(['enroll', '--server', this.server!.url, '--token', body.token, '--state', stateFile, '--sandbox-root', sandbox.root, '--hostname', hostname]);
-    const state = JSON.parse(await readFile(stateFile, 'utf8'));
-    const agent = new ChaosAgent(sandbox.root, stateFile, state.endpointId, hostname, sandbox.cleanup);
+    const { root, stateFile, endpointId, cleanup } = await enrollSandboxedAgent(this.api, hostname);
+    const agent = new ChaosAgent(root, stateFile, endpointId, hostname, cleanup);
     this.agents.push(agent);
     return agent;
   }
@@ -166,7 +160,6 @@ export class ChaosAgent {
 
   start(): void {
     if (this.running) return;
-    const out = createWriteStream(this.logFile, { flags: 'a' });
     const env: NodeJS.ProcessEnv = { ...process.env };
     if (this.fakeTime) {
       Object.assign(env, {
@@ -176,9 +169,7 @@ export class ChaosAgent {
         FAKETIME_DONT_FAKE_MONOTONIC: '1',
       });
     }
-    this.child = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts', 'run', '--state', this.stateFile, '--poll-seconds', '5'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child.stdout!.pipe(out);
-    this.child.stderr!.pipe(out);
+    this.child = spawnAgent(this.stateFile, this.logFile, env);
     if (this.downSince !== null) this.down.push({ from: this.downSince, to: Date.now() });
     this.downSince = null;
   }
@@ -207,13 +198,4 @@ export class ChaosAgent {
     this.downSince = null;
     await this.removeSandbox();
   }
-}
-
-function runAgentToEnd(args: string[]): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-    let err = '';
-    p.stderr.on('data', (d) => (err += d));
-    p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`agent ${args[0]} exited ${code}: ${err}`))));
-  });
 }

@@ -18,7 +18,6 @@ const REPO = path.resolve(import.meta.dirname, '../..');
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 
 export interface Stack {
-  dir: string;
   config: ServerConfig;
   server: RunningServer | null;
   api: Api;
@@ -34,14 +33,13 @@ export async function startStack(overrides: Partial<ServerConfig> = {}): Promise
   const db = await startFerretDB({ dataDir: path.join(dir, 'db') });
   const logFile = path.join(dir, 'server.log');
   const logStream = createWriteStream(logFile, { flags: 'a' });
-  const config = testConfig(db.uri, dir, { leadTimeSeconds: 2, ...overrides });
+  const config = testConfig(db.uri, dir, overrides);
   const stack: Stack = {
-    dir,
     config,
     server: null,
     api: new Api(''),
     async startServer() {
-      stack.server = await startServer({ ...config, port: config.port }, pino({ level: 'debug' }, logStream));
+      stack.server = await startServer({ ...config }, pino({ level: 'debug' }, logStream));
       // Keep the port across restarts, so agents find the server again.
       config.port = Number(new URL(stack.server.url).port);
       stack.api.url = stack.server.url;
@@ -121,50 +119,61 @@ export interface AgentProc {
   start(): void;
   /** SIGKILL, as a crash. */
   kill(): Promise<void>;
-  stop(): Promise<void>;
   log(): Promise<string>;
   cleanup(): Promise<void>;
 }
 
 /** Enrolls a real agent process on a fresh sandbox root (not started yet). */
 export async function enrollAgent(stack: Stack, hostname = `host-${Math.random().toString(36).slice(2, 8)}`): Promise<AgentProc> {
-  const sandbox = await makeSandboxRoot();
-  const stateFile = path.join(sandbox.root, 'agent', 'state.json');
-  const logFile = path.join(sandbox.root, 'agent.log');
-  const { body } = await stack.api.request('POST', '/api/v1/enrollment-tokens');
-  await runToEnd(['enroll', '--server', stack.server!.url, '--token', body.token, '--state', stateFile, '--sandbox-root', sandbox.root, '--hostname', hostname]);
-  const state = JSON.parse(await readFile(stateFile, 'utf8'));
+  const { root, stateFile, endpointId, cleanup } = await enrollSandboxedAgent(stack.api, hostname);
+  const logFile = path.join(root, 'agent.log');
   let child: ChildProcess | null = null;
   const exited = () => new Promise<void>((r) => (child && child.exitCode === null && child.signalCode === null ? child.once('exit', () => r()) : r()));
   const agent: AgentProc = {
-    root: sandbox.root,
+    root,
     stateFile,
-    endpointId: state.endpointId,
+    endpointId,
     hostname,
     start() {
-      const out = createWriteStream(logFile, { flags: 'a' });
-      child = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts', 'run', '--state', stateFile, '--poll-seconds', '5'], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout!.pipe(out);
-      child.stderr!.pipe(out);
+      child = spawnAgent(stateFile, logFile);
     },
     async kill() {
       child?.kill('SIGKILL');
       await exited();
     },
-    async stop() {
-      child?.kill('SIGTERM');
-      await exited();
-    },
     log: () => readFile(logFile, 'utf8').catch(() => ''),
     async cleanup() {
       await agent.kill();
-      await sandbox.cleanup();
+      await cleanup();
     },
   };
   return agent;
 }
 
-function runToEnd(args: string[]): Promise<void> {
+/**
+ * Makes a sandbox root and enrolls an agent there with a fresh enrollment token from
+ * the server behind `api`; returns the state file, the endpoint id and the root's cleanup.
+ */
+export async function enrollSandboxedAgent(api: Api, hostname: string): Promise<{ root: string; stateFile: string; endpointId: string; cleanup(): Promise<void> }> {
+  const sandbox = await makeSandboxRoot();
+  const stateFile = path.join(sandbox.root, 'agent', 'state.json');
+  const { body } = await api.request('POST', '/api/v1/enrollment-tokens');
+  await runAgentToEnd(['enroll', '--server', api.url, '--token', body.token, '--state', stateFile, '--sandbox-root', sandbox.root, '--hostname', hostname]);
+  const state = JSON.parse(await readFile(stateFile, 'utf8'));
+  return { root: sandbox.root, stateFile, endpointId: state.endpointId, cleanup: sandbox.cleanup };
+}
+
+/** Starts `agent run` on `stateFile` (5 s polls), its stdout and stderr appended to `logFile`. */
+export function spawnAgent(stateFile: string, logFile: string, env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const out = createWriteStream(logFile, { flags: 'a' });
+  const child = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts', 'run', '--state', stateFile, '--poll-seconds', '5'], { cwd: REPO, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.pipe(out);
+  child.stderr!.pipe(out);
+  return child;
+}
+
+/** Runs an agent command (`enroll`, ...) to its end; rejects with its stderr unless it exits 0. */
+function runAgentToEnd(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const p = spawn(process.execPath, ['--import', 'tsx', 'agent/main.ts', ...args], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
