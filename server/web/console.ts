@@ -94,6 +94,12 @@ export function str(v: unknown): string {
   return typeof v === 'string' ? v : '';
 }
 
+/** A filter's datetime-local value ("2025-01-31T14:05"), which the pages label UTC; null when empty or invalid. */
+export function utcParam(v: string): Date | null {
+  const d = v ? new Date(`${v}Z`) : null;
+  return d && !Number.isNaN(d.getTime()) ? d : null;
+}
+
 function consoleErrors(ctx: Ctx): ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = err instanceof ApiError ? err : (err as { type?: string }).type === 'entity.too.large' ? apiError('body.too_large') : apiError('internal');

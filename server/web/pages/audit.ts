@@ -3,7 +3,7 @@ import type { Filter } from 'mongodb';
 import { presentAuditEvent } from '../../presenters/grant.ts';
 import { audit } from '../../store/audit.ts';
 import type { AuditDoc } from '../../store/collections.ts';
-import { base, need, str, type Web } from '../console.ts';
+import { base, need, str, utcParam, type Web } from '../console.ts';
 import type { Ctx } from '../../context.ts';
 import { toCsv } from '../csv.ts';
 import { render } from '../render.ts';
@@ -42,8 +42,8 @@ async function toFilter(ctx: Ctx, q: AuditQuery): Promise<Filter<AuditDoc>> {
   }
   if (q.actor) f.actor = q.actor;
   if (q.type) f.type = q.type;
-  const from = q.from && !Number.isNaN(Date.parse(`${q.from}Z`)) ? new Date(`${q.from}Z`) : null;
-  const to = q.to && !Number.isNaN(Date.parse(`${q.to}Z`)) ? new Date(`${q.to}Z`) : null;
+  const from = utcParam(q.from);
+  const to = utcParam(q.to);
   if (from || to) f.at = { ...(from ? { $gte: from } : {}), ...(to ? { $lte: to } : {}) };
   return f;
 }

@@ -9,7 +9,7 @@ import { presentAuditEvent, presentGrantWithTimeline } from '../../presenters/gr
 import { grantIdSchema } from '../../schemas/grants.ts';
 import { timeline } from '../../store/audit.ts';
 import { grantFilter } from '../../store/grants.ts';
-import { base, need, str, type Web } from '../console.ts';
+import { base, need, str, utcParam, type Web } from '../console.ts';
 import { grantRow } from '../models.ts';
 import { render } from '../render.ts';
 
@@ -20,15 +20,13 @@ const ACTIONS = {
 type Action = keyof typeof ACTIONS;
 const ActionParams = z.strictObject({ id: z.string().min(1).max(100), action: z.enum(['revoke', 'resend']) });
 
-const dateParam = (v: string) => (v && !Number.isNaN(Date.parse(v)) ? new Date(v) : null);
-
 /** The grants list with filters, one grant with its live timeline, and its actions behind a confirmation. */
 export function grantPages(r: Router, { ctx }: Web): void {
   r.get('/grants', async (req, res) => {
     const q = { state: str(req.query.state), endpoint: str(req.query.endpoint).trim(), email: str(req.query.email).trim(), from: str(req.query.from), to: str(req.query.to) };
     const state = (GRANT_STATES as readonly string[]).includes(q.state) ? (q.state as GrantState) : undefined;
-    const from = dateParam(q.from);
-    const to = dateParam(q.to);
+    const from = utcParam(q.from);
+    const to = utcParam(q.to);
     const filter = grantFilter({ ...(state ? { state } : {}), email: q.email, endpoint: q.endpoint, ...(from ? { from } : {}), ...(to ? { to } : {}) });
     const grants = await ctx.c.grants.find(filter).sort({ createdAt: -1 }).limit(200).toArray();
     const hostnames = await ctx.c.endpoints.distinct('hostname');
