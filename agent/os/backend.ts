@@ -22,6 +22,19 @@ export interface CreateAccountSpec {
   grantId: string;
   /** Access end: set as the OS-level account expiry, a backstop if the agent dies. */
   expiresAt: Date;
+  /**
+   * Unix: the numeric uid (and gid of the account's own group) to use, from `uidRange`.
+   * The policy layer hands out each number once, so no account ever inherits what an
+   * earlier one left behind. Backends without `uidRange` ignore it.
+   */
+  uid?: number;
+}
+
+/** A deleted account as the agent saved it at creation: enough to find what it left behind. */
+export interface AccountRef {
+  name: string;
+  /** uid on Unix, SID on Windows. */
+  id: string;
 }
 
 /** Result of a log-off: how many processes or sessions were ended. */
@@ -40,31 +53,66 @@ export interface LogoffResult {
 export interface AccountBackend {
   /** Short OS name, e.g. "linux". */
   readonly os: string;
+  /**
+   * Unix: the uids this backend gives its accounts (`CreateAccountSpec.uid`), far from any the
+   * OS or a directory service hands out. Null where the OS picks the id itself (Windows SIDs are
+   * never reused).
+   */
+  readonly uidRange: { min: number; max: number } | null;
   /** Returns null when no account of that name exists. */
   lookup(name: string): Promise<AccountInfo | null>;
   /**
    * Creates the account disabled, with the ownership marker, in `spec.group`,
    * with `password` set (passed on stdin, never on a command line).
-   * Throws `ALREADY_EXISTS` if the name is taken.
+   * Throws `ALREADY_EXISTS` if the name is taken, `ID_TAKEN` if `spec.uid` is.
+   * A crash at any point must leave nothing usable and nothing unmarked.
    */
   createDisabled(spec: CreateAccountSpec, password: string): Promise<AccountInfo>;
   /** Makes the account's groups exactly `[group]` (plus the ownership marker). */
   setGroups(name: string, group: Group): Promise<void>;
-  /** Enables (and re-sets the OS expiry to `expiresAt`) or disables the account. */
-  setEnabled(name: string, enabled: boolean, expiresAt?: Date): Promise<void>;
+  /** Enables the account, with the OS-level expiry at `expiresAt` (a backstop if the agent dies). */
+  enable(name: string, expiresAt: Date): Promise<void>;
+  /**
+   * Makes the account dead: no new logon of any kind, and no privilege it could use.
+   * Linux `usermod -L -e 1`; Windows `Disable-LocalUser` and `AccountExpires` now; macOS
+   * `pwpolicy -disableuser` and out of `admin`. The first step of every removal, so a failed
+   * logoff or delete that is retried leaves nothing usable. Missing account = success.
+   */
+  disable(name: string): Promise<void>;
   /** Sets a new password (stdin only). */
   setPassword(name: string, password: string): Promise<void>;
   /** Ends every session and process of the account. */
   logoff(name: string): Promise<LogoffResult>;
-  /** Deletes the account and its home/profile. Missing account = success. */
+  /** Deletes the account (and its home/profile where the OS does both at once). Missing account = success. */
   delete(name: string): Promise<void>;
+  /**
+   * After `delete`: removes what the account left behind, found by its saved id — home or
+   * profile folder, files it owned in the shared temporary folders, scheduled jobs, IPC
+   * objects, cached sudo/authorisation tickets (what each OS can). Idempotent; throws while
+   * anything is left, so the caller retries. Touches nothing if an account with that id
+   * exists again (it is then not ours).
+   */
+  purge(account: AccountRef): Promise<void>;
   /** Every account that carries our ownership marker. */
   listManaged(): Promise<AccountInfo[]>;
+  /**
+   * Uninstall: removes the ownership-marker group (where the OS has one) once no account is in
+   * it. Throws `COMMAND_FAILED` while it still has members.
+   */
+  dropMarker(): Promise<void>;
 }
+
+/**
+ * Unix uids for our accounts: above every range a Unix system or directory service hands out
+ * by default (login.defs 1000–60000, systemd's dynamic users up to 65519, subordinate ids from
+ * 100000, SSSD's idmap up to 2000200000) and below 2^31, which some tools treat as signed.
+ */
+export const TEMP_UID_RANGE = { min: 2_001_000_000, max: 2_099_999_999 } as const;
 
 /** Stable codes for backend failures, mapped from each OS's exit codes. */
 export const ACCOUNT_ERROR_CODES = [
   'ALREADY_EXISTS',
+  'ID_TAKEN',
   'NOT_FOUND',
   'NOT_MANAGED',
   'LOGGED_IN',

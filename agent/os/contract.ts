@@ -63,16 +63,19 @@ export function accountBackendContract(label: string, setup: () => Promise<Contr
       await env.cleanup();
     });
 
-    it('creates disabled, enables, logs off, disables and deletes', async () => {
+    it('creates disabled, enables, logs off, disables, deletes and purges', async () => {
       const name = newName();
       const info = await b.createDisabled(spec(name), newPassword());
       assert.deepEqual(info, { name, id: info.id, enabled: false, managed: true, groups: ['Administrators'] });
       assert.deepEqual(await b.lookup(name), info);
       assert.deepEqual((await b.listManaged()).map((i) => i.name), [name]);
 
-      await b.setEnabled(name, true, inAnHour());
+      await b.enable(name, inAnHour());
       assert.equal((await b.lookup(name))?.enabled, true);
+      await b.disable(name);
+      assert.equal((await b.lookup(name))?.enabled, false);
       if (env.spawnAs) {
+        // A session still running after the disable is what logoff is for.
         const proc = await env.spawnAs(info.id);
         try {
           assert.ok(proc.alive());
@@ -84,18 +87,17 @@ export function accountBackendContract(label: string, setup: () => Promise<Contr
       }
       assert.deepEqual(await b.logoff(name), { ended: 0 });
 
-      await b.setEnabled(name, false);
-      assert.equal((await b.lookup(name))?.enabled, false);
       await b.delete(name);
       assert.equal(await b.lookup(name), null);
       assert.deepEqual(await b.listManaged(), []);
+      await b.purge({ name, id: info.id });
     });
 
     it('repeats every step harmlessly', async () => {
       const name = newName();
-      await b.createDisabled(spec(name), newPassword());
-      for (const enabled of [true, true, false, false]) {
-        await b.setEnabled(name, enabled, inAnHour());
+      const info = await b.createDisabled(spec(name), newPassword());
+      for (const enabled of [true, true, false, false, true, false]) {
+        await (enabled ? b.enable(name, inAnHour()) : b.disable(name));
         assert.equal((await b.lookup(name))?.enabled, enabled);
       }
       await b.setGroups(name, 'Users');
@@ -104,13 +106,27 @@ export function accountBackendContract(label: string, setup: () => Promise<Contr
       await b.delete(name);
       await b.delete(name);
       assert.equal(await b.lookup(name), null);
+      await b.disable(name);
+      await b.purge({ name, id: info.id });
+      await b.purge({ name, id: info.id });
+    });
+
+    it('gives the account the uid it was handed, and refuses a taken one', async function () {
+      if (!b.uidRange) this.skip();
+      const uid = b.uidRange.min + 1 + Math.floor(Math.random() * 1000);
+      const first = newName();
+      assert.equal((await b.createDisabled({ ...spec(first), uid }, newPassword())).id, String(uid));
+      const second = newName();
+      await rejectsWith(b.createDisabled({ ...spec(second), uid }, newPassword()), 'ID_TAKEN');
+      assert.equal(await b.lookup(second), null);
     });
 
     it('reports a missing account', async () => {
       const name = newName();
       assert.equal(await b.lookup(name), null);
       await b.delete(name);
-      await rejectsWith(b.setEnabled(name, true, inAnHour()), 'NOT_FOUND');
+      await b.disable(name);
+      await rejectsWith(b.enable(name, inAnHour()), 'NOT_FOUND');
       await rejectsWith(b.logoff(name), 'NOT_FOUND');
     });
 
@@ -122,12 +138,14 @@ export function accountBackendContract(label: string, setup: () => Promise<Contr
       assert.equal(before?.managed, false);
       assert.deepEqual(await b.listManaged(), []);
       await rejectsWith(b.setGroups(name, 'Users'), 'NOT_MANAGED');
-      await rejectsWith(b.setEnabled(name, true, inAnHour()), 'NOT_MANAGED');
-      await rejectsWith(b.setEnabled(name, false), 'NOT_MANAGED');
+      await rejectsWith(b.enable(name, inAnHour()), 'NOT_MANAGED');
+      await rejectsWith(b.disable(name), 'NOT_MANAGED');
       await rejectsWith(b.setPassword(name, newPassword()), 'NOT_MANAGED');
       await rejectsWith(b.logoff(name), 'NOT_MANAGED');
       await rejectsWith(b.delete(name), 'NOT_MANAGED');
       await rejectsWith(b.createDisabled(spec(name), newPassword()), 'ALREADY_EXISTS');
+      // Its id is not a deleted account of ours: purge must leave everything of it alone.
+      await b.purge({ name, id: before!.id });
       assert.deepEqual(await b.lookup(name), before);
     });
 
@@ -140,7 +158,7 @@ export function accountBackendContract(label: string, setup: () => Promise<Contr
       for (const name of hostile) {
         const calls: Promise<unknown>[] = [
           b.lookup(name), b.createDisabled(spec(name), newPassword()), b.setGroups(name, 'Users'),
-          b.setEnabled(name, true, inAnHour()), b.setPassword(name, newPassword()), b.logoff(name), b.delete(name),
+          b.enable(name, inAnHour()), b.disable(name), b.setPassword(name, newPassword()), b.logoff(name), b.delete(name),
         ];
         for (const call of calls) await rejectsWith(call, 'INVALID_NAME');
       }
