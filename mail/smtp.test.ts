@@ -97,6 +97,36 @@ describe('smtp (against a real SMTP server)', () => {
     assert.deepEqual(await verifySmtp(settings), { ok: true });
   });
 
+  it('fails with auth_unavailable when credentials are set but the server offers no AUTH; nothing is sent', async () => {
+    const open = await startSmtpServer(); // authOptional, AUTH neither advertised nor accepted
+    try {
+      const s = { ...settings, port: open.port, tlsCa: open.ca };
+      const r = await verifySmtp(s);
+      assert.ok(!r.ok && r.code === 'auth_unavailable', JSON.stringify(r));
+      assert.ok(!r.reason.includes(PASSWORD));
+      await assert.rejects(
+        sendMail(s, { to: 'jane@example.com', subject: 'Should not go out', html: '', text: 'x' }),
+        (err: MailError) => err instanceof MailError && err.code === 'auth_unavailable' && !err.message.includes(PASSWORD),
+      );
+      await new Promise((r) => setTimeout(r, 200));
+      assert.equal(open.messages.length, 0, 'no mail delivered unauthenticated');
+      // Without credentials the same server is fine: nothing was configured that it cannot honour.
+      const { username: _u, password: _p, ...anonymous } = s;
+      assert.deepEqual(await verifySmtp(anonymous), { ok: true });
+    } finally {
+      await open.stop();
+    }
+  });
+
+  it('sends with the display name of `from`, or a default one', async () => {
+    const named = await sendMail({ ...settings, from: '"IT, Corp" <jit-access@example.com>' }, { to: 'jane@example.com', subject: 'Named', html: '', text: 'x' });
+    const m1 = await server.waitFor((x) => x.messageId === named);
+    assert.deepEqual(m1.from?.value[0], { name: 'IT, Corp', address: 'jit-access@example.com' });
+    const bare = await sendMail({ ...settings, organisation: 'Corp Example' }, { to: 'jane@example.com', subject: 'Bare', html: '', text: 'x' });
+    const m2 = await server.waitFor((x) => x.messageId === bare);
+    assert.deepEqual(m2.from?.value[0], { name: 'Corp Example JIT Access', address: 'jit-access@example.com' });
+  });
+
   it('sends over implicit TLS', async () => {
     const tlsServer = await startSmtpServer({ users: { jit: PASSWORD }, tls: true });
     try {

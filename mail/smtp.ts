@@ -2,38 +2,15 @@
  * Sending mail over SMTP with nodemailer: validated settings, one table of
  * stable error codes, and error texts that never carry the password.
  */
-import { isIP } from 'node:net';
 import { rootCertificates } from 'node:tls';
 import nodemailer from 'nodemailer';
 import type { NodemailerError, SMTPTransportOptions, Transporter } from 'nodemailer';
-import { IANAZone } from 'luxon';
 import { z } from 'zod';
+import { CONTROL, senderOf, SmtpSettings, type SmtpSettingsInput } from './smtpSettings.ts';
 
-const CONTROL = /[\u0000-\u001f\u007f-\u009f\u2028\u2029]/;
+export { SmtpSettings, type SmtpSettingsInput } from './smtpSettings.ts';
+
 const email = z.email().refine((s) => !/[\r\n]/.test(s), 'must not contain line breaks');
-
-/** SMTP settings, from an Agent Settings policy (agent side) or the server configuration. */
-export const SmtpSettings = z.object({
-  /** A fully qualified host name (at least one dot) or an IP address. */
-  host: z.string().refine((h) => isIP(h) !== 0 || (z.hostname().safeParse(h).success && h.includes('.')), 'must be a fully qualified host name or an IP address'),
-  port: z.int().min(1).max(65535),
-  /** 'starttls' (submission, 587), 'tls' (implicit TLS, 465) or 'none' (plain text, lab only). */
-  security: z.enum(['starttls', 'tls', 'none']),
-  username: z.string().min(1).optional(),
-  password: z.string().min(1).optional(),
-  from: email,
-  /** IANA zone the emails show times in. */
-  timeZone: z.string().refine((tz) => IANAZone.isValidZone(tz), 'must be an IANA time zone such as Europe/Paris').default('UTC'),
-  /** PEM of an extra CA to trust, for servers with a private CA; empty in the usual case. */
-  tlsCa: z.string().refine((s) => s === '' || s.includes('-----BEGIN CERTIFICATE-----'), 'must be a PEM certificate').optional(),
-}).refine((s) => (s.username === undefined) === (s.password === undefined), {
-  message: 'username and password go together',
-  path: ['password'],
-});
-/** Parsed SMTP settings (time zone defaulted). */
-export type SmtpSettings = z.output<typeof SmtpSettings>;
-/** SMTP settings as stored or typed in: `timeZone` may be left out. */
-export type SmtpSettingsInput = z.input<typeof SmtpSettings>;
 
 /** One message; the subject must already be a single line (see `renderEmail`). */
 export interface OutgoingMail {
@@ -58,6 +35,10 @@ const OutgoingMail = z.object({
 const MAIL_ERRORS = {
   invalid_settings: { reason: 'the SMTP settings are not valid', replies: [], codes: [] },
   invalid_message: { reason: 'the message is not valid', replies: [], codes: [] },
+  // Credentials are configured but the server offers no AUTH (or none we can use): sending
+  // anyway would go out unauthenticated, so it is a failure. Found by the AUTH command's
+  // 5.5.x answer (see makeTransport's forceAuth), hence no replies or codes here.
+  auth_unavailable: { reason: 'the SMTP server offers no login, but a username and password are configured', replies: [], codes: [] },
   auth_failed: { reason: 'the SMTP server refused the login', replies: [530, 534, 535], codes: ['EAUTH', 'ENOAUTH'] },
   // 538: the server wants TLS before AUTH. A refused certificate surfaces as ESOCKET with
   // Node's verification code (DEPTH_ZERO_SELF_SIGNED_CERT, ERR_TLS_CERT_ALTNAME_INVALID...)
@@ -92,7 +73,11 @@ export class MailError extends Error {
 /** Result of `verifySmtp`. */
 export type VerifyResult = { ok: true } | { ok: false; code: MailErrorCode; reason: string };
 
+/** Answers to AUTH meaning "no such command here" or "not that mechanism", not "wrong password". */
+const AUTH_UNAVAILABLE_REPLIES = [500, 502, 503, 504];
+
 function classify(err: NodemailerError): MailErrorCode {
+  if (err.command?.startsWith('AUTH') && err.responseCode !== undefined && AUTH_UNAVAILABLE_REPLIES.includes(err.responseCode)) return 'auth_unavailable';
   const entries = Object.entries(MAIL_ERRORS) as [MailErrorCode, (typeof MAIL_ERRORS)[MailErrorCode]][];
   const byReply = entries.find(([, e]) => err.responseCode !== undefined && (e.replies as readonly number[]).includes(err.responseCode));
   const byCode = (code: string | undefined) =>
@@ -131,6 +116,12 @@ function makeTransport(s: SmtpSettings): Transporter {
     requireTLS: s.security === 'starttls',
     ignoreTLS: s.security === 'none',
     auth: s.username !== undefined ? { user: s.username, pass: s.password } : undefined,
+    // Without it nodemailer skips the login when the EHLO lists no AUTH and sends unauthenticated,
+    // and verify() says all is well. With it the login is tried anyway, and the server's "500
+    // command not recognized" (or 502/503/504) becomes auth_unavailable: nothing is sent. The
+    // credentials only travel where they would have with AUTH advertised (after STARTTLS, when
+    // required). Only with credentials: without, forceAuth would fail servers that offer AUTH.
+    forceAuth: s.username !== undefined,
     // Node's `ca` replaces the built-in roots, so they are passed along to make tlsCa an addition.
     tls: s.tlsCa ? { ca: [...rootCertificates, s.tlsCa] } : undefined,
     // nodemailer waits up to 2 min to connect and 10 min on a silent socket; a request should fail fast.
@@ -164,7 +155,7 @@ export async function sendMail(settings: SmtpSettingsInput, mail: OutgoingMail):
   const msg = OutgoingMail.safeParse(mail);
   if (!msg.success) throw new MailError('invalid_message', z.prettifyError(msg.error).replace(/\n/g, ' '));
   try {
-    const info = await makeTransport(s).sendMail({ from: s.from, ...msg.data });
+    const info = await makeTransport(s).sendMail({ from: senderOf(s), ...msg.data });
     return info.messageId;
   } catch (err) {
     throw toMailError(err, s);
