@@ -69,6 +69,36 @@ describe('renderEmail', () => {
     assert.match(text('Asia/Kolkata'), /from Sat 21 Nov 2026, 18:35 UTC\+05:30/);
   });
 
+  it('never shows an end later than the real one: seconds are shown when there are any', () => {
+    const r = renderEmail('credentials', { ...creds, end: new Date('2026-11-21T16:36:56.400Z') }, { timeZone: 'Europe/Paris' });
+    assert.match(r.text, /until Sat 21 Nov 2026, 17:36:56 CET/);
+    assert.match(r.text, /from Sat 21 Nov 2026, 14:05 CET/, 'whole minutes stay short');
+    const ended = renderEmail('access-ended', { endpoint: 'mac-01', username: 'jdoe', email: 'jane.doe@example.com', reason: 'expired', end: new Date('2026-11-21T16:36:56Z') }, { timeZone: 'UTC' });
+    assert.match(ended.text, /expired on Sat 21 Nov 2026, 16:36:56 UTC/);
+  });
+
+  it('names the organisation and who requested the access, escaped in HTML', () => {
+    const vars = { ...creds, organisation: 'Corp & Co', requestedBy: 'alice@corp.example' };
+    const r = renderEmail('credentials', vars, { timeZone: 'UTC' });
+    assert.match(r.text, /created for you on DESKTOP-42 at the request of alice@corp\.example\./);
+    assert.match(r.text, /Corp & Co/);
+    assert.ok(r.html.includes('Corp &amp; Co') && r.html.includes('alice@corp.example'));
+    const plain = renderEmail('credentials', creds, { timeZone: 'UTC' });
+    assert.doesNotMatch(plain.text, /request of|null|undefined/);
+    const ended = renderEmail('access-ended', { endpoint: 'mac-01', username: 'jdoe', email: 'jane.doe@example.com', reason: 'revoked', end: creds.end, organisation: 'Corp & Co' }, { timeZone: 'UTC' });
+    assert.match(ended.text, /Corp & Co/);
+    const test = renderEmail('smtp-test', { endpoint: 'the server', email: 'a@corp.example', sentAt: creds.start, organisation: 'Corp & Co' }, { timeZone: 'UTC' });
+    assert.match(test.text, /Corp & Co/);
+  });
+
+  it('gives the SSH hint with the fully qualified name when there is one', () => {
+    const r = renderEmail('credentials', { ...creds, os: 'linux', endpoint: 'web-01', sshHost: 'web-01.corp.example' }, { timeZone: 'UTC' });
+    assert.match(r.text, /ssh jdoe@web-01\.corp\.example/);
+    assert.match(r.html, /ssh jdoe@web-01\.corp\.example/);
+    assert.match(r.subject, /web-01$/);
+    assert.throws(() => renderEmail('credentials', { ...creds, sshHost: 'a b' }, { timeZone: 'UTC' }), /sshHost/);
+  });
+
   it('refuses an unknown time zone', () => {
     assert.throws(() => renderEmail('credentials', creds, { timeZone: 'Mars/Olympus_Mons' }), /unknown time zone "Mars\/Olympus_Mons"/);
   });

@@ -20,6 +20,8 @@ const common = {
   endpoint: singleLine(253),
   username: z.string().regex(/^[a-z][a-z0-9_-]{0,19}$/),
   email: z.email().refine((s) => !/[\r\n]/.test(s), 'must not contain line breaks'),
+  /** Who sends this (the policy's `organisation`), so the mail does not look like phishing. */
+  organisation: singleLine(100).optional(),
 };
 
 const SCHEMAS = {
@@ -30,6 +32,10 @@ const SCHEMAS = {
     password: z.string().regex(/^[\x21-\x7e]{8,128}$/, 'must be 8-128 printable ASCII characters'),
     start: z.date(),
     end: z.date(),
+    /** Who asked for this access (the grant's creator). */
+    requestedBy: singleLine(320).optional(),
+    /** The name for `ssh user@host`: the endpoint's fully qualified name when known, else `endpoint`. */
+    sshHost: z.hostname().optional(),
   }).refine((v) => v.start < v.end, { message: 'start must be before end', path: ['end'] }),
   'access-ended': z.strictObject({
     ...common,
@@ -40,6 +46,7 @@ const SCHEMAS = {
   'smtp-test': z.strictObject({
     endpoint: common.endpoint,
     email: common.email,
+    organisation: common.organisation,
     sentAt: z.date(),
   }),
 };
@@ -87,14 +94,24 @@ function template(kind: EmailKind, part: 'subject' | 'html' | 'text', overrideDi
 }
 
 /**
- * "Sat 21 Nov 2026, 14:05 CET". Intl knows a zone's letter abbreviation only in some
- * locales (CET in en-GB, EST in en-US), so both are tried before falling back to the offset.
+ * "Sat 21 Nov 2026, 14:05 CET", or "…, 17:36:56 CET" when the instant is not on a whole
+ * minute: cutting the seconds would make an end read later than it is, and milliseconds
+ * are dropped (rounded down) for the same reason. Intl knows a zone's letter abbreviation
+ * only in some locales (CET in en-GB, EST in en-US), so both are tried before the offset.
  */
 function formatInstant(date: Date, timeZone: string): string {
   const dt = DateTime.fromJSDate(date, { zone: timeZone }).setLocale('en-GB');
   const named = ['en-GB', 'en-US'].map((locale) => dt.setLocale(locale).toFormat('ZZZZ')).find((n) => /^[A-Z]+$/.test(n));
-  return `${dt.toFormat('ccc d LLL yyyy, HH:mm')} ${named ?? `UTC${dt.toFormat('ZZ')}`}`;
+  const time = dt.second === 0 ? 'HH:mm' : 'HH:mm:ss';
+  return `${dt.toFormat(`ccc d LLL yyyy, ${time}`)} ${named ?? `UTC${dt.toFormat('ZZ')}`}`;
 }
+
+/** Optional variables every template may test with {{#if}}: strict mode wants them present. */
+const OPTIONAL: Record<EmailKind, string[]> = {
+  credentials: ['organisation', 'requestedBy'],
+  'access-ended': ['organisation'],
+  'smtp-test': ['organisation'],
+};
 
 /**
  * Renders one email. Throws if a variable is invalid, the time zone is unknown, a template
@@ -108,6 +125,8 @@ export function renderEmail<K extends EmailKind>(kind: K, vars: EmailVars<K>, op
   }
   const v = checked.data;
   const data = {
+    ...Object.fromEntries(OPTIONAL[kind].map((k) => [k, null])),
+    ...('os' in v ? { sshHost: v.sshHost ?? v.endpoint } : {}),
     ...Object.fromEntries(Object.entries(v).map(([k, x]) => [k, x instanceof Date ? formatInstant(x, opts.timeZone) : x])),
     // Plain booleans rather than a comparison helper, so override authors only need {{#if}}.
     ...('os' in v ? { windows: v.os === 'windows', macos: v.os === 'macos', linux: v.os === 'linux' } : {}),
