@@ -10,6 +10,7 @@ import { RetryLoops } from '../mail/retryLoops.ts';
 import type { OperatingSystem } from '../protocol/groups.ts';
 import type { CredentialSink, DeliveryResult } from './accounts.ts';
 import type { ServerClient } from './client.ts';
+import { fqdnOf, type NameResolver } from './fqdn.ts';
 import type { SettingsStore } from './settings.ts';
 import type { GrantRecord } from './state.ts';
 
@@ -17,6 +18,8 @@ export interface DeliveryOptions {
   hostname: string;
   os: OperatingSystem;
   templatesDir?: string;
+  /** For the FQDN in the ssh hint; node's resolver by default. */
+  resolver?: NameResolver;
   /** Called after each attempt, so the policy layer can record and report it. */
   outcome(grantId: string, result: DeliveryResult): void;
 }
@@ -60,8 +63,10 @@ export class EmailDelivery implements CredentialSink {
     await this.sendWith('access-ended', vars).catch((err: Error) => this.log.warn({ grantId: r.plan.grantId, err: err.message }, 'access-ended email failed'));
   }
 
-  private sendCredentials(r: GrantRecord, password: string): Promise<void> {
+  private async sendCredentials(r: GrantRecord, password: string): Promise<void> {
     const { plan } = r;
+    // At send time, so a machine renamed or joined to a domain since enrollment is named right.
+    const sshHost = this.opts.os === 'linux' ? await fqdnOf(this.opts.hostname, this.opts.resolver) : undefined;
     return this.sendWith('credentials', {
       endpoint: this.opts.hostname,
       os: this.opts.os,
@@ -70,6 +75,8 @@ export class EmailDelivery implements CredentialSink {
       email: plan.email,
       start: new Date(plan.startAt),
       end: new Date(plan.endAt),
+      ...(plan.requestedBy ? { requestedBy: plan.requestedBy } : {}),
+      ...(sshHost ? { sshHost } : {}),
     });
   }
 
@@ -78,7 +85,8 @@ export class EmailDelivery implements CredentialSink {
     if (!smtp) throw new Error('no SMTP settings in the Agent Settings policy');
     // Imported on demand: handlebars, luxon and nodemailer would otherwise sit in every idle agent.
     const [{ renderEmail }, { sendMail }] = await Promise.all([import('../mail/render.ts'), import('../mail/smtp.ts')]);
-    const mail = renderEmail(kind, vars, { timeZone: smtp.timeZone ?? 'UTC', ...(this.opts.templatesDir ? { overrideDir: this.opts.templatesDir } : {}) });
+    const all = { ...vars, ...(smtp.organisation ? { organisation: smtp.organisation } : {}) } as EmailVars<K>;
+    const mail = renderEmail(kind, all, { timeZone: smtp.timeZone ?? 'UTC', ...(this.opts.templatesDir ? { overrideDir: this.opts.templatesDir } : {}) });
     await sendMail(smtp, { to: (vars as { email: string }).email, ...mail });
   }
 }

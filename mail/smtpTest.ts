@@ -9,7 +9,7 @@ export async function testSmtp(settings: SmtpSettingsInput, opts: { sender: stri
   const verified = await verifySmtp(settings);
   if (!verified.ok || !opts.to) return verified;
   try {
-    const mail = renderEmail('smtp-test', { endpoint: opts.sender, email: opts.to, sentAt: new Date() }, { timeZone: settings.timeZone ?? 'UTC', ...(opts.overrideDir ? { overrideDir: opts.overrideDir } : {}) });
+    const mail = renderEmail('smtp-test', { endpoint: opts.sender, email: opts.to, sentAt: new Date(), ...(settings.organisation ? { organisation: settings.organisation } : {}) }, { timeZone: settings.timeZone ?? 'UTC', ...(opts.overrideDir ? { overrideDir: opts.overrideDir } : {}) });
     await sendMail(settings, { to: opts.to, ...mail });
     return { ok: true };
   } catch (err) {

@@ -17,6 +17,8 @@ export const Plan = z.object({
   enableAt: z.iso.datetime(),
   endAt: z.iso.datetime(),
   serverSideSmtp: z.boolean(),
+  /** Who asked for the access (the grant's creator, as the credentials email names them). */
+  requestedBy: z.string().max(320).optional(),
 });
 export type Plan = z.infer<typeof Plan>;
 
@@ -58,6 +60,7 @@ export const AgentSettings = z.object({
       from: z.string(),
       timeZone: z.string(),
       tlsCa: z.string().optional(),
+      organisation: z.string().optional(),
     })
     .nullable(),
 });
