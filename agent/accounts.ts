@@ -6,9 +6,10 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { backoffMs } from '../mail/retryLoops.ts';
-import type { Instruction, ReportType } from '../protocol/messages.ts';
+import type { Instruction, RejectedInstruction, ReportType } from '../protocol/messages.ts';
 import { newAccountName, newPassword } from './credentials.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
+import { removeAccount, type RemovalStep } from './removal.ts';
 import type { GrantRecord, StateStore } from './state.ts';
 
 /** Gets fresh credentials to the end user. Must neither store nor log the password. */
@@ -22,10 +23,17 @@ export interface CredentialSink {
   ended(grant: GrantRecord): Promise<void>;
 }
 
+/** Steps after which the removal has begun and is retried until done. */
+const REMOVAL_UNDER_WAY: readonly GrantRecord['step'][] = ['removing', 'disabled', 'deleted'];
+/** Steps at which the account no longer exists. */
+const GONE: readonly GrantRecord['step'][] = ['deleted', 'removed', 'failed'];
+
 export type DeliveryResult = { ok: true; via: 'endpoint' | 'server' } | { ok: false; error: string };
 
 const CREATE_ATTEMPTS = 3;
 const ALERT_AFTER = 3;
+/** A taken uid (an account made by someone else) is skipped; this many in a row is a fault. */
+const UID_TRIES = 20;
 /** How long finished grants are remembered, so a late duplicate instruction cannot recreate them. */
 const KEEP_FINISHED_MS = 24 * 3600_000;
 
@@ -67,13 +75,43 @@ export class GrantRunner {
     return true;
   }
 
+  /**
+   * Tells the server an instruction could not be applied (it marks the grant failed with the
+   * reason). The rest of the poll goes on: one bad instruction must not cut the endpoint off.
+   */
+  reject(rej: RejectedInstruction): Promise<void> {
+    return this.exclusive(async () => {
+      this.log.error({ instructionId: rej.id, grantId: rej.grantId, reason: rej.reason }, 'instruction rejected');
+      if (rej.id && !this.store.markSeen(rej.id)) return;
+      if (!rej.grantId) return;
+      this.store.state.outbox.push({ id: randomUUID(), grantId: rej.grantId, type: 'rejected', at: new Date(this.now()).toISOString(), detail: rej.reason });
+      await this.store.save();
+    });
+  }
+
   private async plan(ins: Instruction): Promise<GrantRecord> {
     const taken = new Set(Object.values(this.grants).map((g) => g.username));
     const username = await newAccountName(async (n) => taken.has(n) || (await this.backend.lookup(n)) !== null);
-    const r: GrantRecord = { plan: ins.plan, username, step: 'planned', enableNow: false, removeNow: false, attempts: 0, alerted: false, emailPending: false, revoked: false };
+    const r: GrantRecord = { plan: ins.plan, username, ...this.nextUid(), step: 'planned', enableNow: false, removeNow: false, attempts: 0, alerted: false, emailPending: false, revoked: false };
     this.grants[ins.plan.grantId] = r;
     this.log.info({ grantId: ins.plan.grantId, username, kind: ins.kind }, 'grant planned');
     return r;
+  }
+
+  /**
+   * Hands out the next uid of the backend's range. Why a counter and not the lowest free uid:
+   * the next account would then inherit whatever the last one left where deletion does not
+   * reach. A fresh state starts at a random point of the range's first half, so two agents on
+   * one machine (sandboxes) do not walk the same numbers.
+   */
+  private nextUid(): { uid?: number } {
+    const range = this.backend.uidRange;
+    if (!range) return {};
+    const st = this.store.state;
+    let uid = st.nextUid ?? range.min + Math.floor(Math.random() * ((range.max - range.min) / 2));
+    if (uid < range.min || uid > range.max) uid = range.min;
+    st.nextUid = uid + 1;
+    return { uid };
   }
 
   /** Runs every step that is due now. One queued pass serves every caller that arrives before it starts. */
@@ -109,7 +147,7 @@ export class GrantRunner {
   private dueAt(r: GrantRecord): number | null {
     if (r.step === 'removed' || r.step === 'failed') return null;
     const retry = r.retryAt ? Date.parse(r.retryAt) : 0;
-    if (r.step === 'removing' || r.removeNow) return retry;
+    if (REMOVAL_UNDER_WAY.includes(r.step) || r.removeNow) return retry;
     const end = Date.parse(r.plan.endAt);
     if (this.needsNewPassword(r)) return retry;
     if (r.step === 'created') return Math.max(retry, Math.min(r.enableNow ? 0 : Date.parse(r.plan.enableAt), end));
@@ -140,15 +178,22 @@ export class GrantRunner {
   private async create(r: GrantRecord): Promise<void> {
     if (r.step === 'creating' && (await this.backend.lookup(r.username))) {
       // A crash mid-create lost the password: start over with a clean account.
-      await this.backend.delete(r.username);
+      await removeAccount(this.backend, { name: r.username, id: r.accountId ?? '' }, 'disable');
     }
     r.step = 'creating';
     await this.store.save();
     const password = newPassword();
-    await this.backend.createDisabled(
-      { name: r.username, group: r.plan.group, grantId: r.plan.grantId, expiresAt: new Date(r.plan.endAt) },
-      password,
-    );
+    for (let tries = 1; ; tries++) {
+      try {
+        const spec = { name: r.username, group: r.plan.group, grantId: r.plan.grantId, expiresAt: new Date(r.plan.endAt), ...(r.uid === undefined ? {} : { uid: r.uid }) };
+        r.accountId = (await this.backend.createDisabled(spec, password)).id;
+        break;
+      } catch (err) {
+        if (!(err instanceof AccountError && err.code === 'ID_TAKEN' && tries < UID_TRIES)) throw err;
+        Object.assign(r, this.nextUid());
+        await this.store.save();
+      }
+    }
     r.step = 'created';
     r.emailPending = true;
     this.report(r, 'created');
@@ -188,29 +233,54 @@ export class GrantRunner {
   }
 
   private async enable(r: GrantRecord): Promise<void> {
-    await this.backend.setEnabled(r.username, true, new Date(r.plan.endAt));
+    await this.backend.enable(r.username, new Date(r.plan.endAt));
     r.step = 'enabled';
     this.report(r, 'enabled');
     this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account enabled');
   }
 
+  /**
+   * disable → (recorded) → log off → delete → (recorded, reported removed) → purge. A retry
+   * resumes at the step that failed; the account is dead from the first step on.
+   */
   private async remove(r: GrantRecord): Promise<void> {
     this.sink.cancel(r.plan.grantId);
     r.emailPending = false;
-    if (r.step !== 'planned') {
+    if (r.step === 'planned') return this.finishRemoval(r);
+    const from: RemovalStep = r.step === 'disabled' ? 'logoff' : r.step === 'deleted' ? 'purge' : 'disable';
+    if (from === 'disable') {
       r.step = 'removing';
       await this.store.save();
-      const info = await this.backend.lookup(r.username);
-      if (info) {
-        const { ended } = await this.backend.logoff(r.username);
-        this.report(r, 'logged-off', `${ended} process(es) ended`);
-        await this.backend.delete(r.username);
-        void this.sink.ended(r);
-      }
     }
+    let existed = r.step !== 'deleted';
+    await removeAccount(this.backend, { name: r.username, id: r.accountId ?? (r.uid === undefined ? '' : String(r.uid)) }, from, async (step, o) => {
+      if (step === 'disable') {
+        existed = o.existed;
+        if (!existed) return;
+        r.step = 'disabled';
+        this.report(r, 'disabled');
+      } else if (step === 'logoff' && o.ended !== undefined) {
+        this.report(r, 'logged-off', `${o.ended} process(es) ended`);
+      } else if (step === 'delete') {
+        r.step = 'deleted';
+        // Purge failures are counted and alerted on their own: the account itself is gone.
+        r.attempts = 0;
+        r.alerted = false;
+        this.report(r, 'removed', existed ? undefined : 'the account was already gone');
+        this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account disabled, logged off and deleted');
+        if (existed) void this.sink.ended(r);
+      } else if (step === 'purge') {
+        r.step = 'removed';
+        return;
+      }
+      await this.store.save();
+    });
+  }
+
+  /** A grant that never got an account. */
+  private finishRemoval(r: GrantRecord): void {
     r.step = 'removed';
     this.report(r, 'removed');
-    this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account logged off and deleted');
   }
 
   private async failed(id: string, r: GrantRecord, removing: boolean, err: unknown): Promise<void> {
@@ -221,11 +291,12 @@ export class GrantRunner {
     if (removing) {
       if (r.attempts >= ALERT_AFTER && !r.alerted) {
         r.alerted = true;
-        this.report(r, 'removal-failed', reason);
+        // After deletion only leftovers remain: the grant is over, the endpoint needs a look.
+        this.report(r, r.step === 'deleted' ? 'cleanup-failed' : 'removal-failed', reason);
       }
     } else if ((r.step === 'planned' || r.step === 'creating') && r.attempts >= CREATE_ATTEMPTS) {
       // Give up on a grant whose account cannot be created; make sure nothing half-made is left.
-      await this.backend.delete(r.username).catch(() => {});
+      await removeAccount(this.backend, { name: r.username, id: r.accountId ?? '' }, 'disable').catch(() => {});
       r.step = 'failed';
       this.report(r, 'failed', reason);
     }
@@ -240,16 +311,18 @@ export class GrantRunner {
   }
 
   private async checkAgainstOs(): Promise<void> {
-    const live = new Map(Object.values(this.grants).filter((r) => r.step !== 'removed' && r.step !== 'failed').map((r) => [r.username, r]));
+    const live = new Map(Object.values(this.grants).filter((r) => !GONE.includes(r.step)).map((r) => [r.username, r]));
     for (const acct of await this.backend.listManaged()) {
       if (live.has(acct.name)) continue;
       this.log.warn({ username: acct.name }, 'removing a managed account no grant explains');
-      await this.backend.logoff(acct.name);
-      await this.backend.delete(acct.name);
+      await removeAccount(this.backend, { name: acct.name, id: acct.id }, 'disable').catch((err) =>
+        this.log.error({ username: acct.name, err: (err as Error).message }, 'could not remove a managed account no grant explains; will retry'),
+      );
     }
     for (const r of live.values()) {
-      if ((r.step === 'created' || r.step === 'enabled') && !(await this.backend.lookup(r.username))) {
-        r.step = 'removed';
+      if ((r.step === 'created' || r.step === 'enabled' || r.step === 'disabled') && !(await this.backend.lookup(r.username))) {
+        // Someone else deleted it: what it left behind is still ours to purge.
+        r.step = 'deleted';
         this.report(r, 'removed', 'the account was already gone');
       }
     }

@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { GrantRunner } from './accounts.ts';
+import { parseInstructions } from '../protocol/messages.ts';
 import type { ServerClient } from './client.ts';
 import type { SettingsStore } from './settings.ts';
 import type { StateStore } from './state.ts';
@@ -78,10 +79,14 @@ export class Daemon {
         const res = await this.client.poll(this.opts.pollSeconds, this.stopped.signal);
         // Settings first, so credentials for a grant in this batch go out with them.
         if (res.settingsRevision !== this.settings.revision) await this.settings.update(await this.client.settings());
-        for (const ins of res.instructions) await this.runner.accept(ins);
-        // Ack only after the plans are on disk: an instruction acked is an instruction kept.
-        if (res.instructions.length) {
-          await this.client.ack(res.instructions.map((i) => i.id));
+        const { valid, rejected } = parseInstructions(res.instructions);
+        for (const ins of valid) await this.runner.accept(ins);
+        for (const rej of rejected) await this.runner.reject(rej);
+        // Ack only after the plans (and rejections) are on disk: an instruction acked is an
+        // instruction kept. A rejected one is acked too, or it would come back on every poll.
+        const ids = [...valid.map((i) => i.id), ...rejected.flatMap((r) => (r.id ? [r.id] : []))];
+        if (ids.length) {
+          await this.client.ack(ids);
           clearTimeout(this.timer);
           await this.tick();
         }

@@ -9,12 +9,20 @@ import path from 'node:path';
 import { z } from 'zod';
 import { AgentSettings, Plan, Report } from '../protocol/messages.ts';
 
-const STEPS = ['planned', 'creating', 'created', 'enabled', 'removing', 'removed', 'failed'] as const;
+/**
+ * removing → disabled → deleted → removed: the account is dead (disabled) before it is logged
+ * off and deleted, and `deleted` waits for what it left behind to be purged.
+ */
+const STEPS = ['planned', 'creating', 'created', 'enabled', 'removing', 'disabled', 'deleted', 'removed', 'failed'] as const;
 
 export const GrantRecord = z.object({
   plan: Plan,
   /** Chosen and saved before the account is created, so a crash mid-create can be cleaned up. */
   username: z.string(),
+  /** Unix: the uid handed to this account, chosen with the name (never used for another). */
+  uid: z.number().int().optional(),
+  /** uid or SID as the OS reported it at creation: what purge looks for after deletion. */
+  accountId: z.string().optional(),
   step: z.enum(STEPS),
   /** The server said: enable now (its schedule is a backstop to ours). */
   enableNow: z.boolean().default(false),
@@ -52,6 +60,8 @@ export const AgentState = z.object({
         .nullable(),
     })
     .optional(),
+  /** The next uid to hand out (Unix); only ever grows, so no account inherits an earlier one's files. */
+  nextUid: z.number().int().optional(),
   /** Recently applied instruction ids, newest last. */
   seenInstructions: z.array(z.string()),
   outbox: z.array(Report),

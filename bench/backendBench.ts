@@ -5,6 +5,7 @@
  */
 import { run } from '../agent/os/exec.ts';
 import { LinuxBackend, MARKER_GROUP, expiryDay } from '../agent/os/linux.ts';
+import { removeAccount } from '../agent/removal.ts';
 import { makeSandboxRoot } from '../agent/os/sandboxRoot.ts';
 
 export interface BackendResult {
@@ -29,19 +30,22 @@ export async function backendBench(iterations: number): Promise<BackendResult> {
       const name = `jitbench${i}`;
       const expiresAt = new Date(Date.now() + 3600_000);
       let t = performance.now();
-      await backend.createDisabled({ name, group: 'Administrators', grantId: `bench-${i}`, expiresAt }, PASSWORD);
-      await backend.setEnabled(name, true, expiresAt);
-      await backend.delete(name);
+      const { id } = await backend.createDisabled({ name, group: 'Administrators', grantId: `bench-${i}`, expiresAt, uid: 2_000_000 + i }, PASSWORD);
+      await backend.enable(name, expiresAt);
+      await removeAccount(backend, { name, id }, 'disable');
       backendMs.push(performance.now() - t);
 
       t = performance.now();
       const p = ['--prefix', b.root];
-      await run('useradd', [...p, '-K', 'UID_MIN=2000000', '-K', 'UID_MAX=2099999', '-K', 'PASS_MAX_DAYS=-1', '-m', '-s', '/bin/bash', '-e', '1',
+      await run('useradd', [...p, '-u', String(2_000_000 + i), '-l', '-K', 'PASS_MAX_DAYS=-1', '-m', '-s', '/bin/bash', '-e', '1',
         '-c', `jit-access grant=bench-${i}`, '-G', `sudo,${MARKER_GROUP}`, '--', name]);
       await run('chpasswd', ['-c', 'SHA512', '-R', b.root], { stdin: `${name}:${PASSWORD}\n` });
       await run('usermod', [...p, '-L', '--', name]);
       await run('usermod', [...p, '-U', '-e', String(expiryDay(expiresAt)), '--', name]);
+      await run('usermod', [...p, '-L', '-e', '1', '--', name]);
+      for (const flag of ['-U', '-u']) await run('pkill', ['-KILL', flag, String(2_000_000 + i)], { okCodes: [0, 1] });
       await run('userdel', [...p, '-r', '--', name]);
+      await run('find', ['/tmp', '/var/tmp', '/dev/shm', '-xdev', '-uid', String(2_000_000 + i), '-delete'], { okCodes: [0, 1] });
       bareMs.push(performance.now() - t);
     }
     const backendMedianMs = median(backendMs);

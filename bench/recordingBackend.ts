@@ -23,6 +23,7 @@ let nextUid = 2_000_000;
 
 export class RecordingBackend implements AccountBackend {
   readonly os = 'linux';
+  readonly uidRange = null;
   private accounts = new Map<string, Account>();
 
   constructor(private readonly record: (e: BackendEvent) => void) {}
@@ -47,10 +48,15 @@ export class RecordingBackend implements AccountBackend {
     this.get(name).info.groups = [group];
   }
 
-  async setEnabled(name: string, enabled: boolean): Promise<void> {
+  async enable(name: string): Promise<void> {
     const a = this.get(name);
-    a.info.enabled = enabled;
-    if (enabled) this.record({ grantId: a.grantId, kind: 'enabled', at: Date.now() });
+    a.info.enabled = true;
+    this.record({ grantId: a.grantId, kind: 'enabled', at: Date.now() });
+  }
+
+  async disable(name: string): Promise<void> {
+    const a = this.accounts.get(name);
+    if (a) a.info.enabled = false;
   }
 
   async setPassword(name: string): Promise<void> {
@@ -69,9 +75,13 @@ export class RecordingBackend implements AccountBackend {
     this.record({ grantId: a.grantId, kind: 'deleted', at: Date.now() });
   }
 
+  async purge(): Promise<void> {}
+
   async listManaged(): Promise<AccountInfo[]> {
     return [...this.accounts.values()].map((a) => ({ ...a.info }));
   }
+
+  async dropMarker(): Promise<void> {}
 
   private get(name: string): Account {
     const a = this.accounts.get(name);

@@ -8,7 +8,7 @@
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -23,6 +23,26 @@ export const SMTP_PASSWORD = 'Chaos-Smtp-Secret-9321';
 
 /** libfaketime, as installed by Debian's `faketime` package. */
 export const LIBFAKETIME = ['/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1', '/usr/lib/faketime/libfaketime.so.1'].find((p) => existsSync(p)) ?? null;
+
+/** The real userdel, which the fault wrapper hands over to once its failures are used up. */
+const USERDEL = ['/usr/sbin/userdel', '/sbin/userdel'].find((p) => existsSync(p)) ?? 'userdel';
+
+/**
+ * A userdel found first on the agent's PATH: while `userdel-fails` (next to its folder) holds a
+ * number above 0, it counts down and fails as userdel does when it cannot lock /etc/group
+ * (exit 10). Why a wrapper and not a held lock: with the lock held, userdel retries for 15 s
+ * before it fails, so "fails N times" would take minutes. The agent cannot tell the difference.
+ */
+const FAILING_USERDEL = `#!/bin/sh
+f="$(dirname "$0")/../userdel-fails"
+n=$(cat "$f" 2>/dev/null || echo 0)
+if [ "\${n:-0}" -gt 0 ]; then
+  echo $((n - 1)) > "$f"
+  echo "userdel: cannot lock /etc/group; try again later." >&2
+  exit 10
+fi
+exec ${USERDEL} "$@"
+`;
 
 export interface Interval {
   from: number;
@@ -104,6 +124,7 @@ export class ChaosStack {
   async enrollAgent(hostname = `chaos-${randomBytes(3).toString('hex')}`): Promise<ChaosAgent> {
     const { root, stateFile, endpointId, cleanup } = await enrollSandboxedAgent(this.api, hostname);
     const agent = new ChaosAgent(root, stateFile, endpointId, hostname, cleanup);
+    await agent.prepare();
     this.agents.push(agent);
     return agent;
   }
@@ -158,9 +179,16 @@ export class ChaosAgent {
     await writeFile(this.clockFile, `+${this.clockOffset}s\n`);
   }
 
+  /** Puts the failing userdel first on every later start's PATH. */
+  async prepare(): Promise<void> {
+    this.pathPrefix = await this.faultBin();
+  }
+
+  private pathPrefix = '';
+
   start(): void {
     if (this.running) return;
-    const env: NodeJS.ProcessEnv = { ...process.env };
+    const env: NodeJS.ProcessEnv = { ...process.env, ...(this.pathPrefix ? { PATH: `${this.pathPrefix}:${process.env.PATH}` } : {}) };
     if (this.fakeTime) {
       Object.assign(env, {
         LD_PRELOAD: LIBFAKETIME!,
@@ -191,6 +219,24 @@ export class ChaosAgent {
 
   log(): Promise<string> {
     return readFile(this.logFile, 'utf8').catch(() => '');
+  }
+
+  /** The next `n` userdel runs of this agent fail (exit 10); takes effect at once, no restart. */
+  async failDeletes(n: number): Promise<void> {
+    await writeFile(path.join(this.root, 'userdel-fails'), `${n}\n`);
+  }
+
+  /** How many of the failures asked for are still to come. */
+  async deleteFailuresLeft(): Promise<number> {
+    return Number((await readFile(path.join(this.root, 'userdel-fails'), 'utf8').catch(() => '0')).trim()) || 0;
+  }
+
+  private async faultBin(): Promise<string> {
+    const bin = path.join(this.root, 'fault-bin');
+    await mkdir(bin, { recursive: true });
+    await writeFile(path.join(bin, 'userdel'), FAILING_USERDEL);
+    await chmod(path.join(bin, 'userdel'), 0o755);
+    return bin;
   }
 
   async cleanup(): Promise<void> {

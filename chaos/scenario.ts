@@ -11,13 +11,19 @@ import { passwordIn, textsAtRest } from '../test/support/atRest.ts';
 import { grantBody } from '../test/support/stack.ts';
 import { LIBFAKETIME, type ChaosAgent, type ChaosStack, type Interval } from './harness.ts';
 
-export const FAULT_KINDS = ['agent-kill', 'lose-report', 'server-restart', 'db-down', 'smtp-down', 'redeliver', 'clock-jump'] as const;
+export const FAULT_KINDS = ['agent-kill', 'lose-report', 'server-restart', 'db-down', 'smtp-down', 'redeliver', 'clock-jump', 'delete-fails'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Grant states the checker accepts as settled (revocation-failed only with a reason). */
 const SETTLED = ['removed', 'revoked', 'failed', 'revocation-failed'];
 /** Removal may lag the end by the agent's downtime plus this. */
 export const LATENESS_BUDGET_MS = 2000;
+/**
+ * The account must be dead (locked and expired, or gone) this soon after its end, even while
+ * its deletion keeps failing. When the agent was down across the end, its start-up counts too
+ * and LATENESS_BUDGET_MS applies.
+ */
+export const DISABLE_BUDGET_MS = 1000;
 
 export interface ScenarioResult {
   index: number;
@@ -49,10 +55,15 @@ export function prng(seed: number): () => number {
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
 
-/** Accounts in the sandbox that the agent made: jit-managed members plus passwd entries not there at the start. */
-async function accountsIn(root: string, baseline: Set<string>): Promise<Set<string> | null> {
+/**
+ * Accounts in the sandbox that the agent made: jit-managed members plus passwd entries not
+ * there at the start; `alive` are those whose shadow entry would let them log in (password not
+ * locked, account not expired).
+ */
+async function accountsIn(root: string, baseline: Set<string>): Promise<{ names: Set<string>; alive: Set<string> } | null> {
   try {
-    const [passwd, group] = await Promise.all([readFile(path.join(root, 'etc/passwd'), 'utf8'), readFile(path.join(root, 'etc/group'), 'utf8')]);
+    const read = (f: string) => readFile(path.join(root, 'etc', f), 'utf8');
+    const [passwd, group, shadow] = await Promise.all([read('passwd'), read('group'), read('shadow')]);
     const names = new Set<string>();
     for (const l of passwd.split('\n')) {
       const n = l.split(':')[0];
@@ -60,7 +71,13 @@ async function accountsIn(root: string, baseline: Set<string>): Promise<Set<stri
     }
     const managed = group.split('\n').find((l) => l.startsWith('jit-managed:'));
     for (const m of (managed?.split(':')[3] ?? '').split(',')) if (m) names.add(m);
-    return names;
+    const today = Math.floor(Date.now() / 86_400_000);
+    const alive = new Set<string>();
+    for (const l of shadow.split('\n')) {
+      const f = l.split(':');
+      if (names.has(f[0]!) && f[1] && !/^[!*]/.test(f[1]) && !(f[7] && Number(f[7]) <= today)) alive.add(f[0]!);
+    }
+    return { names, alive };
   } catch {
     return null; // caught mid-rewrite: skip this sample
   }
@@ -70,6 +87,8 @@ async function accountsIn(root: string, baseline: Set<string>): Promise<Set<stri
 class Sampler {
   lastSeen = new Map<string, number>();
   goneAt = new Map<string, number>();
+  /** Per account, the last sample in which it could log in. */
+  lastAlive = new Map<string, number>();
   private changeWaiters: (() => void)[] = [];
   private prev = new Set<string>();
   private stopped = false;
@@ -85,8 +104,10 @@ class Sampler {
   private async loop(): Promise<void> {
     while (!this.stopped) {
       const t = Date.now();
-      const now = await accountsIn(this.root, this.baseline);
-      if (now) {
+      const sample = await accountsIn(this.root, this.baseline);
+      if (sample) {
+        const now = sample.names;
+        for (const n of sample.alive) this.lastAlive.set(n, t);
         for (const n of now) {
           this.lastSeen.set(n, t);
           this.goneAt.delete(n);
@@ -178,6 +199,7 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
   }
 
   const record = (kind: FaultKind, detail: string) => result.faults.push({ kind, at: Date.now() - tg, detail });
+  const deleteFaults: { grantId: string; n: number; setAt: number }[] = [];
   const faultTasks = faultPlans.map(async (f) => {
     await sleep(tg + f.atS * 1000 - Date.now());
     const grant = grants[f.grantIdx]!;
@@ -243,6 +265,15 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
         await agent.jumpClock(f.jumpS);
         record(f.kind, `${f.anchor}, +${f.jumpS} s (agent clock now +${agent.clockOffset} s)`);
         return;
+      case 'delete-fails': {
+        // From just before the chosen grant's end: its deletion (and any other in the meantime) fails N times.
+        const n = 1 + Math.floor(f.downS);
+        await sleep(grant.endAt - 300 - Date.now());
+        deleteFaults.push({ grantId: grant.id, n, setAt: Date.now() });
+        await agent.failDeletes(n);
+        record(f.kind, `userdel fails ${n} time(s) from 0.3 s before the end of grant ${grants.indexOf(grant) + 1}`);
+        return;
+      }
     }
   });
   await Promise.all(faultTasks);
@@ -304,8 +335,27 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
     }
     const raw = gone - g.endAt;
     const beyond = raw - overlap(downs, g.endAt, gone);
+    // (5) Dead by its end, even while deletion fails: no sample after end + budget (+ downtime) may show it usable.
+    const alive = sampler.lastAlive.get(username);
+    if (alive !== undefined && alive > g.endAt) {
+      const aliveBeyond = alive - g.endAt - overlap(downs, g.endAt, alive);
+      const budget = overlap(downs, g.endAt, alive) > 0 ? LATENESS_BUDGET_MS : DISABLE_BUDGET_MS;
+      if (aliveBeyond > budget) violation(`account ${username} (grant ${g.id}) could still log in ${alive - g.endAt} ms after its end, ${aliveBeyond} ms beyond the agent's downtime`);
+    }
+    // Deletions while userdel was made to fail (from the fault until its grant's account was
+    // gone) are late by design; (5) and (3) still hold for them.
+    const delayed = deleteFaults.some((d) => {
+      const target = finalDocs.get(d.grantId)?.username;
+      const until = (target && sampler.goneAt.get(target)) || settledAt;
+      return g.endAt >= d.setAt - 1000 && g.endAt <= until;
+    });
+    if (delayed) continue;
     result.removals.push({ grantId: g.id, username, rawMs: raw, beyondDowntimeMs: beyond });
     if (beyond > LATENESS_BUDGET_MS) violation(`account ${username} (grant ${g.id}) removed ${raw} ms after its end, ${beyond} ms beyond the agent's downtime`);
+  }
+  for (const d of deleteFaults) {
+    const left = await agent.deleteFailuresLeft();
+    if (left > 0) violation(`delete-fails: ${left} of ${d.n} userdel failure(s) never happened (the agent did not run userdel from its PATH?)`);
   }
 
   // (4) No generated password anywhere at rest.

@@ -38,14 +38,43 @@ export const Instruction = z.object({
 });
 export type Instruction = z.infer<typeof Instruction>;
 
-/** A long-poll answer. `settingsRevision` changes whenever the endpoint's Agent Settings do. */
+/**
+ * A long-poll answer. `settingsRevision` changes whenever the endpoint's Agent Settings do.
+ * Instructions are checked one by one (`parseInstructions`), so one malformed instruction is
+ * rejected on its own instead of making every poll of the endpoint fail.
+ */
 export const PollResponse = z.object({
-  instructions: z.array(Instruction),
+  instructions: z.array(z.unknown()),
   settingsRevision: z.string(),
   /** SMTP tests the admin asked this endpoint to run; with `to`, a test message is sent there too. */
   smtpTests: z.array(z.object({ id: z.string(), to: z.string().optional() })).default([]),
 });
 export type PollResponse = z.infer<typeof PollResponse>;
+
+/** An instruction the agent could not accept, and why; enough of it to tell the server which. */
+export interface RejectedInstruction {
+  id: string | null;
+  grantId: string | null;
+  reason: string;
+}
+
+/** Splits a poll's instructions into the valid ones and the rejected ones. */
+export function parseInstructions(raw: unknown[]): { valid: Instruction[]; rejected: RejectedInstruction[] } {
+  const valid: Instruction[] = [];
+  const rejected: RejectedInstruction[] = [];
+  for (const item of raw) {
+    const r = Instruction.safeParse(item);
+    if (r.success) {
+      valid.push(r.data);
+      continue;
+    }
+    const o = (item ?? {}) as { id?: unknown; plan?: { grantId?: unknown } };
+    const str = (v: unknown) => (typeof v === 'string' && v.length > 0 && v.length <= 200 ? v : null);
+    const reason = r.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(instruction)'}: ${i.message}`).join('; ');
+    rejected.push({ id: str(o.id), grantId: str(o.plan?.grantId), reason: `instruction rejected by the agent: ${reason}`.slice(0, 1000) });
+  }
+  return { valid, rejected };
+}
 
 /** The endpoint's effective Agent Settings; the SMTP password travels only over this authenticated call. */
 export const AgentSettings = z.object({
@@ -79,7 +108,15 @@ export type SmtpTestResult = z.infer<typeof SmtpTestResult>;
 
 export const Ack = z.object({ ids: z.array(z.string().min(1)).max(1000) }).strict();
 
-export const REPORT_TYPES = ['created', 'enabled', 'logged-off', 'removed', 'failed', 'removal-failed', 'password-reset', 'email-sent', 'email-failed'] as const;
+/**
+ * disabled: the first step of a removal is done (no logon possible any more);
+ * removed: the account is deleted; cleanup-failed: what it left behind could not be purged yet;
+ * rejected: an instruction for the grant was malformed and not applied.
+ */
+export const REPORT_TYPES = [
+  'created', 'enabled', 'disabled', 'logged-off', 'removed', 'failed', 'removal-failed', 'cleanup-failed', 'rejected',
+  'password-reset', 'email-sent', 'email-failed',
+] as const;
 export type ReportType = (typeof REPORT_TYPES)[number];
 
 /** One step's outcome. `id` is made by the agent, so a re-sent report is applied once. */

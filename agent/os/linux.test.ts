@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { passwordMatches, runAs, shadowOf } from '../../test/support/accounts.ts';
 import { readSandboxEntry } from '../../test/support/sandbox.ts';
@@ -60,7 +61,7 @@ if (canRun) accountBackendContract('linux (sandbox root)', () => sandbox());
     await sb.backend.createDisabled({ name, group: 'Users', grantId: 'g1', expiresAt: inAnHour() }, newPassword());
     assert.equal((await shadowOf(sb.root, name)).expire, '1');
     const at = new Date('2030-03-10T22:00:00Z');
-    await sb.backend.setEnabled(name, true, at);
+    await sb.backend.enable(name, at);
     assert.equal((await shadowOf(sb.root, name)).expire, String(expiryDay(at)));
   });
 
@@ -86,7 +87,7 @@ if (canRun) accountBackendContract('linux (sandbox root)', () => sandbox());
     assert.equal((await sb.backend.lookup(name))?.enabled, false);
     assert.equal(await passwordMatches(sb.root, name, second), true);
     assert.equal(await passwordMatches(sb.root, name, first), false);
-    await sb.backend.setEnabled(name, true, inAnHour());
+    await sb.backend.enable(name, inAnHour());
     assert.match((await readSandboxEntry(sb.root, name)).shadow ?? '', /^[^:]+:\$6\$/);
     assert.equal(await passwordMatches(sb.root, name, second), true);
   });
@@ -98,7 +99,7 @@ if (canRun) accountBackendContract('linux (sandbox root)', () => sandbox());
     const passwords = [newPassword(), newPassword()];
     await sb.backend.createDisabled({ name, group: 'Users', grantId: 'g1', expiresAt: inAnHour() }, passwords[0]!);
     await sb.backend.setPassword(name, passwords[1]!);
-    await sb.backend.setEnabled(name, true, inAnHour());
+    await sb.backend.enable(name, inAnHour());
     await sb.backend.delete(name);
     for (const pw of passwords) {
       assert.ok(calls.every((c) => !c.argv.some((a) => a.includes(pw))));
@@ -126,7 +127,7 @@ if (canRun) accountBackendContract('linux (sandbox root)', () => sandbox());
     const sb = await use();
     await run('groupadd', ['--prefix', sb.root, MARKER_GROUP]);
     await sb.useradd('jtnopw', '-e', '1', '-G', MARKER_GROUP, '-c', 'jit-access grant=g1');
-    await rejectsWith(sb.backend.setEnabled('jtnopw', true, inAnHour()), 'COMMAND_FAILED');
+    await rejectsWith(sb.backend.enable('jtnopw', inAnHour()), 'COMMAND_FAILED');
   });
 
   it('refuses to kill by a uid outside the sandbox range', async () => {
@@ -137,13 +138,23 @@ if (canRun) accountBackendContract('linux (sandbox root)', () => sandbox());
     await rejectsWith(sb.backend.logoff('jtlowuid'), 'COMMAND_FAILED');
   });
 
-  it('reports a home that userdel left behind, then treats the account as gone', async () => {
+  it('deletes an account whose home userdel keeps, and purges that home only if the account owned it', async () => {
     const sb = await use();
-    const name = newName();
-    await sb.backend.createDisabled({ name, group: 'Users', grantId: 'g1', expiresAt: inAnHour() }, newPassword());
-    await run('chown', ['root', path.join(sb.root, 'home', name)]); // userdel -r won't remove a home the user doesn't own
-    await rejectsWith(sb.backend.delete(name), 'COMMAND_FAILED');
-    assert.equal(await sb.backend.lookup(name), null);
-    await sb.backend.delete(name);
+    for (const owner of ['root', 'self'] as const) {
+      const name = newName();
+      const info = await sb.backend.createDisabled({ name, group: 'Users', grantId: 'g1', expiresAt: inAnHour() }, newPassword());
+      const home = path.join(sb.root, 'home', name);
+      if (owner === 'root') {
+        // userdel -r keeps a home the user does not own (exit 12): the account is gone all the same.
+        await run('chown', ['root', home]);
+        await sb.backend.delete(name);
+      } else {
+        // Deleted by someone else, without -r: the home is the account's own leftover.
+        await run('userdel', ['--prefix', sb.root, '--', name]);
+      }
+      assert.equal(await sb.backend.lookup(name), null);
+      await sb.backend.purge({ name, id: info.id });
+      assert.equal(existsSync(home), owner === 'root', `${owner}-owned home`);
+    }
   });
 });

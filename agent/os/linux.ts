@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { lstat, readFile, rm } from 'node:fs/promises';
 import path from 'node:path';
 import type { Group } from '../../protocol/groups.ts';
 import {
@@ -11,13 +11,16 @@ import {
   notManaged,
   ownershipTag,
   requireManaged,
+  TEMP_UID_RANGE,
   type AccountBackend,
+  type AccountRef,
   type AccountErrorCode,
   type AccountInfo,
   type CreateAccountSpec,
   type LogoffResult,
 } from './backend.ts';
 import { ExecError, run as defaultRun, type RunResult, type Runner } from './exec.ts';
+import { ipcObjectsOf, removeIpcObjects } from './sysvipc.ts';
 
 // Re-exported for the tests and bench/. Linux: a supplementary group; the tag is the GECOS field.
 export { MARKER_GROUP };
@@ -34,12 +37,21 @@ const UNIX_GROUPS: Record<Group, string[]> = {
 
 type Row = string[];
 
+/** Where a deleted account's files can outlive it: shared temporary folders and the cron/at spools. */
+const LEFTOVER_DIRS = ['/tmp', '/var/tmp', '/dev/shm', '/var/spool/cron', '/var/spool/at'];
+
 export interface LinuxBackendOptions {
   /** Sandbox root: work on ROOT/etc instead of /etc (tests). */
   root?: string;
-  /** uid range for new accounts (useradd -K UID_MIN/UID_MAX); login.defs when unset outside a sandbox. */
+  /** uid range for new accounts (TEMP_UID_RANGE outside a sandbox). */
   uidMin?: number;
   uidMax?: number;
+  /**
+   * Folders searched for files a deleted account still owns (LEFTOVER_DIRS by default). Real
+   * folders even in a sandbox: a sandbox account's processes run on this machine, and sandbox
+   * uids come from a range no real account uses.
+   */
+  leftoverDirs?: string[];
   /** Command runner, injectable so tests can watch argv. */
   run?: Runner;
 }
@@ -51,8 +63,8 @@ export interface LinuxBackendOptions {
 export class LinuxBackend implements AccountBackend {
   readonly os = 'linux';
   private readonly root: string | undefined;
-  private readonly uidMin: number | undefined;
-  private readonly uidMax: number | undefined;
+  readonly uidRange: { min: number; max: number };
+  private readonly leftoverDirs: string[];
   private readonly run: Runner;
 
   constructor(opts: LinuxBackendOptions = {}) {
@@ -63,8 +75,10 @@ export class LinuxBackend implements AccountBackend {
     // Why: logoff kills by numeric uid machine-wide, and a sandbox's passwd is invisible to the
     // real system, so a sandbox uid equal to a real user's would kill that user's processes.
     // Sandbox uids therefore come from a range far above anything a real system allocates.
-    this.uidMin = opts.uidMin ?? (opts.root ? 2_000_000 : undefined);
-    this.uidMax = opts.uidMax ?? (opts.root ? 2_099_999 : undefined);
+    const sandboxRange = { min: 2_000_000, max: 2_099_999 };
+    const range = opts.root ? sandboxRange : TEMP_UID_RANGE;
+    this.uidRange = { min: opts.uidMin ?? range.min, max: opts.uidMax ?? range.max };
+    this.leftoverDirs = opts.leftoverDirs ?? LEFTOVER_DIRS;
     this.run = opts.run ?? defaultRun;
   }
 
@@ -94,14 +108,13 @@ export class LinuxBackend implements AccountBackend {
     if (!GRANT_ID.test(spec.grantId)) throw new AccountError('COMMAND_FAILED', 'grant id unfit for the GECOS tag');
     const unixGroup = await this.unixGroup(spec.group);
     await this.cmd('groupadd', [...this.prefix(), '-r', '-f', MARKER_GROUP]);
-    const uidRange = this.uidMin === undefined ? [] : ['-K', `UID_MIN=${this.uidMin}`, '-K', `UID_MAX=${this.uidMax}`];
     await this.cmd(
       'useradd',
       // -e 1: created expired (disabled). -K PASS_MAX_DAYS=-1: no site password-ageing policy
       // can force a password change in the middle of a grant.
-      [...this.prefix(), ...uidRange, '-K', 'PASS_MAX_DAYS=-1', '-m', '-s', '/bin/bash', '-e', EXPIRED,
+      [...this.prefix(), ...this.idFlags(spec.uid), '-K', 'PASS_MAX_DAYS=-1', '-m', '-s', '/bin/bash', '-e', EXPIRED,
         '-c', ownershipTag(spec.grantId), '-G', `${unixGroup},${MARKER_GROUP}`, '--', spec.name],
-      { errors: { 1: 'ACCESS_DENIED', 3: 'INVALID_NAME', 6: 'UNSUPPORTED_GROUP', 9: 'ALREADY_EXISTS' } },
+      { errors: { 1: 'ACCESS_DENIED', 3: 'INVALID_NAME', 4: 'ID_TAKEN', 6: 'UNSUPPORTED_GROUP', 9: 'ALREADY_EXISTS' } },
     );
     return finishCreate(this, spec.name, () => this.writePassword(spec.name, password, true));
   }
@@ -113,13 +126,29 @@ export class LinuxBackend implements AccountBackend {
   }
 
   /**
-   * Enable: unlock the password and set the account expiry to the day after `expiresAt`.
-   * Disable: lock the password and expire the account (usermod -L alone leaves key-based logins open).
+   * useradd flags for the uid: exactly `uid` (its own group gets the same number as gid, and
+   * -l keeps a large uid from growing lastlog/faillog), else one from the range.
    */
-  async setEnabled(name: string, enabled: boolean, expiresAt?: Date): Promise<void> {
+  private idFlags(uid: number | undefined): string[] {
+    if (uid === undefined) return ['-K', `UID_MIN=${this.uidRange.min}`, '-K', `UID_MAX=${this.uidRange.max}`];
+    if (!Number.isSafeInteger(uid) || uid < this.uidRange.min || uid > this.uidRange.max) {
+      throw new AccountError('COMMAND_FAILED', `uid ${uid} outside ${this.uidRange.min}-${this.uidRange.max}`);
+    }
+    return ['-u', String(uid), '-l', '-U', ...['UID_MIN', 'UID_MAX', 'GID_MIN', 'GID_MAX'].flatMap((k) => ['-K', `${k}=${uid}`])];
+  }
+
+  /** Unlocks the password and sets the account expiry to the day after `expiresAt`. */
+  enable(name: string, expiresAt: Date): Promise<void> {
+    return this.applyEnabled(name, true, String(expiryDay(expiresAt)));
+  }
+
+  /** Locks the password and expires the account: usermod -L alone leaves key-based logins open. */
+  async disable(name: string): Promise<void> {
+    if (await this.lookup(name)) await this.applyEnabled(name, false, EXPIRED);
+  }
+
+  private async applyEnabled(name: string, enabled: boolean, day: string): Promise<void> {
     await requireManaged(this, name);
-    if (enabled && !expiresAt) throw new AccountError('COMMAND_FAILED', 'enabling needs expiresAt (the OS-level backstop)');
-    const day = enabled ? String(expiryDay(expiresAt!)) : EXPIRED;
     // Why a day number, not YYYY-MM-DD: usermod parses dates in the local time zone
     // (under TZ=Pacific/Kiritimati, 2026-11-22 became day 20778, not 20779).
     await this.cmd('usermod', [...this.prefix(), enabled ? '-U' : '-L', '-e', day, '--', name]);
@@ -144,12 +173,12 @@ export class LinuxBackend implements AccountBackend {
    */
   async logoff(name: string): Promise<LogoffResult> {
     const uid = (await requireManaged(this, name)).id;
-    if (this.root && !(Number(uid) >= this.uidMin! && Number(uid) <= this.uidMax!)) {
-      throw new AccountError('COMMAND_FAILED', `sandbox uid ${uid} outside ${this.uidMin}-${this.uidMax}: refusing to kill by uid`);
-    }
+    this.assertKillable(uid);
     if (!this.root) {
       // Why ignore failure: it exits 1 where systemd-logind isn't running (containers) and is
       // missing on non-systemd distributions; the pkill below ends the processes anyway.
+      // Linger first: a lingering user's systemd manager would otherwise outlive terminate-user.
+      await this.cmd('loginctl', ['disable-linger', uid]).catch(() => {});
       await this.cmd('loginctl', ['terminate-user', uid]).catch(() => {});
     }
     const pids = new Set<string>();
@@ -163,18 +192,66 @@ export class LinuxBackend implements AccountBackend {
     return { ended: pids.size };
   }
 
-  /** userdel -r. Missing account = success. Exit 12 (home left) is reported, though the account is gone. */
+  /**
+   * userdel -r. Missing account = success. Exit 12 (userdel keeps a home the account does not
+   * own) also counts: the account is gone, and purge deals with what is left.
+   */
   async delete(name: string): Promise<void> {
     const info = await this.lookup(name);
     if (!info) return;
     if (!info.managed) throw notManaged(name);
-    const r = await this.cmd('userdel', [...this.prefix(), '-r', '--', name], {
+    await this.cmd('userdel', [...this.prefix(), '-r', '--', name], {
       ok: [0, 6, 12], // 6: deleted meanwhile
-      errors: { 1: 'ACCESS_DENIED', 8: 'LOGGED_IN' },
+      errors: { 1: 'ACCESS_DENIED', 8: 'LOGGED_IN', 10: 'COMMAND_FAILED' },
     });
-    // Why report 12: userdel deliberately keeps a home it doesn't own, and a leftover home
-    // would belong to whoever gets this uid next. A retry succeeds (the account is gone).
-    if (r.code === 12) throw new AccountError('COMMAND_FAILED', `${name} deleted but its home was left: ${r.stderr.trim()}`);
+  }
+
+  /**
+   * What `userdel -r` leaves of a deleted account, by its uid: a home it kept, files in the
+   * shared temporary folders, crontab and at jobs, System V IPC objects, sudo's timestamp and
+   * systemd's linger flag. Nothing is touched while any account has that uid again.
+   */
+  async purge(account: AccountRef): Promise<void> {
+    assertValidName(account.name);
+    const uid = account.id;
+    if ((await this.table('passwd')).some((r) => r[2] === uid)) return;
+    this.assertKillable(uid);
+    const home = path.join(this.root ?? '/', 'home', account.name);
+    const inRoot = (p: string) => path.join(this.root ?? '/', p);
+    const homeLeft = await lstat(home).catch(() => null);
+    if (homeLeft && String(homeLeft.uid) === uid) await rm(home, { recursive: true, force: true });
+    for (const file of [`/run/sudo/ts/${account.name}`, `/var/lib/systemd/linger/${account.name}`]) await rm(inRoot(file), { force: true });
+    const dirs = (await Promise.all(this.leftoverDirs.map(async (d) => ((await lstat(d).catch(() => null))?.isDirectory() ? d : null)))).filter((d): d is string => !!d);
+    if (dirs.length) {
+      // -xdev: not into other file systems mounted below; find never follows symlinks here.
+      await this.cmd('find', [...dirs, '-xdev', '-depth', '-uid', uid, '-delete'], { ok: [0, 1] });
+    }
+    await removeIpcObjects(uid, this.run);
+    const left = dirs.length ? (await this.cmd('find', [...dirs, '-xdev', '-uid', uid, '-print'], { ok: [0, 1] })).stdout.trim() : '';
+    const ipcLeft = (await ipcObjectsOf(uid)).length;
+    if (left || ipcLeft) {
+      const files = left.split('\n').slice(0, 5).join(', ');
+      throw new AccountError('COMMAND_FAILED', `uid ${uid} still owns ${left ? files : ''}${ipcLeft ? ` ${ipcLeft} IPC object(s)` : ''}`);
+    }
+  }
+
+  /** Uninstall: groupdel of the marker group once it has no members. */
+  async dropMarker(): Promise<void> {
+    const group = (await this.table('group')).find((g) => g[0] === MARKER_GROUP);
+    if (!group) return;
+    if (members(group).length) throw new AccountError('COMMAND_FAILED', `${MARKER_GROUP} still has members: ${members(group).join(', ')}`);
+    await this.cmd('groupdel', [...this.prefix(), '--', MARKER_GROUP], { ok: [0, 6] });
+  }
+
+  /**
+   * Why: logoff and purge act on a numeric uid machine-wide, and a sandbox's passwd is invisible
+   * to the real system, so there only uids from the sandbox's own range may be acted on; on a
+   * real system, never a system account's.
+   */
+  private assertKillable(uid: string): void {
+    const n = Number(uid);
+    const ok = this.root ? n >= this.uidRange.min && n <= this.uidRange.max : Number.isSafeInteger(n) && n >= 1000;
+    if (!ok) throw new AccountError('COMMAND_FAILED', `uid ${uid} is not one this agent may act on by number`);
   }
 
   async listManaged(): Promise<AccountInfo[]> {

@@ -67,10 +67,13 @@ function toEvent(r: Report): GrantEvent | null {
     case 'removed':
       return { type: 'removed' };
     case 'failed':
+    case 'rejected':
       return { type: 'failed', reason };
     case 'removal-failed':
       return { type: 'removal-failed', reason };
+    case 'disabled':
     case 'logged-off':
+    case 'cleanup-failed':
     case 'password-reset':
     case 'email-sent':
     case 'email-failed':
