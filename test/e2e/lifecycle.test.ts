@@ -62,10 +62,25 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
 
     const g = await stack.api.waitGrant(id, (x) => x.state === 'removed');
     const types = g.timeline.map((e: { type: string }) => e.type);
-    assertInOrder(types, ['grant.requested', 'instruction.delivered', 'agent.created', 'grant.provisioned', 'agent.enabled', 'grant.enabled', 'agent.logged-off', 'agent.removed', 'grant.removed']);
+    assertInOrder(types, ['grant.requested', 'instruction.delivered', 'agent.created', 'grant.provisioned', 'agent.enabled', 'grant.enabled', 'agent.disabled', 'agent.logged-off', 'agent.removed', 'grant.removed']);
     const loggedOff = g.timeline.find((e: { type: string }) => e.type === 'agent.logged-off');
     assert.match(loggedOff.detail.detail, /^[1-9]\d* process/);
     assert.deepEqual(await managed(), []);
+  });
+
+  it('rejects one malformed instruction alone: that grant fails with the reason, the next one runs', async () => {
+    await agent.kill();
+    const bad = (await stack.api.request('POST', '/api/v1/grants', grantBody(agent.hostname, 20, 5))).body.grants[0].id;
+    // A grant stored before dates were bounded: its year no longer fits the protocol's dates.
+    const { c } = stack.server!.ctx;
+    const mangled = await c.instructions.updateMany({ grantId: bad }, { $set: { 'plan.startAt': '+010000-01-01T22:59:00.000Z' } });
+    assert.equal(mangled.modifiedCount, 1);
+    const good = (await stack.api.request('POST', '/api/v1/grants', grantBody(agent.hostname, 20, 5))).body.grants[0].id;
+    agent.start();
+    await stack.api.waitGrant(good, (g) => g.state === 'provisioned');
+    const failed = await stack.api.waitGrant(bad, (g) => g.state === 'failed');
+    assert.match(failed.reason, /instruction rejected by the agent: plan\.startAt/);
+    assert.equal(await c.instructions.countDocuments({ grantId: bad, ackedAt: null }), 0, 'the rejected instruction is acked, not sent again');
   });
 
   it('survives an agent killed between create and enable', async () => {
