@@ -1,22 +1,46 @@
-import type { Ctx } from '../context.ts';
+/**
+ * Where a grant's credentials email stands. These take the collections only (not the
+ * whole Ctx), so the server mailer can use them without an import cycle through the
+ * context, which holds the mailer.
+ */
 import { audit } from '../store/audit.ts';
+import type { Collections, Delivery } from '../store/collections.ts';
 
 export type DeliveryOutcome = { ok: true } | { ok: false; error: string };
+
+/** What these functions need: the collections. A Ctx is one. */
+export interface DeliveryStore {
+  c: Collections;
+}
+
+/**
+ * Delivery as stored, with 'not-sent': the email never went out and never will (access
+ * ended first). Why the widening: store/collections.ts's Delivery does not list it yet.
+ */
+type DeliveryState = Omit<Delivery, 'status'> & { status: Delivery['status'] | 'not-sent' };
+const asStored = (d: DeliveryState) => d as Delivery;
+
+export const NOT_SENT_REASON = 'access ended before the credentials were delivered';
+const FAILED_REASON = 'the grant failed before the credentials were delivered';
 
 /**
  * Records one attempt to email a grant's credentials, by the server or by the
  * endpoint: the grant shows sent or failed (with the reason), the audit has
- * every attempt. Never given the password.
+ * every attempt. Never given the password. A failure reported after the email
+ * was closed as not-sent is counted but does not reopen it; a late success wins.
  */
-export async function recordDelivery(ctx: Ctx, grantId: string, outcome: DeliveryOutcome, via: 'server' | 'endpoint', actor: string): Promise<void> {
+export async function recordDelivery(ctx: DeliveryStore, grantId: string, outcome: DeliveryOutcome, via: 'server' | 'endpoint', actor: string): Promise<void> {
   const g = await ctx.c.grants.findOne({ _id: grantId });
   if (!g) return;
-  const attempt = g.delivery.attempts + 1;
+  const before = g.delivery as DeliveryState;
+  const attempt = before.attempts + 1;
   const now = new Date();
-  const delivery = outcome.ok
-    ? { status: 'sent' as const, attempts: attempt, sentAt: now }
-    : { status: 'failed' as const, attempts: attempt, lastError: outcome.error };
-  await ctx.c.grants.updateOne({ _id: grantId }, { $set: { delivery, updatedAt: now } });
+  const delivery: DeliveryState = outcome.ok
+    ? { status: 'sent', attempts: attempt, sentAt: now }
+    : before.status === 'not-sent'
+      ? { ...before, attempts: attempt }
+      : { status: 'failed', attempts: attempt, lastError: outcome.error };
+  await ctx.c.grants.updateOne({ _id: grantId }, { $set: { delivery: asStored(delivery), updatedAt: now } });
   await audit(ctx.c, {
     actor,
     type: outcome.ok ? 'email.sent' : 'email.attempt-failed',
@@ -27,6 +51,25 @@ export async function recordDelivery(ctx: Ctx, grantId: string, outcome: Deliver
 }
 
 /** A new password is on its way: the grant's email is pending again. */
-export async function resetDelivery(ctx: Ctx, grantId: string): Promise<void> {
+export async function resetDelivery(ctx: DeliveryStore, grantId: string): Promise<void> {
   await ctx.c.grants.updateOne({ _id: grantId }, { $set: { delivery: { status: 'pending', attempts: 0 }, updatedAt: new Date() } });
+}
+
+/**
+ * The grant reached a final state: an email still pending will never go out (the agent
+ * and the server stop retrying at the end), so it is closed as not-sent with the reason
+ * and audited as `email.not-sent`. Sent and failed emails stay as they are. Returns
+ * whether it closed one. Call it outside the grant's lock, after the final transition.
+ */
+export async function closeDeliveryOnEnd(ctx: DeliveryStore, grantId: string): Promise<boolean> {
+  const g = await ctx.c.grants.findOne({ _id: grantId });
+  if (!g || g.delivery.status !== 'pending') return false;
+  const reason = g.state === 'failed' ? FAILED_REASON : NOT_SENT_REASON;
+  const delivery: DeliveryState = { status: 'not-sent', attempts: g.delivery.attempts, lastError: reason };
+  // Conditional, so a success recorded since the read is not overwritten. Why that is fine
+  // here though hot paths filter on _id alone: it runs once per grant, at its end.
+  const res = await ctx.c.grants.updateOne({ _id: grantId, 'delivery.status': 'pending' }, { $set: { delivery: asStored(delivery), updatedAt: new Date() } });
+  if (res.modifiedCount === 0) return false;
+  await audit(ctx.c, { actor: 'system', type: 'email.not-sent', grantId, endpointId: g.endpointId, detail: { reason, state: g.state, attempts: g.delivery.attempts } });
+  return true;
 }

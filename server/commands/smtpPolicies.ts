@@ -2,20 +2,18 @@
  * SMTP settings: the server's own (`server`), the Agent Settings policy
  * (`default`) and per-endpoint overrides (`endpoint:<id>`).
  */
-import type { SmtpSettingsInput } from '../../mail/smtp.ts';
-import { decryptSecret, encryptSecret, parseKey } from '../../mail/secretBox.ts';
+import { encryptSecret } from '../../mail/secretBox.ts';
 import type { Ctx } from '../context.ts';
 import { apiError, invalid } from '../errors.ts';
+import { secretKeyOf, type StoredSmtpPolicy } from '../mail/serverSmtp.ts';
 import type { SmtpPolicyInput } from '../schemas/smtp.ts';
 import { audit } from '../store/audit.ts';
 import type { SmtpPolicyDoc } from '../store/collections.ts';
 
+export { serverPolicy, toSmtpSettings } from '../mail/serverSmtp.ts';
+
 export type Scope = 'server' | 'default' | `endpoint:${string}`;
 export const endpointScope = (endpointId: string): Scope => `endpoint:${endpointId}`;
-
-function key(ctx: Ctx): Buffer | null {
-  return ctx.config.secretKey ? parseKey(ctx.config.secretKey) : null;
-}
 
 /** Stores one scope's settings; the password is encrypted before it is written. */
 export async function savePolicy(ctx: Ctx, scope: Scope, input: SmtpPolicyInput, actor: string): Promise<SmtpPolicyDoc> {
@@ -23,7 +21,7 @@ export async function savePolicy(ctx: Ctx, scope: Scope, input: SmtpPolicyInput,
   let passwordBox = before?.passwordBox;
   if (input.password === null) passwordBox = undefined;
   else if (input.password !== undefined) {
-    const k = key(ctx);
+    const k = secretKeyOf(ctx.config);
     if (!k) throw invalid([{ field: 'password', message: 'the server has no secretKey (JIT_SECRET_KEY) to encrypt it with' }]);
     passwordBox = encryptSecret(input.password, k);
   }
@@ -31,7 +29,7 @@ export async function savePolicy(ctx: Ctx, scope: Scope, input: SmtpPolicyInput,
   if ((username === undefined) !== (passwordBox === undefined)) {
     throw invalid([{ field: 'password', message: 'username and password go together' }]);
   }
-  const doc: SmtpPolicyDoc = {
+  const doc: StoredSmtpPolicy = {
     _id: scope,
     host: input.host,
     port: input.port,
@@ -41,6 +39,7 @@ export async function savePolicy(ctx: Ctx, scope: Scope, input: SmtpPolicyInput,
     ...(username ? { username } : {}),
     ...(passwordBox ? { passwordBox } : {}),
     ...(input.tlsCa ? { tlsCa: input.tlsCa } : {}),
+    ...(input.organisation ? { organisation: input.organisation } : {}),
     updatedBy: actor,
     updatedAt: new Date(),
   };
@@ -64,29 +63,8 @@ export async function effectivePolicy(ctx: Ctx, endpointId: string): Promise<Smt
   return (await ctx.c.smtpPolicies.findOne({ _id: endpointScope(endpointId) })) ?? ctx.c.smtpPolicies.findOne({ _id: 'default' });
 }
 
-/** The server's own SMTP settings (server-side delivery), or null. */
-export function serverPolicy(ctx: Ctx): Promise<SmtpPolicyDoc | null> {
-  return ctx.c.smtpPolicies.findOne({ _id: 'server' });
-}
-
 /** Changes whenever the endpoint's effective settings may have changed. */
 export async function settingsRevision(ctx: Ctx, endpointId: string): Promise<string> {
   const [base, own] = await Promise.all([ctx.policyRevisions.time('default'), ctx.policyRevisions.time(endpointScope(endpointId))]);
   return `${base}.${own}`;
-}
-
-/** Settings ready for nodemailer, password decrypted (in memory only). */
-export function toSmtpSettings(ctx: Ctx, doc: SmtpPolicyDoc): SmtpSettingsInput & { timeZone: string } {
-  const k = key(ctx);
-  if (doc.passwordBox && !k) throw new Error('an SMTP password is stored but the server has no secretKey to decrypt it');
-  return {
-    host: doc.host,
-    port: doc.port,
-    security: doc.security,
-    from: doc.from,
-    timeZone: doc.timeZone,
-    ...(doc.username ? { username: doc.username } : {}),
-    ...(doc.passwordBox ? { password: decryptSecret(doc.passwordBox, k!) } : {}),
-    ...(doc.tlsCa ? { tlsCa: doc.tlsCa } : {}),
-  };
 }

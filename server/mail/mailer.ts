@@ -2,27 +2,54 @@
  * Server-side SMTP. The credentials an agent hands over live only in this
  * process's memory, inside the retry loop, until the mail is sent or access
  * ends; nothing here writes them anywhere.
+ *
+ * Why `MailerCtx` rather than the server's Ctx: the Ctx holds this mailer, so
+ * taking it (or a command that takes it) would make an import cycle. A Ctx is a
+ * MailerCtx, and what the mailer needs lives in modules that take no Ctx.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { Logger } from 'pino';
 import { renderEmail } from '../../mail/render.ts';
 import { RetryLoops } from '../../mail/retryLoops.ts';
 import { sendMail } from '../../mail/smtp.ts';
 import { recordDelivery } from '../commands/delivery.ts';
-import { serverPolicy, toSmtpSettings } from '../commands/smtpPolicies.ts';
-import type { Ctx } from '../context.ts';
-import type { GrantDoc } from '../store/collections.ts';
+import type { ServerConfig } from '../config.ts';
+import type { Collections, GrantDoc } from '../store/collections.ts';
+import type { EndpointCache } from '../store/endpoints.ts';
+import { requesterLabel } from './requester.ts';
+import { serverPolicy, toSmtpSettings } from './serverSmtp.ts';
+
+/** What the mailer uses of the server's context. */
+export interface MailerCtx {
+  config: Pick<ServerConfig, 'templatesDir' | 'secretKey'>;
+  c: Collections;
+  endpointCache: Pick<EndpointCache, 'get'>;
+  log: Logger;
+}
 
 export class ServerMailer {
   private loops = new RetryLoops();
 
-  constructor(private readonly ctx: Ctx) {}
+  constructor(private readonly ctx: MailerCtx) {}
 
   /** Starts sending in the background; a newer call for the same grant replaces an older one. */
   sendCredentials(g: GrantDoc, username: string, password: string): void {
     const send = async () => {
       const os = (await this.ctx.endpointCache.get(g.endpointId))?.os ?? 'linux';
       const settings = await this.settings();
-      const mail = renderEmail('credentials', { endpoint: g.hostname, os, username, password, email: g.email, start: g.startAt, end: g.endAt }, this.renderOpts(settings.timeZone));
+      const requestedBy = requesterLabel(g.createdBy);
+      const vars = {
+        endpoint: g.hostname,
+        os,
+        username,
+        password,
+        email: g.email,
+        start: g.startAt,
+        end: g.endAt,
+        ...(requestedBy ? { requestedBy } : {}),
+        ...(settings.organisation ? { organisation: settings.organisation } : {}),
+      };
+      const mail = renderEmail('credentials', vars, this.renderOpts(settings.timeZone));
       await sendMail(settings, { to: g.email, ...mail });
     };
     this.loops.start(g._id, g.endAt.getTime(), send, {
@@ -40,7 +67,8 @@ export class ServerMailer {
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
         const settings = await this.settings();
-        const mail = renderEmail('access-ended', { endpoint: g.hostname, username: g.username, email: g.email, reason, end: new Date() }, this.renderOpts(settings.timeZone));
+        const vars = { endpoint: g.hostname, username: g.username, email: g.email, reason, end: new Date(), ...(settings.organisation ? { organisation: settings.organisation } : {}) };
+        const mail = renderEmail('access-ended', vars, this.renderOpts(settings.timeZone));
         await sendMail(settings, { to: g.email, ...mail });
         return;
       } catch (err) {

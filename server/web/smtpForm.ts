@@ -3,9 +3,10 @@
  * empty field keeps the stored one, the "clear" box removes it.
  */
 import type { Ctx } from '../context.ts';
+import type { StoredSmtpPolicy } from '../mail/serverSmtp.ts';
 import { presentSmtpPolicy } from '../presenters/smtp.ts';
 import type { SmtpPolicyDoc } from '../store/collections.ts';
-import { str } from './console.ts';
+import { str } from './page.ts';
 
 /** The form's fields as typed, kept to re-show them (never the password). */
 export interface SmtpForm {
@@ -14,6 +15,8 @@ export interface SmtpForm {
   security: string;
   username: string;
   from: string;
+  /** Named in every email and in the default sender name. */
+  organisation: string;
   timeZone: string;
   tlsCa: string;
   passwordSet: boolean;
@@ -21,7 +24,8 @@ export interface SmtpForm {
 
 export function formOf(d: SmtpPolicyDoc | null): SmtpForm {
   const p = d ? presentSmtpPolicy(d) : null;
-  return { host: p?.host ?? '', port: String(p?.port ?? 587), security: p?.security ?? 'starttls', username: p?.username ?? '', from: p?.from ?? '', timeZone: p?.timeZone ?? 'UTC', tlsCa: p?.tlsCa ?? '', passwordSet: p?.passwordSet ?? false };
+  const organisation = (d as StoredSmtpPolicy | null)?.organisation ?? '';
+  return { host: p?.host ?? '', port: String(p?.port ?? 587), security: p?.security ?? 'starttls', username: p?.username ?? '', from: p?.from ?? '', organisation, timeZone: p?.timeZone ?? 'UTC', tlsCa: p?.tlsCa ?? '', passwordSet: p?.passwordSet ?? false };
 }
 
 export function readSmtpForm(body: Record<string, unknown>, passwordSet: boolean): { form: SmtpForm; input: Record<string, unknown> } {
@@ -31,6 +35,7 @@ export function readSmtpForm(body: Record<string, unknown>, passwordSet: boolean
     security: str(body.security),
     username: str(body.username).trim(),
     from: str(body.from).trim(),
+    organisation: str(body.organisation).trim(),
     timeZone: str(body.timeZone).trim() || 'UTC',
     tlsCa: str(body.tlsCa).trim(),
     passwordSet,
@@ -42,6 +47,7 @@ export function readSmtpForm(body: Record<string, unknown>, passwordSet: boolean
     security: form.security,
     username: form.username || null,
     from: form.from,
+    ...(form.organisation ? { organisation: form.organisation } : {}),
     timeZone: form.timeZone,
     tlsCa: form.tlsCa || null,
   };

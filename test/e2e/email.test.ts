@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { DateTime } from 'luxon';
 import type { ParsedMail } from 'mailparser';
 import { accountGone, passwordMatches, until } from '../support/accounts.ts';
 import { passwordIn, textsAtRest, type TextAtRest } from '../support/atRest.ts';
@@ -34,6 +35,7 @@ describe('credentials by email, with a real SMTP server (STARTTLS + AUTH)', func
     username: SMTP_USER,
     password,
     from,
+    organisation: 'Corp Example',
     timeZone: 'Europe/Paris',
     tlsCa: smtp.ca,
   });
@@ -65,11 +67,12 @@ describe('credentials by email, with a real SMTP server (STARTTLS + AUTH)', func
 
   it('sends from the endpoint: right recipient, subject and times, and the real password', async () => {
     const { grant, email, mail, creds } = await grantAndMail(false);
-    assert.match(mail.from!.text, /agent@jit\.example/);
+    assert.deepEqual(mail.from!.value[0], { name: 'Corp Example JIT Access', address: 'agent@jit.example' });
     assert.match(mail.subject!, /temporary account/i);
-    // 1 h ahead of UTC in November: Paris shows CET.
-    const end = new Date(grant.endAt);
-    const paris = `${String((end.getUTCHours() + 1) % 24).padStart(2, '0')}:${String(end.getUTCMinutes()).padStart(2, '0')} CET`;
+    assert.match(mail.text!, /JIT access service of Corp Example/);
+    // In Paris time (CET or CEST), with the seconds: an end is never rounded up.
+    const end = DateTime.fromISO(grant.endAt, { zone: 'Europe/Paris' }).setLocale('en-GB');
+    const paris = `until ${end.toFormat(end.second ? 'ccc d LLL yyyy, HH:mm:ss' : 'ccc d LLL yyyy, HH:mm')} ${end.toFormat('ZZZZ')}.`;
     assert.ok(mail.text!.includes(paris), `end time ${paris} in ${mail.text}`);
     const g = await stack.api.waitGrant(grant.id, (x) => x.emailDelivery.status === 'sent');
     assert.equal(creds.username, g.username);
@@ -85,6 +88,8 @@ describe('credentials by email, with a real SMTP server (STARTTLS + AUTH)', func
   it('sends from the server with server-side SMTP', async () => {
     const { grant, mail, creds } = await grantAndMail(true);
     assert.match(mail.from!.text, /server@jit\.example/);
+    // The API's admin token made the grant; the server knows its creator.
+    assert.match(mail.text!, /at the request of an administrator\./);
     assert.ok(await passwordMatches(agent.root, creds.username, creds.password));
     const g = await stack.api.waitGrant(grant.id, (x) => x.emailDelivery.status === 'sent');
     const types = g.timeline.map((e: { type: string }) => e.type);
@@ -138,6 +143,51 @@ describe('credentials by email, with a real SMTP server (STARTTLS + AUTH)', func
     await smtp.waitFor((m) => to('admin@example.com')(m) && /server@jit/.test(m.from!.text), 10_000);
     const bare = await stack.api.request('POST', '/api/v1/server-smtp/test');
     assert.deepEqual(bare.body, { ok: true }, 'without an address it only connects');
+  });
+
+  it('fails with auth_unavailable when the SMTP server offers no AUTH, and sends nothing unauthenticated', async () => {
+    const open = await startSmtpServer(); // authOptional, no AUTH advertised
+    await stack.api.request('PUT', '/api/v1/agent-settings', { ...policy('agent@jit.example'), port: open.port, tlsCa: open.ca });
+    try {
+      const test = await stack.api.request('POST', '/api/v1/agent-settings/test', { endpoint: agent.endpointId, to: 'admin@example.com' });
+      assert.equal(test.body.ok, false, JSON.stringify(test.body));
+      assert.equal(test.body.code, 'auth_unavailable');
+      const server = await stack.api.request('PUT', '/api/v1/server-smtp', { ...policy('server@jit.example'), port: open.port, tlsCa: open.ca });
+      assert.equal(server.status, 200);
+      assert.equal((await stack.api.request('POST', '/api/v1/server-smtp/test')).body.code, 'auth_unavailable');
+      const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.endpointId, 1, 5, { email: nextEmail() }));
+      const g = await stack.api.waitGrant(res.body.grants[0].id, (x) => x.emailDelivery.status === 'failed');
+      assert.match(g.emailDelivery.lastError, /auth_unavailable/);
+      await stack.api.waitGrant(g.id, (x) => x.state === 'removed');
+      assert.equal(open.messages.length, 0, 'nothing was delivered without logging in');
+    } finally {
+      await stack.api.request('PUT', '/api/v1/agent-settings', policy('agent@jit.example'));
+      await stack.api.request('PUT', '/api/v1/server-smtp', policy('server@jit.example'));
+      await open.stop();
+    }
+  });
+
+  it('takes the SMTP settings real servers need, and refuses broken ones with the reason', async () => {
+    const put = (body: Record<string, unknown>) => stack.api.request('PUT', '/api/v1/server-smtp', { ...policy('server@jit.example'), ...body });
+    const field = (res: { body: { error?: { fields?: { field: string; message: string }[] } } }, name: string) => res.body.error?.fields?.find((f) => f.field === name)?.message ?? '';
+    try {
+      const named = await put({ host: 'localhost', from: 'JIT Access <jit@corp>' });
+      assert.equal(named.status, 200, JSON.stringify(named.body));
+      assert.deepEqual((await stack.api.request('POST', '/api/v1/server-smtp/test', { to: 'named@example.com' })).body, { ok: true });
+      const m = await smtp.waitFor(to('named@example.com'), 10_000);
+      assert.deepEqual(m.from!.value[0], { name: 'JIT Access', address: 'jit@corp' });
+      const badCa = await put({ tlsCa: '-----BEGIN CERTIFICATE-----\nbm90IGEgY2VydA==\n-----END CERTIFICATE-----\n' });
+      assert.equal(badCa.status, 400);
+      assert.match(field(badCa, 'tlsCa'), /certificate 1 of 1 cannot be read/);
+      const badHost = await put({ host: '999.1.1.1' });
+      assert.equal(badHost.status, 400);
+      assert.match(field(badHost, 'host'), /not a valid IPv4 address/);
+      const crlf = await put({ from: 'JIT <jit@corp>\r\nBcc: x@evil.example' });
+      assert.equal(crlf.status, 400);
+      assert.ok(field(crlf, 'from'));
+    } finally {
+      await put({});
+    }
   });
 
   it('resends with a new password; the old one stops working', async () => {
