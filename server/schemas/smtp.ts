@@ -10,6 +10,8 @@ export const smtpPolicyInput = z.strictObject({
   username: z.string().min(1).max(254).nullable().optional(),
   password: z.string().min(1).max(256).nullable().optional(),
   tlsCa: SmtpSettings.shape.tlsCa.nullable(),
+  /** Named in every email; null or left out: none. */
+  organisation: SmtpSettings.shape.organisation.nullable(),
 });
 export type SmtpPolicyInput = z.infer<typeof smtpPolicyInput>;
 
