@@ -1,8 +1,8 @@
 /**
  * npm run demo: the whole product on this machine — embedded database, the
  * server on localhost, a local agent in sandbox mode, a local SMTP server whose
- * mail is printed, and a first grant whose timeline is printed as it happens.
- * Ctrl-C stops everything.
+ * mail is printed, and a first grant whose timeline is printed as it happens,
+ * steps and emails in the order they happened. Ctrl-C stops everything and says what.
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -48,9 +48,11 @@ const api = async (method: string, p: string, body?: unknown) => {
 const consolePassword = randomBytes(9).toString('base64url');
 await createUser(server.ctx, { email: 'admin@demo.example', role: 'admin', password: consolePassword }, 'demo');
 
-const smtpSettings = (from: string) => ({ host: '127.0.0.1', port: mailbox.port, security: 'starttls', username: 'demo', password: smtpPassword, from, timeZone: 'UTC', tlsCa: mailbox.ca });
-await api('PUT', '/api/v1/agent-settings', smtpSettings('jit-agent@demo.example'));
-await api('PUT', '/api/v1/server-smtp', smtpSettings('jit-server@demo.example'));
+const smtpSettings = (from: string) => ({ host: '127.0.0.1', port: mailbox.port, security: 'starttls', username: 'demo', password: smtpPassword, from, organisation: 'Demo Corp', timeZone: 'UTC', tlsCa: mailbox.ca });
+for (const [p, from] of [['/api/v1/agent-settings', 'JIT Access <jit-agent@demo.example>'], ['/api/v1/server-smtp', 'JIT Access <jit-server@demo.example>']] as const) {
+  const res = await api('PUT', p, smtpSettings(from));
+  if (res.error) throw new Error(`PUT ${p}: ${JSON.stringify(res.error)}`);
+}
 
 const sandbox = await makeSandboxRoot();
 const stateFile = path.join(DATA, 'agent-state.json');
@@ -95,38 +97,84 @@ console.log(`
 Timeline (Ctrl-C to stop):`);
 
 let stopping = false;
-process.once('SIGINT', () => void shutdown());
-process.once('SIGTERM', () => void shutdown());
+process.once('SIGINT', () => void shutdown('Ctrl-C'));
+process.once('SIGTERM', () => void shutdown('SIGTERM'));
 
+/**
+ * Steps and emails are printed in the order they happened, not the order they are seen:
+ * an agent sends the access-ended email right after deleting the account, often before its
+ * report of the deletion reaches the server. So agent steps count at the agent's time
+ * (`agentAt`), emails at their arrival, and a line waits HOLD_MS before it is printed in
+ * case something earlier is still on its way.
+ */
+const HOLD_MS = 3000;
+type Line = { at: number; text: string };
+const queue: Line[] = [];
+const hhmmss = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 let shown = 0;
-let mailsShown = 0;
+let mailsSeen = 0;
+let done = false;
 while (!stopping) {
-  for (const m of mailbox.messages.slice(mailsShown)) {
-    console.log(`\n  ── email to ${m.to && 'text' in m.to ? m.to.text : ''}: ${m.subject}\n${(m.text ?? '').replace(/^/gm, '     ')}\n`);
+  for (const m of mailbox.messages.slice(mailsSeen)) {
+    const at = (mailbox.receivedAt(m) ?? new Date()).getTime();
+    const to = m.to && 'text' in m.to ? m.to.text : '';
+    queue.push({ at, text: `  ${hhmmss(at)}  ── email from ${m.from?.text ?? ''} to ${to}: ${m.subject}\n${(m.text ?? '').replace(/^/gm, '     ')}\n` });
   }
-  mailsShown = mailbox.messages.length;
-  const g = await api('GET', `/api/v1/grants/${grant.id}`);
+  mailsSeen = mailbox.messages.length;
+  // Ctrl-C may stop the server while this request is under way.
+  const g = await api('GET', `/api/v1/grants/${grant.id}`).catch((err: Error) => {
+    if (stopping) return null;
+    throw err;
+  });
+  if (!g) break;
   for (const e of g.timeline.slice(shown)) {
-    const detail = Object.entries(e.detail as Record<string, unknown>)
-      .filter(([k]) => ['username', 'detail', 'kind', 'to', 'step'].includes(k))
+    const d = e.detail as Record<string, unknown>;
+    const at = Date.parse(typeof d.agentAt === 'string' ? d.agentAt : e.at);
+    const detail = Object.entries(d)
+      .filter(([k]) => ['username', 'detail', 'kind', 'to', 'step', 'reason'].includes(k))
       .map(([k, v]) => `${k}=${v}`)
       .join(' ');
-    console.log(`  ${e.at.slice(11, 19)}  ${e.type.padEnd(30)} ${detail}`);
+    queue.push({ at, text: `  ${hhmmss(at)}  ${e.type.padEnd(30)} ${detail}` });
   }
   shown = g.timeline.length;
-  if (['removed', 'revoked', 'failed'].includes(g.state) && mailsShown >= 2) {
+  const ended = ['removed', 'revoked', 'failed'].includes(g.state) && mailsSeen >= 2;
+  queue.sort((a, b) => a.at - b.at);
+  while (queue.length > 0 && (ended && done ? true : queue[0]!.at <= Date.now() - HOLD_MS)) console.log(queue.shift()!.text);
+  if (ended && done && queue.length === 0) {
     console.log(`\nThe grant is ${g.state}. The server and agent keep running for you to try the API; Ctrl-C to stop.`);
     break;
+  }
+  // One more round after the end, HOLD_MS later, so late reports still find their place.
+  if (ended && !done) {
+    done = true;
+    await sleep(HOLD_MS);
+    continue;
   }
   await sleep(500);
 }
 
-async function shutdown() {
+async function shutdown(why: string) {
   if (stopping) return;
   stopping = true;
-  agent.kill('SIGTERM');
-  await server.stop();
-  await mailbox.stop();
-  await sandbox.cleanup();
+  console.log(`\n${why}: stopping the demo.`);
+  const step = async (what: string, run: () => Promise<unknown>) => {
+    try {
+      await run();
+      console.log(`  stopped ${what}`);
+    } catch (err) {
+      console.log(`  ${what}: ${(err as Error).message}`);
+    }
+  };
+  await step(`the agent (pid ${agent.pid})`, () =>
+    new Promise<void>((resolve) => {
+      if (agent.exitCode !== null || agent.signalCode !== null) return resolve();
+      agent.once('exit', () => resolve());
+      agent.kill('SIGTERM');
+    }),
+  );
+  await step(`the server (${server.url}) and the embedded database`, () => server.stop());
+  await step(`the SMTP server (127.0.0.1:${mailbox.port})`, () => mailbox.stop());
+  await step(`the sandbox root (${sandbox.root}, removed)`, () => sandbox.cleanup());
+  console.log(`Left in place: ${path.relative(REPO, DATA)}/ (database, server.log, agent.log), removed at the next npm run demo.`);
   process.exit(0);
 }

@@ -27,6 +27,8 @@ export interface TestSmtpServer {
   ca: string;
   /** Every accepted message, in arrival order. */
   messages: ParsedMail[];
+  /** When a message of `messages` arrived (the end of its DATA), for ordering it among other events. */
+  receivedAt(m: ParsedMail): Date | undefined;
   /** The first message (already received or still to come) matching `pred`; rejects after `ms`. */
   waitFor(pred: (m: ParsedMail) => boolean, ms?: number): Promise<ParsedMail>;
   /** Stops listening, so connections are refused. */
@@ -57,6 +59,7 @@ async function selfSigned(): Promise<{ key: string; cert: string }> {
 export async function startSmtpServer(opts: TestSmtpOptions = {}): Promise<TestSmtpServer> {
   const { key, cert } = await selfSigned();
   const messages: ParsedMail[] = [];
+  const arrivals = new WeakMap<ParsedMail, Date>();
   const users = opts.users;
   // A closed smtp-server can listen again but answers 421 to everyone, so up() makes a new one.
   const make = () => {
@@ -82,6 +85,7 @@ export async function startSmtpServer(opts: TestSmtpOptions = {}): Promise<TestS
       onData(stream, _session, cb) {
         // Parsed before the 250 reply, so a message is in `messages` once sendMail resolves.
         simpleParser(stream).then((m) => {
+          arrivals.set(m, new Date());
           messages.push(m);
           cb();
         }, cb);
@@ -110,6 +114,7 @@ export async function startSmtpServer(opts: TestSmtpOptions = {}): Promise<TestS
     port,
     ca: cert,
     messages,
+    receivedAt: (m) => arrivals.get(m),
     async waitFor(pred, ms = 5000) {
       const deadline = Date.now() + ms;
       for (;;) {
