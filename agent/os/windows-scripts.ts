@@ -1,5 +1,7 @@
 /**
- * The PowerShell texts behind the Windows account backend (agent/os/windows.ts).
+ * The PowerShell texts behind the Windows account backend (agent/os/windows.ts). The two long
+ * bodies live beside it: logoff in windows-logoff.ts, purge in windows-purge.ts; quoting in
+ * windows-quote.ts.
  *
  * Every script is built the same way, so that one rule can be checked for all of them:
  *
@@ -40,6 +42,11 @@
  */
 import { GROUPS, type Group } from '../../protocol/groups.ts';
 import { OWNERSHIP_TAG_PREFIX } from './backend.ts';
+import { LOGOFF_BODY } from './windows-logoff.ts';
+import { PURGE_BODY } from './windows-purge.ts';
+import { assertTransportSafe, psInt, psQuote } from './windows-quote.ts';
+
+export { assertTransportSafe, psInt, psQuote } from './windows-quote.ts';
 
 /** Start of the `-Description` of every account we create: the ownership marker. */
 export const MARKER = OWNERSHIP_TAG_PREFIX;
@@ -60,49 +67,8 @@ export const GROUP_SIDS: Record<Group, string> = {
   Users: 'S-1-5-32-545',
 };
 
-/** Characters PowerShell treats as a single quote: ' and U+2018–U+201B (notes §2 [W12]). */
-const SINGLE_QUOTES = /['\u2018-\u201B]/g;
-/** Control characters (C0, DEL, C1) and the Unicode line/paragraph separators. */
-const CONTROL = /[\u0000-\u001F\u007F-\u009F\u2028\u2029]/;
-/** Half of a surrogate pair without its other half. */
-const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
-
-/**
- * The one way a value enters a script: a single-quoted PowerShell literal, with every
- * single-quote character doubled, including the typographic ones U+2018–U+201B, which
- * PowerShell also accepts as quotes (notes §2). Nothing is expanded inside such a literal.
- *
- * Rejects control characters (a newline would be a line of the stdin protocol, see TRANSPORT)
- * and lone surrogates. Non-ASCII is quoted correctly here but refused later by
- * `assertTransportSafe`, so callers validate values to ASCII first.
- */
-export function psQuote(value: string): string {
-  if (CONTROL.test(value) || LONE_SURROGATE.test(value)) {
-    throw new Error('psQuote: control characters and lone surrogates cannot be quoted safely');
-  }
-  return `'${value.replace(SINGLE_QUOTES, (q) => q + q)}'`;
-}
-
-/** An integer literal; only safe integers (no exponent, no fraction) get through. */
-export function psInt(value: number): string {
-  if (!Number.isSafeInteger(value)) throw new Error(`psInt: ${value} is not a safe integer`);
-  return String(value);
-}
-
-/**
- * Throws unless `script` can go through the session's stdin unchanged: printable ASCII
- * lines, none empty or only white space (see TRANSPORT above).
- */
-export function assertTransportSafe(script: string): void {
-  const lines = script.split('\n');
-  lines.forEach((line, i) => {
-    if (line.trim() === '') throw new Error(`script line ${i + 1} is blank`);
-    if (!/^[\x20-\x7E]+$/.test(line)) throw new Error(`script line ${i + 1} is not printable ASCII`);
-  });
-}
-
 export type PsParam = string | number | readonly string[];
-export type Op = 'lookup' | 'list' | 'create' | 'setGroups' | 'enable' | 'disable' | 'logoff' | 'delete' | 'installHelper';
+export type Op = 'lookup' | 'list' | 'create' | 'setGroups' | 'enable' | 'disable' | 'logoff' | 'delete' | 'purge' | 'installHelper' | 'dropHelper';
 
 /** One prelude assignment. Names are our own identifiers; values go through psQuote/psInt. */
 function paramLines(name: string, value: PsParam): string[] {
@@ -250,72 +216,34 @@ export const OP_BODY: Record<Op, readonly string[]> = {
     '  Out-JitResult ([ordered]@{ ok = $true; enabled = [bool](Get-LocalUser -SID $sid).Enabled })',
   ],
   disable: [
-    '  $u = Get-JitManagedUser $Name',
-    '  if ($null -eq $u) { return }',
+    '  $u = Find-JitUser $Name',
+    '  if ($null -eq $u) { Out-JitResult ([ordered]@{ ok = $true; exists = $false }); return }',
+    `  if (-not (Test-JitManaged $u)) { ${NOT_MANAGED_LINE}; return }`,
     '  $sid = [string]$u.SID',
     '  Disable-LocalUser -SID $sid -Confirm:$false',
-    '  Out-JitResult ([ordered]@{ ok = $true; enabled = [bool](Get-LocalUser -SID $sid).Enabled })',
+    // Why also expire it now: a disabled account can be enabled again by anyone with the right
+    // (an administrator, a script, a management tool); an expired one still cannot log on.
+    '  $now = [DateTime]::UtcNow',
+    '  Set-LocalUser -SID $sid -AccountExpires $now',
+    // Read back: windows.ts checks both took.
+    '  $v = Get-LocalUser -SID $sid',
+    '  $expires = $null',
+    '  if ($null -ne $v.AccountExpires) { $expires = ([DateTimeOffset]$v.AccountExpires.ToUniversalTime()).ToUnixTimeMilliseconds() }',
+    '  Out-JitResult ([ordered]@{ ok = $true; exists = $true; enabled = [bool]$v.Enabled; expiresMs = $expires; nowMs = ([DateTimeOffset]$now).ToUnixTimeMilliseconds() })',
   ],
-  logoff: [
-    '  $u = Get-JitManagedUser $Name',
-    '  if ($null -eq $u) { return }',
-    '  $sid = [string]$u.SID',
-    '  $sessions = 0',
-    '  $processes = 0',
-    '  $failed = 0',
-    '  $sessionsFailed = 0',
-    // quser.exe is missing on some editions (Home): then only the process kill below runs (notes §1.4).
-    "  $quser = Join-Path $env:SystemRoot 'System32\\quser.exe'",
-    '  if (Test-Path -LiteralPath $quser) {',
-    // Why a nested block with 'Continue': in Windows PowerShell 5.1 a redirected stderr line of
-    // a native program becomes an error record, which 'Stop' turns into a terminating error
-    // [PowerShell#4002]; quser writes "No User exists for *" there and exits 1 when nobody is on.
-    "    $lines = @(& { $ErrorActionPreference = 'Continue'; & $quser 2>$null })",
-    // Headers are localized (skip the first line); the current session is marked '>';
-    // disconnected sessions have no SESSIONNAME, so the id is the first number (notes §1.4).
-    '    foreach ($line in @($lines | Select-Object -Skip 1)) {',
-    "      $t = @(([string]$line).Trim().TrimStart('>') -split '\\s+')",
-    '      if ($t.Count -gt 1 -and $t[0] -eq $Name) {',
-    "        $id = @($t[1..2] -match '^\\d+$')[0]",
-    '        if ($null -ne $id) {',
-    "          & { $ErrorActionPreference = 'Continue'; & (Join-Path $env:SystemRoot 'System32\\logoff.exe') $id 2>$null }",
-    '          if ($LASTEXITCODE -eq 0) { $sessions++ } else { $sessionsFailed++ }',
-    '        }',
-    '      }',
-    '    }',
-    '  }',
-    // Always, also after logoff: logoff "can't log off a user from the console session" (notes
-    // §1.4 [W5] ⚠️), hence a failed logoff.exe is only counted (sessionsFailed), and processes
-    // can run outside any session (runas, scheduled tasks). A process that survives is `failed`.
-    // Why GetOwnerSid rather than GetOwner: one exact comparison with the account's SID instead
-    // of user and domain names (the domain part would be compared with the NetBIOS name).
-    '  foreach ($p in @(Get-CimInstance -ClassName Win32_Process)) {',
-    '    try {',
-    '      $o = Invoke-CimMethod -InputObject $p -MethodName GetOwnerSid',
-    '      if ($o.ReturnValue -eq 0 -and [string]$o.Sid -eq $sid) {',
-    '        $k = Invoke-CimMethod -InputObject $p -MethodName Terminate',
-    '        if ($k.ReturnValue -eq 0) { $processes++ } else { $failed++ }',
-    '      }',
-    // A process that ended between the listing and the call: nothing left to do.
-    '    } catch { }',
-    '  }',
-    '  Out-JitResult ([ordered]@{ ok = $true; sessions = $sessions; sessionsFailed = $sessionsFailed; processes = $processes; failed = $failed })',
-  ],
+  logoff: LOGOFF_BODY,
   delete: [
     '  $u = Find-JitUser $Name',
     '  if ($null -eq $u) { Out-JitResult ([ordered]@{ ok = $true; deleted = $false }); return }',
     `  if (-not (Test-JitManaged $u)) { ${NOT_MANAGED_LINE}; return }`,
-    '  $sid = [string]$u.SID',
-    // Why the profile first: Remove-LocalUser alone leaves C:\Users\<name> and the ProfileList
-    // key; deleting the Win32_UserProfile instance removes both, and fails while the hive is
-    // loaded (notes §1.5 [W9]). The caller retries LOGGED_IN with backoff: after a log-off
-    // the profile service unloads the hive a little later.
-    '  $profiles = @(Get-CimInstance -ClassName Win32_UserProfile | Where-Object { [string]$_.SID -eq $sid })',
-    "  if (@($profiles | Where-Object { $_.Loaded }).Count -gt 0) { Out-JitResult ([ordered]@{ ok = $false; code = 'LOGGED_IN'; message = 'the profile is loaded' }); return }",
-    '  foreach ($p in $profiles) { Remove-CimInstance -InputObject $p -Confirm:$false }',
-    '  Remove-LocalUser -SID $sid -Confirm:$false',
-    '  Out-JitResult ([ordered]@{ ok = $true; deleted = $true; profiles = $profiles.Count })',
+    // Why the account alone, by SID: the account is what must go at the end of a grant, and
+    // nothing in its profile may hold that up (a folder that shuts SYSTEM out made the profile
+    // deletion, and with it the delete, fail for ever: winget-cli#3365). The profile is purge's
+    // job (windows-purge.ts), retried on its own, found by the SID saved at creation.
+    '  Remove-LocalUser -SID ([string]$u.SID) -Confirm:$false',
+    '  Out-JitResult ([ordered]@{ ok = $true; deleted = $true })',
   ],
+  purge: PURGE_BODY,
   installHelper: [
     // Why CreateDirectory: literal path (New-Item -Path would expand wildcards such as [ ]).
     '  $null = [System.IO.Directory]::CreateDirectory($Dir)',
@@ -337,6 +265,14 @@ export const OP_BODY: Record<Op, readonly string[]> = {
     "  $hash = (Get-FileHash -LiteralPath $path -Algorithm SHA256).Hash",
     '  Out-JitResult ([ordered]@{ ok = $true; path = $path; sha256 = $hash })',
   ],
+  dropHelper: [
+    '  $path = Join-Path $Dir $File',
+    '  $removed = Test-Path -LiteralPath $path',
+    '  if ($removed) { Remove-Item -LiteralPath $path -Force -Confirm:$false }',
+    // The directory only when nothing else is in it.
+    '  if ([System.IO.Directory]::Exists($Dir) -and @([System.IO.Directory]::GetFileSystemEntries($Dir)).Count -eq 0) { [System.IO.Directory]::Delete($Dir) }',
+    '  Out-JitResult ([ordered]@{ ok = $true; removed = $removed })',
+  ],
 };
 
 /** The prelude variables each operation's body reads. */
@@ -349,7 +285,9 @@ export const OP_PARAMS: Record<Op, readonly string[]> = {
   disable: ['Name'],
   logoff: ['Name'],
   delete: ['Name'],
+  purge: ['Name', 'Sid'],
   installHelper: ['Dir', 'File', 'Lines'],
+  dropHelper: ['Dir', 'File'],
 };
 
 /** Lines that follow the prelude in every session script, up to and including the body. */
@@ -378,7 +316,8 @@ export function sessionScript(op: Op, params: Record<string, PsParam>): string {
 export const PASSWORD_HELPER_LINES: readonly string[] = [
   '# jit-access password helper, installed by the jit-access agent: do not edit.',
   "# Sets a jit-access account's password read from standard input, so that the password",
-  '# never appears in a command line, a script text or a PowerShell history.',
+  '# never appears in a command line, a script text or a PowerShell history, then clears',
+  '# UF_PASSWD_NOTREQD and PasswordExpired.',
   // (?-i): ValidatePattern is case-insensitive by default.
   "param([Parameter(Mandatory = $true)][ValidatePattern('(?-i)^[a-z][a-z0-9_-]{0,19}$')][string]$Name)",
   '& {',
@@ -400,7 +339,21 @@ export const PASSWORD_HELPER_LINES: readonly string[] = [
   '  if ($null -eq $u) { return }',
   // -PasswordNeverExpires: New-LocalUser -NoPassword cannot take it (parameter set "Password"),
   // and a site's maximum password age must not cut a grant short.
-  '  Set-LocalUser -SID ([string]$u.SID) -Password $pw -PasswordNeverExpires $true',
+  '  $sid = [string]$u.SID',
+  '  Set-LocalUser -SID $sid -Password $pw -PasswordNeverExpires $true',
+  // Why: New-LocalUser sets UF_PASSWD_NOTREQD (0x20), which lets the account be given an empty
+  // password later, and Set-LocalUser cannot clear it (PowerShell#11965); the account may also
+  // carry "must change password at next logon", which a one-off account's user cannot satisfy
+  // and which would show the mailed password as expired. Both through the WinNT ADSI provider,
+  // on the object whose SID we checked (the name alone could bind to another object).
+  "  $adsi = [ADSI]('WinNT://' + $env:COMPUTERNAME + '/' + $Name + ',user')",
+  "  if ([System.Security.Principal.SecurityIdentifier]::new([byte[]]$adsi.Get('objectSid'), 0).Value -ne $sid) { Out-JitResult ([ordered]@{ ok = $false; code = 'COMMAND_FAILED'; message = 'ADSI found another account of that name' }); return }",
+  "  $adsi.Put('UserFlags', ([int]$adsi.Get('UserFlags') -band (-bnot 0x20)))",
+  "  $adsi.Put('PasswordExpired', 0)",
+  '  $adsi.SetInfo()',
+  // Read back from the SAM: a creation whose account keeps either flag fails (and is undone).
+  '  $adsi.RefreshCache()',
+  "  if ((([int]$adsi.Get('UserFlags')) -band 0x20) -ne 0 -or [int]$adsi.Get('PasswordExpired') -ne 0) { Out-JitResult ([ordered]@{ ok = $false; code = 'COMMAND_FAILED'; message = 'UF_PASSWD_NOTREQD or PasswordExpired is still set after clearing' }); return }",
   '  Out-JitResult ([ordered]@{ ok = $true })',
   '} catch {',
   ...CATCH,

@@ -3,15 +3,19 @@
  * long-lived PowerShell session (node-powershell). The PowerShell texts live in
  * windows-scripts.ts; read its header for how values are quoted and why scripts look as they do.
  *
+ * Removal (agent/removal.ts runs it): `disable` (Disable-LocalUser and AccountExpires = now),
+ * `logoff` (WTSLogoffSession for every session, then every process of the SID, pass after pass),
+ * `delete` (the account alone, by SID), `purge` (the profile and scheduled tasks, by the saved
+ * SID, retried on its own). The executor is in windows-exec.ts.
+ *
  * Nothing here was run on Windows: cmdlet behaviour comes from documentation and the
- * LocalAccounts source (shared notes §1, 📄). windows.test.ts checks our script texts (parsed
- * by a PowerShell grammar), our parsing of their output and our error mapping, against a
- * recorded, simulated Windows.
+ * LocalAccounts source (shared notes §1, 📄). windows.test.ts and windows-removal.test.ts check
+ * our script texts (parsed by a PowerShell grammar), our parsing of their output and our error
+ * mapping, against a recorded, simulated Windows (test/support/windowsSim.ts);
+ * windows-wts.test.ts compiles and runs the logoff's C# under Mono.
  */
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import type { PowerShell } from 'node-powershell';
 import { z } from 'zod';
 import { GROUPS, type Group } from '../../protocol/groups.ts';
 import {
@@ -22,263 +26,34 @@ import {
   type AccountBackend,
   type AccountErrorCode,
   type AccountInfo,
+  type AccountRef,
   type CreateAccountSpec,
   type LogoffResult,
 } from './backend.ts';
+import { firstLine, NodePowerShellExecutor, type PsExecutor, type PsResult } from './windows-exec.ts';
 import {
   DESCRIPTION_MAX,
   GROUP_SIDS,
   HELPER_FILE,
   MARKER,
   PASSWORD_HELPER_LINES,
-  PWSH_IMPORT,
   RESULT_PREFIX,
-  assertTransportSafe,
   passwordHelperText,
   sessionScript,
   type Op,
   type PsParam,
 } from './windows-scripts.ts';
 
-// ---------------------------------------------------------------------------------------------
-// Executor: where scripts run
-// ---------------------------------------------------------------------------------------------
-
-/** What a script printed. */
-export interface PsResult {
-  stdout: string;
-  stderr: string;
-  /** Something was written to stderr. */
-  hadErrors: boolean;
-}
-
-export interface PsFileResult extends PsResult {
-  exitCode: number;
-}
-
-/**
- * Runs PowerShell for the backend. The real one is NodePowerShellExecutor; tests inject a
- * recording one.
- *
- * PASSWORD PATH. Scripts for the long-lived session never carry a secret. The two steps that
- * need the password (create, setPassword) run `runFile`: a one-off `powershell.exe -File
- * <helper> -Name <name>` whose stdin carries the password, read by the helper character by
- * character (notes §1.7). Why not the long-lived session's own stdin: that stream is the
- * session's command channel (`-Command -`): node-powershell writes each command followed by
- * its framing commands in one go, so there is no moment at which a `[Console]::In.ReadLine()`
- * in our script would read the password rather than the next command, and the host may
- * already have buffered those lines. Worse, on any framing slip the password line would be
- * *executed* as a command: echoed in an error on stderr (which node-powershell keeps in
- * `history`), and recorded by Script Block Logging [W11]. A dedicated child's stdin is data
- * only. The cost, one process start per password, is paid twice per grant.
- */
-export interface PsExecutor {
-  /** Runs a script in the long-lived session. The script never contains a secret. */
-  invoke(script: string): Promise<PsResult>;
-  /** Runs the script file `file` with `args` in a one-off process; `stdin` is its only secret channel. */
-  runFile(file: string, args: string[], stdin: string): Promise<PsFileResult>;
-  /** Ends the session. */
-  dispose(): Promise<void>;
-}
-
-/** The one-off helper's command line after the executable. The password is never in it. */
-export function helperArgv(file: string, args: string[]): string[] {
-  // ⚠️ -ExecutionPolicy Bypass loses against a policy set by Group Policy (MachinePolicy or
-  // UserPolicy scope); a site enforcing AllSigned must sign the helper.
-  return ['-NoLogo', '-NoProfile', '-NonInteractive', '-ExecutionPolicy', 'Bypass', '-File', file, ...args];
-}
-
-/**
- * 64-bit Windows PowerShell 5.1: LocalAccounts is missing from the 32-bit one (notes §1 [W1]).
- * A 32-bit process sees SysWOW64 when it names System32 (file system redirection); Sysnative
- * reaches the real System32 from there.
- */
-export function windowsPowerShellPath(env: NodeJS.ProcessEnv = process.env, arch: string = process.arch): string {
-  const root = env.SystemRoot ?? env.windir ?? 'C:\\Windows';
-  const system = arch === 'ia32' && env.PROCESSOR_ARCHITEW6432 ? 'Sysnative' : 'System32';
-  return path.win32.join(root, system, 'WindowsPowerShell', 'v1.0', 'powershell.exe');
-}
-
-export interface NodePowerShellExecutorOptions {
-  /** 'powershell' (default): 64-bit Windows PowerShell 5.1. 'pwsh': PowerShell 7 from PATH. */
-  shell?: 'powershell' | 'pwsh';
-  /** Session executable, overriding `shell` (a full path). */
-  executable?: string;
-  /** Executable of the password helper; default 64-bit Windows PowerShell (LocalAccounts is native there). */
-  helperExecutable?: string;
-  /** Per-command limit; a command that exceeds it costs the session (default 5 minutes). */
-  invocationTimeoutMs?: number;
-  /** Limit for one helper run (default 2 minutes). */
-  helperTimeoutMs?: number;
-}
-
-/** node-powershell keeps these private; we read them defensively (see `session`). */
-interface ShellInternals {
-  exitPromise?: Promise<unknown>;
-}
-
-/**
- * The real executor: one PowerShell process for the agent's lifetime, recreated on the next
- * call after it dies or a command times out. Calls are serialized.
- */
-export class NodePowerShellExecutor implements PsExecutor {
-  private readonly executable: string;
-  private readonly helperExecutable: string;
-  private readonly isPwsh: boolean;
-  private readonly invocationTimeoutMs: number;
-  private readonly helperTimeoutMs: number;
-  private shell: PowerShell | undefined;
-  private alive = false;
-  private queue: Promise<unknown> = Promise.resolve();
-  /** Number of shells started so far (tests watch recovery with it). */
-  started = 0;
-
-  constructor(opts: NodePowerShellExecutorOptions = {}) {
-    this.isPwsh = opts.shell === 'pwsh';
-    this.executable = opts.executable ?? (this.isPwsh ? 'pwsh' : windowsPowerShellPath());
-    this.helperExecutable = opts.helperExecutable ?? windowsPowerShellPath();
-    this.invocationTimeoutMs = opts.invocationTimeoutMs ?? 300_000;
-    this.helperTimeoutMs = opts.helperTimeoutMs ?? 120_000;
-    // Why refuse: node-powershell lets $NODE_POWERSHELL override any executable we name
-    // (notes §2), which would hand our administrator session to whatever it points at.
-    if (process.env.NODE_POWERSHELL && process.env.NODE_POWERSHELL !== this.executable) {
-      throw new AccountError('COMMAND_FAILED', 'NODE_POWERSHELL is set and would override the PowerShell executable');
-    }
-  }
-
-  async invoke(script: string): Promise<PsResult> {
-    try {
-      assertTransportSafe(script);
-    } catch (e) {
-      throw new AccountError('COMMAND_FAILED', (e as Error).message);
-    }
-    return this.serialized(() => this.invokeNow(script, true));
-  }
-
-  runFile(file: string, args: string[], stdin: string): Promise<PsFileResult> {
-    return new Promise((resolve, reject) => {
-      const child = spawn(this.helperExecutable, helperArgv(file, args), { stdio: 'pipe', windowsHide: true });
-      const out: Buffer[] = [];
-      const err: Buffer[] = [];
-      const timer = setTimeout(() => child.kill(), this.helperTimeoutMs);
-      child.stdout.on('data', (b: Buffer) => out.push(b));
-      child.stderr.on('data', (b: Buffer) => err.push(b));
-      child.on('error', (e) => {
-        clearTimeout(timer);
-        reject(new AccountError('COMMAND_FAILED', `cannot start ${this.helperExecutable}: ${e.message}`));
-      });
-      child.on('close', (code) => {
-        clearTimeout(timer);
-        const stderr = Buffer.concat(err).toString('utf8');
-        resolve({ exitCode: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr, hadErrors: stderr.length > 0 });
-      });
-      // Why ignore: a helper that exits before reading gives EPIPE; its output reports why.
-      child.stdin.on('error', () => {});
-      child.stdin.end(stdin);
-    });
-  }
-
-  async dispose(): Promise<void> {
-    await this.serialized(() => this.discard());
-  }
-
-  /** Whether the current shell is believed to be running (tests wait on it). */
-  get isAlive(): boolean {
-    return this.shell !== undefined && this.alive;
-  }
-
-  /** node-powershell's command history length (tests check it stays empty). */
-  get historyLength(): number {
-    return this.shell?.history.length ?? 0;
-  }
-
-  private serialized<T>(fn: () => Promise<T>): Promise<T> {
-    const next = this.queue.then(fn, fn);
-    this.queue = next.catch(() => {});
-    return next;
-  }
-
-  private async session(): Promise<PowerShell> {
-    if (this.shell && this.alive) return this.shell;
-    await this.discard();
-    if (process.env.NODE_POWERSHELL && process.env.NODE_POWERSHELL !== this.executable) {
-      throw new AccountError('COMMAND_FAILED', 'NODE_POWERSHELL is set and would override the PowerShell executable');
-    }
-    // Imported on first use: agent/service/windows.ts loads this module on every OS, and only a
-    // Windows agent ever opens a session.
-    const { PowerShell } = await import('node-powershell');
-    const ps = new PowerShell({
-      executable: this.executable,
-      executableOptions: { '-NoProfile': true, '-NonInteractive': true },
-      spawnOptions: { windowsHide: true },
-      invocationTimeout: this.invocationTimeoutMs,
-      // We read stderr ourselves; a warning there must not throw away the result line.
-      throwOnInvocationError: false,
-    });
-    this.shell = ps;
-    this.alive = true;
-    this.started++;
-    const dead = () => {
-      if (this.shell === ps) this.alive = false;
-    };
-    // Why: when the shell dies while idle, child-shell rejects a promise nobody awaits, an
-    // unhandledRejection (notes §2, checked). Handling it also tells us to start a new shell.
-    (ps as unknown as ShellInternals).exitPromise?.then(dead, dead);
-    // A later write to a dead shell's stdin must not become an uncaught 'error' event.
-    ps.streams.stdin.on('error', dead);
-    if (this.isPwsh) {
-      const r = await this.send(ps, PWSH_IMPORT);
-      if (r.hadErrors) {
-        await this.discard();
-        throw new AccountError('COMMAND_FAILED', `cannot import LocalAccounts into pwsh: ${firstLine(r.stderr)}`);
-      }
-    }
-    return ps;
-  }
-
-  private async invokeNow(script: string, mayRetry: boolean): Promise<PsResult> {
-    try {
-      return await this.send(await this.session(), script);
-    } catch (e) {
-      // Nothing was sent when the shell was already gone: safe to run it in a new one.
-      if (mayRetry && e instanceof Error && /after process exited/.test(e.message)) {
-        this.alive = false;
-        return this.invokeNow(script, false);
-      }
-      this.alive = false;
-      await this.discard();
-      if (e instanceof AccountError) throw e;
-      throw new AccountError('COMMAND_FAILED', `PowerShell session failed: ${e instanceof Error ? e.message : String(e)}`);
-    }
-  }
-
-  private async send(ps: PowerShell, script: string): Promise<PsResult> {
-    try {
-      // The trailing newline plus node-powershell's own EOL make the empty line that ends a
-      // multi-line command under `-Command -` (windows-scripts.ts, TRANSPORT).
-      const rec = await ps.invoke(`${script}\n`);
-      // Neither stream read: the command timed out or the shell exited mid-command. The
-      // framing is lost either way (late output would be taken for the next command's).
-      if (rec.stdout === undefined && rec.stderr === undefined) {
-        this.alive = false;
-        await this.discard();
-        throw new AccountError('COMMAND_FAILED', 'PowerShell command timed out or the session ended');
-      }
-      const stderr = rec.stderr?.toString('utf8') ?? '';
-      return { stdout: rec.stdout?.toString('utf8') ?? '', stderr, hadErrors: rec.hadErrors };
-    } finally {
-      // Why: child-shell keeps every command text and its output in `history` forever.
-      ps.history.splice(0);
-    }
-  }
-
-  private async discard(): Promise<void> {
-    const ps = this.shell;
-    this.shell = undefined;
-    this.alive = false;
-    if (ps) await ps.dispose().catch(() => {});
-  }
-}
+// The executor moved to windows-exec.ts; these names stay importable from here.
+export {
+  NodePowerShellExecutor,
+  helperArgv,
+  windowsPowerShellPath,
+  type NodePowerShellExecutorOptions,
+  type PsExecutor,
+  type PsFileResult,
+  type PsResult,
+} from './windows-exec.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Output parsing and error mapping
@@ -329,8 +104,20 @@ const UserResult = z.object({ ok: z.literal(true), user: PsUser });
 const ListResult = z.object({ ok: z.literal(true), users: psList(PsUser) });
 const OkResult = z.object({ ok: z.literal(true) });
 const EnabledResult = z.object({ ok: z.literal(true), enabled: z.boolean() });
-const LogoffOutput = z.object({ ok: z.literal(true), sessions: z.number(), sessionsFailed: z.number().optional(), processes: z.number(), failed: z.number() });
+const DisableResult = z.union([
+  z.object({ ok: z.literal(true), exists: z.literal(false) }),
+  z.object({ ok: z.literal(true), exists: z.literal(true), enabled: z.boolean(), expiresMs: z.number().nullable(), nowMs: z.number() }),
+]);
+const LogoffPass = z.object({
+  ok: z.literal(true),
+  sessions: z.number(),
+  processes: z.number(),
+  /** Sessions of the account still there after the pass, with WTSLogoffSession's error (0: it said yes). */
+  sessionsLeft: psList(z.object({ id: z.number(), error: z.number() })),
+  processesLeft: z.number(),
+});
 const DeleteResult = z.object({ ok: z.literal(true), deleted: z.boolean() });
+const PurgeResult = z.object({ ok: z.literal(true), skipped: z.boolean() });
 const InstallResult = z.object({ ok: z.literal(true), path: z.string(), sha256: z.string() });
 
 // HRESULTs seen as numbers (signed 32-bit, as [int]$e.HResult prints them).
@@ -366,10 +153,6 @@ export function mapPsError(e: PsErrorInfo): AccountErrorCode {
     return 'LOGGED_IN';
   }
   return 'COMMAND_FAILED';
-}
-
-function firstLine(s: string): string {
-  return s.trim().split(/\r?\n/)[0]?.slice(0, 300) ?? '';
 }
 
 /** The last `jit-result` line's JSON, or undefined when the script printed none. */
@@ -441,6 +224,9 @@ function expiryMs(at: Date | undefined): number {
   return ms;
 }
 
+/** A local account's SID: the machine's S-1-5-21-x-y-z domain, then the RID (captured). */
+const LOCAL_ACCOUNT_SID = /^S-1-5-21-\d{1,10}-\d{1,10}-\d{1,10}-(\d{1,10})$/;
+
 function groupSid(group: Group): string {
   const sid = (GROUP_SIDS as Partial<Record<string, string>>)[group];
   if (!sid) throw new AccountError('UNSUPPORTED_GROUP', `no Windows group for ${String(group)}`);
@@ -466,8 +252,10 @@ export interface WindowsBackendOptions {
    * (standard users cannot create folders under Program Files; installHelper also locks it).
    */
   helperDir?: string;
-  /** Waits between delete attempts while the profile is still loaded (default 1, 2, 4, 8, 15 s). */
-  deleteRetryDelaysMs?: number[];
+  /** Waits between purge attempts while the profile is still loaded (default 1, 2, 4, 8, 15 s). */
+  purgeRetryDelaysMs?: number[];
+  /** Waits between logoff passes while sessions or processes remain (default 0.5, 1, 2, 4, 8 s). */
+  logoffRetryDelaysMs?: number[];
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -478,9 +266,11 @@ export interface WindowsBackendOptions {
  */
 export class WindowsBackend implements AccountBackend {
   readonly os = 'windows';
+  readonly uidRange = null;
   private readonly exec: PsExecutor;
   private readonly helperDir: string;
-  private readonly delays: number[];
+  private readonly purgeDelays: number[];
+  private readonly logoffDelays: number[];
   private readonly sleep: (ms: number) => Promise<void>;
   private helperReady: Promise<void> | undefined;
 
@@ -490,7 +280,8 @@ export class WindowsBackend implements AccountBackend {
     if (!path.win32.isAbsolute(this.helperDir) || !/^[A-Za-z]:\\/.test(this.helperDir) || !/^[\x20-\x7E]+$/.test(this.helperDir)) {
       throw new Error(`helperDir must be an absolute drive path in printable ASCII: ${this.helperDir}`);
     }
-    this.delays = opts.deleteRetryDelaysMs ?? [1000, 2000, 4000, 8000, 15000];
+    this.purgeDelays = opts.purgeRetryDelaysMs ?? [1000, 2000, 4000, 8000, 15000];
+    this.logoffDelays = opts.logoffRetryDelaysMs ?? [500, 1000, 2000, 4000, 8000];
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
   }
 
@@ -522,16 +313,28 @@ export class WindowsBackend implements AccountBackend {
     await this.run('setGroups', { Name: name, GroupSid: groupSid(group) }, OkResult);
   }
 
-  /**
-   * Enable: set AccountExpires to `expiresAt` (the OS stops new logons then, even if the
-   * agent is dead), then Enable-LocalUser. Disable: Disable-LocalUser.
-   */
-  async setEnabled(name: string, enabled: boolean, expiresAt?: Date): Promise<void> {
+  /** Sets AccountExpires to `expiresAt` (the OS stops new logons then, even if the agent is dead), then Enable-LocalUser. */
+  async enable(name: string, expiresAt: Date): Promise<void> {
     assertValidName(name);
-    const r = enabled
-      ? await this.run('enable', { Name: name, ExpiresMs: expiryMs(expiresAt) }, EnabledResult)
-      : await this.run('disable', { Name: name }, EnabledResult);
-    if (r.enabled !== enabled) throw new AccountError('COMMAND_FAILED', `${name}: the account did not become ${enabled ? 'enabled' : 'disabled'}`);
+    const r = await this.run('enable', { Name: name, ExpiresMs: expiryMs(expiresAt) }, EnabledResult);
+    if (!r.enabled) throw new AccountError('COMMAND_FAILED', `${name}: the account did not become enabled`);
+  }
+
+  /**
+   * Disable-LocalUser, and AccountExpires = now: a disabled account can be enabled again by
+   * anyone with the right, an expired one still cannot log on. Both are read back. Missing
+   * account = success; an account without our marker is NOT_MANAGED. Sessions already open
+   * go on (Windows checks neither at a logged-on session): that is logoff's job.
+   */
+  async disable(name: string): Promise<void> {
+    assertValidName(name);
+    const r = await this.run('disable', { Name: name }, DisableResult);
+    if (!r.exists) return;
+    if (r.enabled) throw new AccountError('COMMAND_FAILED', `${name}: the account did not become disabled`);
+    // A second of slack: the SAM may keep the expiry in whole seconds.
+    if (r.expiresMs === null || r.expiresMs > r.nowMs + 1000) {
+      throw new AccountError('COMMAND_FAILED', `${name}: the account did not expire (AccountExpires ${r.expiresMs === null ? 'never' : new Date(r.expiresMs).toISOString()})`);
+    }
   }
 
   async setPassword(name: string, password: string): Promise<void> {
@@ -542,27 +345,61 @@ export class WindowsBackend implements AccountBackend {
   }
 
   /**
-   * Logs off the account's sessions (quser + logoff), then terminates every process it owns.
-   * `ended` counts both. A session logoff.exe could not end is tolerated (the console session,
-   * notes §1.4 [W5] ⚠️): its processes are terminated anyway. A process that could not be
-   * terminated is reported as COMMAND_FAILED.
+   * Logs off every session of the account (WTSLogoffSession, console included, any edition)
+   * and terminates every process it owns, pass after pass (windows-logoff.ts), waiting between
+   * passes, until none is left. `ended` counts the sessions logged off and the processes
+   * terminated.
+   *
+   * Whatever is still there after the last pass is an error (COMMAND_FAILED naming the sessions
+   * and WTSLogoffSession's error codes), not a shrug: the removal sequence then stops before
+   * delete and is retried (and alerted) by the caller. Why not delete anyway: a live session
+   * keeps its logon token, Administrators membership included, after the account is deleted,
+   * and nothing would ever end it. The account is already disabled and expired by then.
    */
   async logoff(name: string): Promise<LogoffResult> {
     assertValidName(name);
-    const r = await this.run('logoff', { Name: name }, LogoffOutput);
-    if (r.failed > 0) throw new AccountError('COMMAND_FAILED', `${name}: ${r.failed} process(es) could not be terminated`);
-    return { ended: r.sessions + r.processes };
+    let ended = 0;
+    for (let attempt = 0; ; attempt++) {
+      const r = await this.run('logoff', { Name: name }, LogoffPass);
+      ended += r.sessions + r.processes;
+      if (r.sessionsLeft.length === 0 && r.processesLeft === 0) return { ended };
+      const delay = this.logoffDelays[attempt];
+      if (delay === undefined) {
+        const sessions = r.sessionsLeft.map((s) => `session ${s.id}${s.error ? ` (WTSLogoffSession error ${s.error})` : ''}`);
+        const processes = r.processesLeft ? [`${r.processesLeft} process(es) still running`] : [];
+        throw new AccountError('COMMAND_FAILED', `${name}: could not be logged off: ${[...sessions, ...processes].join(', ')}`);
+      }
+      await this.sleep(delay);
+    }
   }
 
-  /** Deletes the profile (Win32_UserProfile) and the account. Missing account = success. */
+  /**
+   * Deletes the account, by SID (Remove-LocalUser -SID), and nothing else: the profile is
+   * purge's, so that nothing in it can keep the account alive. Missing account = success.
+   */
   async delete(name: string): Promise<void> {
     assertValidName(name);
+    await this.run('delete', { Name: name }, DeleteResult);
+  }
+
+  /**
+   * Removes what a deleted account left (windows-purge.ts: its profile and its scheduled tasks),
+   * found by the SID saved at creation. Only SIDs of local accounts (S-1-5-21-…, RID 1000 or
+   * more) are accepted, never a built-in or well-known one. Waits while the profile is still
+   * loaded (it unloads a little after logoff) and then reports LOGGED_IN; throws ACCESS_DENIED
+   * or COMMAND_FAILED, naming what is left, while anything is. Does nothing if an account with
+   * that SID exists (SIDs are never reused, so it is not a deleted account of ours).
+   */
+  async purge(account: AccountRef): Promise<void> {
+    assertValidName(account.name);
+    const m = LOCAL_ACCOUNT_SID.exec(account.id);
+    if (!m || Number(m[1]) < 1000) throw new AccountError('COMMAND_FAILED', `${JSON.stringify(account.id)} is not the SID of a local account of ours`);
     for (let attempt = 0; ; attempt++) {
       try {
-        await this.run('delete', { Name: name }, DeleteResult);
+        await this.run('purge', { Name: account.name, Sid: account.id }, PurgeResult);
         return;
       } catch (e) {
-        const delay = this.delays[attempt];
+        const delay = this.purgeDelays[attempt];
         if (!(e instanceof AccountError) || e.code !== 'LOGGED_IN' || delay === undefined) throw e;
         await this.sleep(delay);
       }
@@ -572,6 +409,21 @@ export class WindowsBackend implements AccountBackend {
   async listManaged(): Promise<AccountInfo[]> {
     const r = await this.run('list', {}, ListResult);
     return r.users.map(toInfo).filter((i) => i.managed);
+  }
+
+  /**
+   * Uninstall. Windows has no marker group: the description tag is the marker, and it goes
+   * with each account. So this refuses (COMMAND_FAILED, "still has members", like the Unix
+   * backends) while accounts carrying the tag remain, and otherwise removes what this backend
+   * put on the machine besides accounts: the password helper and its directory (when empty).
+   */
+  async dropMarker(): Promise<void> {
+    const left = await this.listManaged();
+    if (left.length > 0) {
+      throw new AccountError('COMMAND_FAILED', `the jit-access marker (account description) still has members: ${left.map((i) => i.name).join(', ')}`);
+    }
+    this.helperReady = undefined;
+    await this.run('dropHelper', { Dir: this.helperDir, File: HELPER_FILE }, OkResult);
   }
 
   /** Ends the PowerShell session. */

@@ -1,0 +1,137 @@
+/**
+ * The logoff operation's PowerShell (one pass; windows.ts repeats it until nothing is left).
+ * Constant text, put together with the other operations by windows-scripts.ts.
+ *
+ * WHY WTS AND NOT quser/logoff.exe. quser.exe and logoff.exe are missing on Home editions, and
+ * logoff "can't log off a user from the console session" (notes §1.4 [W5]); either left the
+ * session alive and the delete retrying forever. The Remote Desktop Services API works on every
+ * edition and for every session, the console included: WTSEnumerateSessions lists the
+ * sessions, WTSQuerySessionInformation (WTSUserName = 5, WTSDomainName = 7) names each one's
+ * user, and WTSLogoffSession(WTS_CURRENT_SERVER_HANDLE, id, bWait = TRUE) logs it off and
+ * waits until it is done. A local account's domain is the computer's NetBIOS name,
+ * $env:COMPUTERNAME.
+ *
+ * The C# below is constant (no value is ever pasted into it), ASCII, without single quotes (so
+ * each line is a plain '...' literal) and without blank lines (TRANSPORT, windows-scripts.ts).
+ * Add-Type compiles it only when [JitAccess.Wts] is not loaded yet: once per PowerShell
+ * session. (Changing the C# therefore needs a new type name or a new session; the agent starts
+ * a new session when it starts.) It uses nothing beyond `System` and interop, so it compiles
+ * under Windows PowerShell 5.1 (.NET Framework) and PowerShell 7 alike.
+ *
+ * Then every process whose owner SID is the account's is terminated (Win32_Process
+ * GetOwnerSid, Terminate): processes run outside any session too (runas, scheduled tasks),
+ * and a session's logoff may leave stragglers. Finally the pass reports what is still there,
+ * sessions by id with the WTSLogoffSession error, and processes by count.
+ */
+
+/** [JitAccess.Wts]: P/Invoke into wtsapi32.dll. */
+export const WTS_SOURCE: readonly string[] = [
+  'using System;',
+  'using System.Runtime.InteropServices;',
+  'namespace JitAccess {',
+  '  public static class Wts {',
+  '    [StructLayout(LayoutKind.Sequential)]',
+  '    private struct WTS_SESSION_INFO {',
+  '      public int SessionId;',
+  '      public IntPtr pWinStationName;',
+  '      public int State;',
+  '    }',
+  '    [DllImport("wtsapi32.dll", CharSet = CharSet.Unicode, ExactSpelling = true, SetLastError = true)]',
+  '    private static extern bool WTSEnumerateSessionsW(IntPtr server, int reserved, int version, out IntPtr sessions, out int count);',
+  '    [DllImport("wtsapi32.dll", CharSet = CharSet.Unicode, ExactSpelling = true, SetLastError = true)]',
+  '    private static extern bool WTSQuerySessionInformationW(IntPtr server, int sessionId, int infoClass, out IntPtr buffer, out int bytes);',
+  '    [DllImport("wtsapi32.dll", ExactSpelling = true)]',
+  '    private static extern void WTSFreeMemory(IntPtr memory);',
+  '    [DllImport("wtsapi32.dll", ExactSpelling = true, SetLastError = true)]',
+  '    private static extern bool WTSLogoffSession(IntPtr server, int sessionId, bool wait);',
+  '    public static int[] SessionIds() {',
+  '      IntPtr sessions;',
+  '      int count;',
+  '      if (!WTSEnumerateSessionsW(IntPtr.Zero, 0, 1, out sessions, out count)) {',
+  '        throw new InvalidOperationException("WTSEnumerateSessions failed: error " + Marshal.GetLastWin32Error());',
+  '      }',
+  '      try {',
+  '        int size = Marshal.SizeOf(typeof(WTS_SESSION_INFO));',
+  '        int[] ids = new int[count];',
+  '        for (int i = 0; i < count; i++) {',
+  '          IntPtr item = new IntPtr(sessions.ToInt64() + (long)i * size);',
+  '          ids[i] = ((WTS_SESSION_INFO)Marshal.PtrToStructure(item, typeof(WTS_SESSION_INFO))).SessionId;',
+  '        }',
+  '        return ids;',
+  '      } finally {',
+  '        WTSFreeMemory(sessions);',
+  '      }',
+  '    }',
+  '    public static string Query(int sessionId, int infoClass) {',
+  '      IntPtr buffer;',
+  '      int bytes;',
+  '      if (!WTSQuerySessionInformationW(IntPtr.Zero, sessionId, infoClass, out buffer, out bytes)) {',
+  '        return null;',
+  '      }',
+  '      try {',
+  '        return Marshal.PtrToStringUni(buffer);',
+  '      } finally {',
+  '        WTSFreeMemory(buffer);',
+  '      }',
+  '    }',
+  '    public static int Logoff(int sessionId) {',
+  '      if (WTSLogoffSession(IntPtr.Zero, sessionId, true)) {',
+  '        return 0;',
+  '      }',
+  '      return Marshal.GetLastWin32Error();',
+  '    }',
+  '  }',
+  '}',
+];
+
+for (const line of WTS_SOURCE) {
+  if (!/^[\x20-\x7E]+$/.test(line) || line.includes("'")) throw new Error(`WTS_SOURCE: unfit line ${line}`);
+}
+
+/** The logoff body (reads $Name from the prelude; functions from COMMON). */
+export const LOGOFF_BODY: readonly string[] = [
+  '  $u = Get-JitManagedUser $Name',
+  '  if ($null -eq $u) { return }',
+  '  $sid = [string]$u.SID',
+  '  if ($null -eq (\'JitAccess.Wts\' -as [type])) {',
+  '    $source = @(',
+  ...WTS_SOURCE.map((l) => `'${l}'`),
+  '    )',
+    // -IgnoreWarnings: Add-Type otherwise fails on a compiler warning, and compilers differ
+    // (csc under 5.1, Roslyn under 7); windows-wts.test.ts compiles it warning-free with mcs.
+    '    Add-Type -TypeDefinition ($source -join [Environment]::NewLine) -IgnoreWarnings',
+  '  }',
+  // WTSUserName = 5, WTSDomainName = 7 (WTS_INFO_CLASS). -eq compares case-insensitively.
+  '  function Test-JitSession([int]$Id) {',
+  '    ([JitAccess.Wts]::Query($Id, 5) -eq [string]$u.Name) -and ([JitAccess.Wts]::Query($Id, 7) -eq $env:COMPUTERNAME)',
+  '  }',
+  // Why GetOwnerSid rather than GetOwner: one exact comparison with the account's SID instead
+  // of user and domain names (the domain part would be compared with the NetBIOS name).
+  '  function Get-JitProcesses {',
+  '    foreach ($p in @(Get-CimInstance -ClassName Win32_Process)) {',
+  '      try {',
+  '        $o = Invoke-CimMethod -InputObject $p -MethodName GetOwnerSid',
+  '        if ($o.ReturnValue -eq 0 -and [string]$o.Sid -eq $sid) { $p }',
+  // A process that ended between the listing and the call: nothing left to do.
+  '      } catch { }',
+  '    }',
+  '  }',
+  '  $sessions = 0',
+  '  $processes = 0',
+  '  $errors = @{}',
+  '  foreach ($id in @([JitAccess.Wts]::SessionIds())) {',
+  '    if (Test-JitSession $id) {',
+  '      $err = [JitAccess.Wts]::Logoff($id)',
+  '      if ($err -eq 0) { $sessions++ } else { $errors[[int]$id] = $err }',
+  '    }',
+  '  }',
+  '  foreach ($p in @(Get-JitProcesses)) {',
+  '    try {',
+  '      $k = Invoke-CimMethod -InputObject $p -MethodName Terminate',
+  '      if ($k.ReturnValue -eq 0) { $processes++ }',
+  '    } catch { }',
+  '  }',
+  '  $left = @(foreach ($id in @([JitAccess.Wts]::SessionIds())) { if (Test-JitSession $id) { [ordered]@{ id = [int]$id; error = [int]$errors[[int]$id] } } })',
+  '  $processesLeft = @(Get-JitProcesses).Count',
+  '  Out-JitResult ([ordered]@{ ok = $true; sessions = $sessions; processes = $processes; sessionsLeft = $left; processesLeft = $processesLeft })',
+];
