@@ -17,6 +17,8 @@ export const ServerConfig = z
     /** How long before access start the account is enabled. */
     leadTimeSeconds: z.number().min(0),
     maxDurationMinutes: z.number().positive(),
+    /** How far ahead a grant may start (its end is then at most maxDurationMinutes later). */
+    maxStartAheadDays: z.number().positive(),
     /** How far in the past a start may be (clock skew, slow forms). */
     startPastToleranceSeconds: z.number().min(0),
     /** After access end, how long the endpoint has to confirm deletion. */
@@ -26,6 +28,8 @@ export const ServerConfig = z
     longPollSeconds: z.number().positive(),
     enrollmentTokenTtlMinutes: z.number().positive(),
     bodyLimit: z.string(),
+    /** A request's headers and body must arrive within this; agents' long-polls are not cut by it (see http/app.ts). */
+    requestTimeoutSeconds: z.number().positive(),
     /** 32-byte key (64 hex chars or base64) that encrypts stored SMTP passwords. Never stored in the database. */
     secretKey: z.string().optional(),
     /** Folder whose email templates replace the built-in ones, file by file. */

@@ -5,8 +5,8 @@ import { enableAtFor } from '../domain/lifecycle.ts';
 import { invalid, type FieldIssue } from '../errors.ts';
 import type { CreateGrantInput } from '../schemas/grants.ts';
 import { audit } from '../store/audit.ts';
-import type { EndpointDoc, GrantDoc } from '../store/collections.ts';
-import { findEndpoint } from '../store/endpoints.ts';
+import { emailKey, type EndpointDoc, type GrantDoc } from '../store/collections.ts';
+import { ambiguous, findEndpoints } from '../store/endpoints.ts';
 import { queueInstruction } from './instructions.ts';
 import { scheduleGrantJobs } from './scheduleGrant.ts';
 
@@ -24,6 +24,7 @@ export async function createGrants(ctx: Ctx, input: CreateGrantInput, actor: str
     requestId,
     operation: input.operation,
     email: input.email,
+    emailKey: emailKey(input.email),
     endpointId: e._id,
     hostname: e.hostname,
     group: input.group,
@@ -58,8 +59,10 @@ async function resolveEndpoints(ctx: Ctx, input: CreateGrantInput): Promise<Endp
   const issues: FieldIssue[] = [];
   const found: EndpointDoc[] = [];
   for (const [i, ref] of input.endpoints.entries()) {
-    const e = await findEndpoint(ctx.c, ref);
-    if (!e) issues.push({ field: `endpoints.${i}`, message: `unknown endpoint ${JSON.stringify(ref)}` });
+    const matches = await findEndpoints(ctx.c, ref);
+    const e = matches.length === 1 ? matches[0]! : null;
+    if (matches.length > 1) issues.push({ field: `endpoints.${i}`, message: ambiguous(ref, matches) });
+    else if (!e) issues.push({ field: `endpoints.${i}`, message: `unknown endpoint ${JSON.stringify(ref)}` });
     else if (!osHonours(e.os, input.group)) {
       issues.push({ field: 'group', message: `${OS_LABEL[e.os]} endpoint ${e.hostname} has no "${input.group}" group` });
     } else if (found.some((f) => f._id === e._id)) {

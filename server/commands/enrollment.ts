@@ -1,48 +1,100 @@
 import { randomUUID } from 'node:crypto';
-import type { EnrollRequest, EnrollResponse } from '../../protocol/messages.ts';
+import type { EnrollResponse } from '../../protocol/messages.ts';
 import type { Ctx } from '../context.ts';
-import { apiError } from '../errors.ts';
+import { SerialQueues } from '../db/serialQueues.ts';
+import { ApiError, apiError, invalid } from '../errors.ts';
+import type { ServerEnrollRequest } from '../schemas/enrollment.ts';
 import { hashToken, newToken, sameSecret } from '../secrets.ts';
 import { agentActor, audit } from '../store/audit.ts';
 import type { EndpointDoc } from '../store/collections.ts';
 
-/** Creates a one-time enrollment token; only its hash is stored. */
-export async function createEnrollmentToken(ctx: Ctx, actor: string): Promise<{ token: string; expiresAt: Date }> {
+/** Creates a one-time enrollment token, valid `ttlMinutes` (else the configured lifetime); only its hash is stored. */
+export async function createEnrollmentToken(ctx: Ctx, actor: string, ttlMinutes = ctx.config.enrollmentTokenTtlMinutes): Promise<{ token: string; expiresAt: Date }> {
   const token = newToken('jite');
   const now = new Date();
-  const expiresAt = new Date(now.getTime() + ctx.config.enrollmentTokenTtlMinutes * 60_000);
+  const expiresAt = new Date(now.getTime() + ttlMinutes * 60_000);
   await ctx.c.enrollmentTokens.insertOne({ _id: hashToken(token), createdBy: actor, createdAt: now, expiresAt });
   await audit(ctx.c, { actor, type: 'enrollment.token-created', detail: { expiresAt } });
   return { token, expiresAt };
 }
 
+const LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
+
 /**
- * Trades a valid enrollment token for the endpoint's own credential. The token
- * is claimed by deleting it: of two agents racing with one token, only one
- * deletes it. Why not a conditional update: FerretDB's SQLite backend uses an
- * index only for filters on `_id` alone, so the claim stays O(1) however many
- * tokens exist.
+ * Why a hostname is not a DNS name (RFC 1123: dot-separated labels of 1–63
+ * letters, digits and hyphens, no hyphen at either end, 253 characters in
+ * all), or null. Why it matters: the hostname goes into every email about the
+ * endpoint, so a CR/LF in it would break them all.
  */
-export async function enroll(ctx: Ctx, req: EnrollRequest): Promise<EnrollResponse> {
+export function hostnameProblem(hostname: string): string | null {
+  if (hostname.length > 253) return 'must be at most 253 characters';
+  if (!hostname.split('.').every((l) => LABEL.test(l))) {
+    return 'must be a DNS name: dot-separated labels of 1-63 letters, digits and hyphens, not starting or ending with a hyphen';
+  }
+  return null;
+}
+
+/** One enrollment per hostname at a time, in this process (one server per database), so two cannot both take a free name. */
+const enrollQueues = new WeakMap<Ctx['c'], SerialQueues>();
+
+/**
+ * Trades a valid enrollment token for the endpoint's own credential.
+ *
+ * Hostnames are unique among endpoints (in any letter case). The same machine
+ * enrolling again (same `machineId` and OS) replaces its record in place: the
+ * endpoint keeps its id and grants, gets a new credential, and the old one
+ * stops working. Another machine, or one without an identity, asking for a
+ * taken hostname gets 409 `endpoint.hostname_taken`. A refused request stores
+ * nothing and leaves the token usable.
+ *
+ * The token is claimed by deleting it: of two agents racing with one token,
+ * only one deletes it. Why not a conditional update: FerretDB's SQLite backend
+ * uses an index only for filters on `_id` alone, so the claim stays O(1)
+ * however many tokens exist.
+ */
+export async function enroll(ctx: Ctx, req: ServerEnrollRequest): Promise<EnrollResponse> {
+  const problem = hostnameProblem(req.hostname);
+  if (problem) throw invalid([{ field: 'hostname', message: problem }]);
+  let queues = enrollQueues.get(ctx.c);
+  if (!queues) enrollQueues.set(ctx.c, (queues = new SerialQueues()));
+  return queues.run(req.hostname.toLowerCase(), () => enrollNow(ctx, req));
+}
+
+async function enrollNow(ctx: Ctx, req: ServerEnrollRequest): Promise<EnrollResponse> {
   const now = new Date();
-  const endpointId = randomUUID();
   const tokenId = hashToken(req.token);
   const token = await ctx.c.enrollmentTokens.findOne({ _id: tokenId });
   if (!token || token.expiresAt <= now) throw apiError('enrollment.invalid_token');
+  const holders = await ctx.endpointCache.holders(req.hostname);
+  const same = holders.length === 1 && req.machineId && holders[0]!.machineId === req.machineId && holders[0]!.os === req.os ? holders[0]! : null;
+  if (holders.length && !same) {
+    const ids = holders.map((e) => e._id).join(', ');
+    throw new ApiError('endpoint.hostname_taken', [{ field: 'hostname', message: `${req.hostname} is enrolled as endpoint ${ids} from another machine` }]);
+  }
   const claimed = await ctx.c.enrollmentTokens.deleteOne({ _id: tokenId });
   if (claimed.deletedCount !== 1) throw apiError('enrollment.invalid_token');
   const secret = newToken('jita');
-  await ctx.c.endpoints.insertOne({
-    _id: endpointId,
+  const endpoint: EndpointDoc = {
+    _id: same?._id ?? randomUUID(),
     hostname: req.hostname,
     os: req.os,
     agentVersion: req.agentVersion,
     credentialHash: hashToken(secret),
-    enrolledAt: now,
+    ...(req.machineId ? { machineId: req.machineId } : {}),
+    enrolledAt: same?.enrolledAt ?? now,
+    ...(same ? { reenrolledAt: now } : {}),
     lastSeenAt: now,
-  });
-  await audit(ctx.c, { actor: agentActor(endpointId), type: 'endpoint.enrolled', endpointId, detail: { hostname: req.hostname, os: req.os, tokenCreatedBy: token.createdBy } });
-  return { endpointId, credential: `${endpointId}.${secret}` };
+  };
+  if (same) {
+    await ctx.c.endpoints.replaceOne({ _id: same._id }, endpoint);
+    ctx.endpointCache.replaced(endpoint);
+  } else {
+    await ctx.c.endpoints.insertOne(endpoint);
+    await ctx.endpointCache.enrolled(endpoint);
+  }
+  const detail = { hostname: req.hostname, os: req.os, agentVersion: req.agentVersion, tokenCreatedBy: token.createdBy };
+  await audit(ctx.c, { actor: agentActor(endpoint._id), type: same ? 'endpoint.re-enrolled' : 'endpoint.enrolled', endpointId: endpoint._id, detail });
+  return { endpointId: endpoint._id, credential: `${endpoint._id}.${secret}` };
 }
 
 /** Finds the endpoint a bearer credential belongs to, or null. */

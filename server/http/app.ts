@@ -1,16 +1,22 @@
+import http from 'node:http';
 import express, { type ErrorRequestHandler } from 'express';
 import { API_PREFIX } from '../../protocol/messages.ts';
+import type { ServerConfig } from '../config.ts';
 import type { Ctx } from '../context.ts';
-import { ApiError, apiError } from '../errors.ts';
+import { apiError } from '../errors.ts';
 import { consoleRoutes } from '../web/console.ts';
 import { webOptions } from '../web/options.ts';
 import { requireAdmin } from './auth.ts';
+import { clientGone, logFailure, toApiError } from './clientErrors.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
 import { grantRoutes } from './routes/grants.ts';
 import { settingsRoutes } from './routes/settings.ts';
 
-/** The HTTP API: /api/v1 for admins, /agent/v1 for agents; the admin console (HTML forms) everywhere else. */
+/**
+ * The HTTP API: /api/v1 for admins, /agent/v1 for agents; the admin console (HTML forms) everywhere else.
+ * `app.listen` serves it with `createHttpServer`'s timeouts.
+ */
 export function createApp(ctx: Ctx): express.Express {
   const app = express();
   const web = webOptions();
@@ -35,22 +41,32 @@ export function createApp(ctx: Ctx): express.Express {
     throw apiError('route.not_found');
   });
   app.use(errorHandler(ctx));
+  // Why here: startServer calls app.listen, and express's own listen makes a server with Node's defaults.
+  app.listen = ((...args: unknown[]) => createHttpServer(app, ctx.config).listen(...(args as []))) as typeof app.listen;
   return app;
 }
 
-function errorHandler(ctx: Ctx): ErrorRequestHandler {
-  return (err, _req, res, _next) => {
-    const e = toApiError(err);
-    if (e.status >= 500) ctx.log.error({ err }, 'request failed');
-    res.status(e.status).json(e.toJSON());
-  };
+/**
+ * The HTTP server with timeouts for clients that send slowly or never finish:
+ * the headers and the whole request (headers and body) must arrive within
+ * `requestTimeoutSeconds`, else 408 and the connection is closed; an idle
+ * keep-alive connection is closed after 5 s. Agents' long-polls are not cut:
+ * the request timeout stops once a request is fully received (a GET at once),
+ * however long the answer then takes.
+ */
+export function createHttpServer(app: express.Express, config: Pick<ServerConfig, 'requestTimeoutSeconds'>): http.Server {
+  const ms = config.requestTimeoutSeconds * 1000;
+  const server = http.createServer({ requestTimeout: ms, headersTimeout: ms, connectionsCheckingInterval: Math.min(1000, ms) }, app);
+  server.keepAliveTimeout = 5_000;
+  return server;
 }
 
-/** body-parser's own errors become ours; anything unknown is a 500 without details. */
-function toApiError(err: unknown): ApiError {
-  if (err instanceof ApiError) return err;
-  const type = (err as { type?: string }).type;
-  if (type === 'entity.too.large') return apiError('body.too_large');
-  if (type === 'entity.parse.failed' || type === 'encoding.unsupported' || type === 'charset.unsupported') return apiError('body.not_json');
-  return apiError('internal');
+function errorHandler(ctx: Ctx): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const e = toApiError(err);
+    logFailure(ctx.log, req, err, e);
+    if (clientGone(req, e)) return;
+    if (res.headersSent) return void req.socket.destroy();
+    res.status(e.status).json(e.toJSON());
+  };
 }

@@ -3,7 +3,17 @@ import { GROUPS } from '../../protocol/groups.ts';
 import { GRANT_STATES } from '../domain/lifecycle.ts';
 import type { ServerConfig } from '../config.ts';
 
-type Limits = Pick<ServerConfig, 'maxDurationMinutes' | 'startPastToleranceSeconds'>;
+type Limits = Pick<ServerConfig, 'maxDurationMinutes' | 'startPastToleranceSeconds' | 'maxStartAheadDays'>;
+
+const isoInstant = () => z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone' }).transform((s) => new Date(s));
+
+/**
+ * Every stored date must have a plain 4-digit year in UTC: "9999-12-31T23:00:00-23:59"
+ * is year 10000 there, which `toISOString` writes "+010000-…" and nothing downstream
+ * (the agent's plan included) reads. The horizon below keeps dates far from that;
+ * this holds whatever the configuration.
+ */
+const plainYear = (d: Date) => !Number.isNaN(d.getTime()) && /^\d{4}-/.test(d.toISOString());
 
 /** The JIT wizard's fields. Unknown fields are rejected, not ignored. */
 export function createGrantSchema(limits: Limits, now: Date) {
@@ -13,8 +23,8 @@ export function createGrantSchema(limits: Limits, now: Date) {
       email: z.email({ error: 'must be a valid email address' }).max(254),
       endpoints: z.array(z.string().min(1).max(100), { error: 'must be a list of endpoint ids or hostnames' }).min(1, 'choose at least one endpoint').max(100),
       group: z.enum(GROUPS, { error: `must be one of ${GROUPS.join(', ')}` }),
-      startAt: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone' }).transform((s) => new Date(s)),
-      endAt: z.iso.datetime({ offset: true, error: 'must be an ISO 8601 date-time with a time zone' }).transform((s) => new Date(s)),
+      startAt: isoInstant(),
+      endAt: isoInstant(),
       serverSideSmtp: z.boolean({ error: 'must be true or false' }),
     })
     .superRefine((v, ctx) => {
@@ -22,13 +32,20 @@ export function createGrantSchema(limits: Limits, now: Date) {
       // with the raw string in place of the Date; that field already has its error.
       if (!(v.startAt instanceof Date) || !(v.endAt instanceof Date)) return;
       const earliest = now.getTime() - limits.startPastToleranceSeconds * 1000;
-      if (v.startAt.getTime() < earliest) {
+      const latest = now.getTime() + limits.maxStartAheadDays * 86_400_000;
+      if (v.startAt.getTime() > latest) {
+        ctx.addIssue({ code: 'custom', path: ['startAt'], message: `must be at most ${limits.maxStartAheadDays} days ahead` });
+      } else if (v.startAt.getTime() < earliest) {
         ctx.addIssue({ code: 'custom', path: ['startAt'], message: `must not be more than ${limits.startPastToleranceSeconds} s in the past` });
+      } else if (!plainYear(v.startAt)) {
+        ctx.addIssue({ code: 'custom', path: ['startAt'], message: 'must be between the years 0000 and 9999 in UTC' });
       }
       const minutes = (v.endAt.getTime() - v.startAt.getTime()) / 60_000;
       if (minutes <= 0) ctx.addIssue({ code: 'custom', path: ['endAt'], message: 'must be after startAt' });
       else if (minutes > limits.maxDurationMinutes) {
         ctx.addIssue({ code: 'custom', path: ['endAt'], message: `access may last at most ${limits.maxDurationMinutes} minutes` });
+      } else if (!plainYear(v.endAt)) {
+        ctx.addIssue({ code: 'custom', path: ['endAt'], message: 'must be between the years 0000 and 9999 in UTC' });
       }
     });
 }

@@ -1,17 +1,19 @@
 import { randomUUID } from 'node:crypto';
-import type { AuditDoc, Collections } from './collections.ts';
+import { emailKey, type AuditDoc, type Collections } from './collections.ts';
 
 /** The audit actor for an endpoint's agent. */
 export const agentActor = (endpointId: string): string => `agent:${endpointId}`;
 
-export type AuditInput = Omit<AuditDoc, '_id' | 'at' | 'seq'> & { at?: Date };
+export type AuditInput = Omit<AuditDoc, '_id' | 'at' | 'seq' | 'emailKey'> & { at?: Date };
 
 /**
  * Appends one audit event. Callers pass only non-secret detail; the password
  * never reaches this module because no message that carries it exists.
+ * An event whose detail names an email also gets its `emailKey`, for searches.
  */
 export async function audit(c: Collections, e: AuditInput): Promise<void> {
-  await c.audit.insertOne({ _id: randomUUID(), at: e.at ?? new Date(), seq: nextSeq(), ...withoutAt(e) });
+  const email = e.detail.email;
+  await c.audit.insertOne({ _id: randomUUID(), at: e.at ?? new Date(), seq: nextSeq(), ...withoutAt(e), ...(typeof email === 'string' ? { emailKey: emailKey(email) } : {}) });
 }
 
 let lastSeq = 0;
@@ -21,7 +23,7 @@ function nextSeq(): number {
   return lastSeq;
 }
 
-function withoutAt(e: AuditInput): Omit<AuditDoc, '_id' | 'at' | 'seq'> {
+function withoutAt(e: AuditInput): Omit<AuditDoc, '_id' | 'at' | 'seq' | 'emailKey'> {
   const { at: _at, ...rest } = e;
   return rest;
 }

@@ -17,7 +17,10 @@ export interface GrantDoc {
   /** Grants made by one wizard submission (several endpoints) share it. */
   requestId: string;
   operation: 'temporary-access';
+  /** As typed, for display. */
   email: string;
+  /** `emailKey(email)`, what searches match. Set on every grant; records from before it get it at start (`migrate`). */
+  emailKey?: string;
   endpointId: string;
   hostname: string;
   group: Group;
@@ -38,7 +41,7 @@ export interface GrantDoc {
 }
 
 export interface Delivery {
-  status: 'pending' | 'sent' | 'failed';
+  status: 'pending' | 'sent' | 'failed' | 'not-sent';
   attempts: number;
   lastError?: string;
   sentAt?: Date;
@@ -57,6 +60,8 @@ export interface SmtpPolicyDoc {
   username?: string;
   passwordBox?: string;
   from: string;
+  /** Shown in the emails and the default sender name, so they do not look like phishing. */
+  organisation?: string;
   timeZone: string;
   tlsCa?: string;
   updatedBy: string;
@@ -70,7 +75,11 @@ export interface EndpointDoc {
   agentVersion: string;
   /** sha256 of the agent's secret; the secret itself is never stored. */
   credentialHash: string;
+  /** The machine's identity as its agent sent it (a sha256, hex), if it did; see commands/enrollment.ts. */
+  machineId?: string;
   enrolledAt: Date;
+  /** When the same machine last enrolled again, replacing this record's credential. */
+  reenrolledAt?: Date;
   lastSeenAt: Date;
 }
 
@@ -104,6 +113,8 @@ export interface AuditDoc {
   grantId?: string;
   endpointId?: string;
   detail: Record<string, unknown>;
+  /** `emailKey(detail.email)` when the event names an email, what searches match (see store/audit.ts). */
+  emailKey?: string;
 }
 
 /** Report ids already applied, so a re-sent report changes nothing. */
@@ -152,6 +163,15 @@ export interface LoginThrottleDoc {
   updatedAt: Date;
 }
 
+/** A data migration that has run (see `migrate`). */
+export interface MigrationDoc {
+  _id: string;
+  at: Date;
+}
+
+/** What an email is matched by: trimmed and lower-cased (the display keeps it as typed). */
+export const emailKey = (email: string): string => email.trim().toLowerCase();
+
 export interface Collections {
   grants: Collection<GrantDoc>;
   endpoints: Collection<EndpointDoc>;
@@ -163,6 +183,7 @@ export interface Collections {
   users: Collection<UserDoc>;
   sessions: Collection<SessionDoc>;
   loginThrottle: Collection<LoginThrottleDoc>;
+  migrations: Collection<MigrationDoc>;
 }
 
 export function collections(db: Db): Collections {
@@ -177,15 +198,21 @@ export function collections(db: Db): Collections {
     users: db.collection('users'),
     sessions: db.collection('sessions'),
     loginThrottle: db.collection('loginThrottle'),
+    migrations: db.collection('migrations'),
   };
 }
 
-/** Plain indexes only: FerretDB has no TTL or partial indexes. */
+/**
+ * Plain indexes only: FerretDB has no TTL or partial indexes. Then brings
+ * records of earlier versions up to date (`migrate`), as the indexes serve
+ * fields those lack. Called once at start.
+ */
 export async function ensureIndexes(c: Collections): Promise<void> {
   await Promise.all([
     c.grants.createIndex({ state: 1, endAt: 1 }),
     c.grants.createIndex({ endpointId: 1, createdAt: -1 }),
-    c.grants.createIndex({ email: 1 }),
+    c.grants.createIndex({ emailKey: 1 }),
+    c.audit.createIndex({ emailKey: 1 }),
     c.instructions.createIndex({ endpointId: 1, ackedAt: 1, createdAt: 1 }),
     c.audit.createIndex({ grantId: 1, seq: 1 }),
     c.audit.createIndex({ at: -1 }),
@@ -195,4 +222,24 @@ export async function ensureIndexes(c: Collections): Promise<void> {
     c.sessions.createIndex({ expiresAt: 1 }),
     c.audit.createIndex({ type: 1, at: -1 }),
   ]);
+  await migrate(c);
+}
+
+/**
+ * Adds `emailKey` to grants and audit events stored before searches by email
+ * ignored letter case. Why a migration rather than matching both forms at
+ * every search: an old record's email may be in any case, which only a
+ * case-insensitive regex (a scan, on MongoDB too) would find. It runs once per
+ * database (a marker in `migrations`); its own filters scan, which FerretDB
+ * does for any filter but `_id`, so not at every start.
+ */
+async function migrate(c: Collections): Promise<void> {
+  if (await c.migrations.findOne({ _id: 'email-key' })) return;
+  for await (const g of c.grants.find({ emailKey: { $exists: false } }, { projection: { email: 1 } })) {
+    await c.grants.updateOne({ _id: g._id }, { $set: { emailKey: emailKey(g.email) } });
+  }
+  for await (const e of c.audit.find({ emailKey: { $exists: false }, 'detail.email': { $type: 'string' } }, { projection: { detail: 1 } })) {
+    await c.audit.updateOne({ _id: e._id }, { $set: { emailKey: emailKey(e.detail.email as string) } });
+  }
+  await c.migrations.updateOne({ _id: 'email-key' }, { $set: { at: new Date() } }, { upsert: true });
 }

@@ -1,10 +1,11 @@
 import type { Filter } from 'mongodb';
 import type { GrantState } from '../domain/lifecycle.ts';
-import type { Collections, GrantDoc } from './collections.ts';
+import { emailKey, type Collections, type GrantDoc } from './collections.ts';
 
 /** What a grants list can be filtered by (the API and the console alike). */
 export interface GrantQuery {
   state?: GrantState;
+  /** Matched in any letter case. */
   email?: string;
   /** Endpoint id or hostname. */
   endpoint?: string;
@@ -16,7 +17,7 @@ export interface GrantQuery {
 export function grantFilter(q: GrantQuery): Filter<GrantDoc> {
   const filter: Filter<GrantDoc> = {};
   if (q.state) filter.state = q.state;
-  if (q.email) filter.email = q.email;
+  if (q.email) filter.emailKey = emailKey(q.email);
   if (q.endpoint) filter.$or = [{ endpointId: q.endpoint }, { hostname: q.endpoint }];
   if (q.from) filter.endAt = { $gte: q.from };
   if (q.to) filter.startAt = { $lte: q.to };

@@ -5,8 +5,10 @@
 import express, { Router, type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
 import path from 'node:path';
 import type { Ctx } from '../context.ts';
-import { ApiError, apiError } from '../errors.ts';
+import { apiError } from '../errors.ts';
+import { clientGone, logFailure, toApiError } from '../http/clientErrors.ts';
 import type { WebOptions } from './options.ts';
+import { base, type Web } from './page.ts';
 import { auditPages } from './pages/audit.ts';
 import { dashboardPage } from './pages/dashboard.ts';
 import { endpointPages } from './pages/endpoints.ts';
@@ -16,21 +18,7 @@ import { settingsPages } from './pages/settings.ts';
 import { userPages } from './pages/users.ts';
 import { wizardPages } from './pages/wizard.ts';
 import { render } from './render.ts';
-import { csrfMatches, loadSession, type Signed } from './sessions.ts';
-import { mayFlags, type Permission, can } from './roles.ts';
-
-declare module 'express-serve-static-core' {
-  interface Locals {
-    /** Set on console pages: the session and its user. */
-    signed: Signed;
-  }
-}
-
-/** What page modules get. */
-export interface Web {
-  ctx: Ctx;
-  opts: WebOptions;
-}
+import { csrfMatches, loadSession } from './sessions.ts';
 
 const PASS_THROUGH = /^\/(api|agent)\/|^\/healthz$/;
 
@@ -78,32 +66,12 @@ export function consoleRoutes(ctx: Ctx, opts: WebOptions): Router {
   return r;
 }
 
-/** The common part of every signed-in page. */
-export function base(res: Response, title: string, nav: string) {
-  const { user, session } = res.locals.signed;
-  return { title, nav, user: { email: user.email, role: user.role }, may: mayFlags(user.role), csrf: session.csrfToken };
-}
-
-/** Throws 403 auth.forbidden unless the signed-in role has `p`. */
-export function need(res: Response, p: Permission): void {
-  if (!can(res.locals.role, p)) throw apiError('auth.forbidden');
-}
-
-/** Wraps query/body string fields: a missing or repeated field reads as ''. */
-export function str(v: unknown): string {
-  return typeof v === 'string' ? v : '';
-}
-
-/** A filter's datetime-local value ("2025-01-31T14:05"), which the pages label UTC; null when empty or invalid. */
-export function utcParam(v: string): Date | null {
-  const d = v ? new Date(`${v}Z`) : null;
-  return d && !Number.isNaN(d.getTime()) ? d : null;
-}
-
 function consoleErrors(ctx: Ctx): ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = err instanceof ApiError ? err : (err as { type?: string }).type === 'entity.too.large' ? apiError('body.too_large') : apiError('internal');
-    if (e.status >= 500) ctx.log.error({ err }, 'console request failed');
+    const e = toApiError(err);
+    logFailure(ctx.log, req, err, e);
+    if (clientGone(req, e)) return;
+    if (res.headersSent) return void req.socket.destroy();
     if (e.id === 'auth.required' && req.method === 'GET') return res.redirect(303, '/login');
     const signed = res.locals.signed;
     render(res, 'error', { title: 'Error', ...(signed ? base(res, 'Error', '') : {}), error: { id: e.id, message: e.message, status: e.status } }, e.status);

@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { utcParam } from './console.ts';
+import { utcParam } from './page.ts';
 
 describe('console date filters', () => {
   // Node applies a changed TZ at once: a server outside UTC must still read the filters as UTC.

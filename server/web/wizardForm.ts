@@ -9,9 +9,9 @@ import type { Ctx } from '../context.ts';
 import { ApiError, type FieldIssue } from '../errors.ts';
 import { validate } from '../http/validate.ts';
 import { createGrantSchema, type CreateGrantInput } from '../schemas/grants.ts';
-import { str } from './console.ts';
+import { str } from './page.ts';
 import type { EndpointDoc } from '../store/collections.ts';
-import { findEndpoint } from '../store/endpoints.ts';
+import { ambiguous, findEndpoints } from '../store/endpoints.ts';
 
 /** The wizard's fields as typed (strings), kept to re-show them. */
 export interface WizardForm {
@@ -121,9 +121,11 @@ export async function checkForm(ctx: Ctx, f: WizardForm): Promise<{ input: Creat
       if ((field === 'startAt' || field === 'endAt') && !skip.has(formField(field)) && !issues.some((j) => formField(j.field) === formField(field))) issues.push({ field, message: i.message });
     }
   }
-  const e = f.endpoint ? await findEndpoint(ctx.c, f.endpoint) : null;
+  const matches = f.endpoint ? await findEndpoints(ctx.c, f.endpoint) : [];
+  const e = matches.length === 1 ? matches[0]! : null;
   if (f.endpoint) {
-    if (!e) issues.push({ field: 'endpoint', message: 'unknown endpoint' });
+    if (matches.length > 1) issues.push({ field: 'endpoint', message: ambiguous(f.endpoint, matches) });
+    else if (!e) issues.push({ field: 'endpoint', message: 'unknown endpoint' });
     else if ((GROUPS as readonly string[]).includes(f.group) && !osHonours(e.os, f.group as Group)) issues.push({ field: 'group', message: groupReason(e.os, f.group) });
   }
   return { input: issues.length ? null : input, endpoint: e, errors: formErrors(issues) };

@@ -64,6 +64,14 @@ describe('grants API: bad input', function () {
     return rejects(body, 'serverSideSmtp', /required/);
   });
   it('rejects a date without a time zone', () => rejects(grantBody(linux, 60, 600, { startAt: '2030-01-01T10:00:00' }), 'startAt', /time zone/));
+  it('rejects a start past year 9999 (the offset pushing it there)', () =>
+    rejects(grantBody(linux, 60, 600, { startAt: '9999-12-31T23:00:00-23:59', endAt: '9999-12-31T23:30:00-23:59' }), 'startAt', /days ahead/));
+  it('rejects an end past year 9999', () => rejects(grantBody(linux, 60, 600, { endAt: '9999-12-31T23:59:59-23:59' }), 'endAt', /at most 60 minutes/));
+  it('rejects a start beyond the horizon (maxStartAheadDays)', () => {
+    const start = Date.now() + 366 * 86_400_000;
+    return rejects(grantBody(linux, 60, 600, { startAt: new Date(start).toISOString(), endAt: new Date(start + 600_000).toISOString() }), 'startAt', /at most 365 days ahead/);
+  });
+  it('rejects a date in an expanded-year form', () => rejects(grantBody(linux, 60, 600, { startAt: '+002030-01-01T10:00:00Z' }), 'startAt', /ISO 8601/));
   it('rejects a body that is not JSON', () => rejects('{"operation": ', '(none)', /JSON/));
   it('rejects a body of another content type', () => rejects('email=a@b.c', '(none)', /JSON/, { 'content-type': 'application/x-www-form-urlencoded' }));
   it('rejects an oversized body', () => rejects(grantBody(linux, 60, 600, { email: `${'a'.repeat(40_000)}@example.com` }), '(none)', /too large/));

@@ -2,12 +2,12 @@ import type { Request, Response, Router } from 'express';
 import type { Filter } from 'mongodb';
 import { presentAuditEvent } from '../../presenters/grant.ts';
 import { audit } from '../../store/audit.ts';
-import type { AuditDoc } from '../../store/collections.ts';
-import { base, need, str, utcParam, type Web } from '../console.ts';
+import { emailKey, type AuditDoc } from '../../store/collections.ts';
+import { base, need, str, utcParam, type Web } from '../page.ts';
 import type { Ctx } from '../../context.ts';
 import { toCsv } from '../csv.ts';
 import { render } from '../render.ts';
-import { findEndpoint } from '../../store/endpoints.ts';
+import { findEndpoints } from '../../store/endpoints.ts';
 
 const PAGE = 200;
 const EXPORT_MAX = 50_000;
@@ -32,13 +32,15 @@ async function toFilter(ctx: Ctx, q: AuditQuery): Promise<Filter<AuditDoc>> {
   const f: Filter<AuditDoc> = {};
   if (q.grant) f.grantId = q.grant;
   if (q.endpoint) {
-    const e = await findEndpoint(ctx.c, q.endpoint);
-    f.endpointId = e?._id ?? q.endpoint;
+    // A hostname several endpoints share (records from before hostnames were unique) shows the events of each.
+    const found = await findEndpoints(ctx.c, q.endpoint);
+    f.endpointId = found.length ? { $in: found.map((e) => e._id) } : q.endpoint;
   }
   if (q.email) {
-    // Events of that user's grants, and events that name the email (logins, users).
-    const ids = await ctx.c.grants.distinct('_id', { email: q.email.toLowerCase() });
-    f.$or = [{ grantId: { $in: ids } }, { 'detail.email': q.email.toLowerCase() }];
+    // Events of that user's grants, and events that name the email (logins, users), in any letter case.
+    const key = emailKey(q.email);
+    const ids = await ctx.c.grants.distinct('_id', { emailKey: key });
+    f.$or = [{ grantId: { $in: ids } }, { emailKey: key }];
   }
   if (q.actor) f.actor = q.actor;
   if (q.type) f.type = q.type;

@@ -1,6 +1,6 @@
 import type { Router } from 'express';
 import { LIVE_STATES } from '../../domain/lifecycle.ts';
-import { base, type Web } from '../console.ts';
+import { base, type Web } from '../page.ts';
 import { listEndpoints } from '../../commands/listEndpoints.ts';
 import { grantRow } from '../models.ts';
 import { render } from '../render.ts';

@@ -1,6 +1,6 @@
 import type { Request, Response, Router } from 'express';
 import { createEnrollmentToken } from '../../commands/enrollment.ts';
-import { base, need, type Web } from '../console.ts';
+import { base, need, type Web } from '../page.ts';
 import { listEndpoints } from '../../commands/listEndpoints.ts';
 import { render } from '../render.ts';
 

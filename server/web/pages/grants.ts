@@ -9,7 +9,7 @@ import { presentAuditEvent, presentGrantWithTimeline } from '../../presenters/gr
 import { grantIdSchema } from '../../schemas/grants.ts';
 import { timeline } from '../../store/audit.ts';
 import { grantFilter } from '../../store/grants.ts';
-import { base, need, str, utcParam, type Web } from '../console.ts';
+import { base, need, str, utcParam, type Web } from '../page.ts';
 import { grantRow } from '../models.ts';
 import { render } from '../render.ts';
 

@@ -2,7 +2,7 @@ import type { Request, Response, Router } from 'express';
 import { ApiError } from '../../errors.ts';
 import { newToken, sameSecret } from '../../secrets.ts';
 import { audit } from '../../store/audit.ts';
-import { str, type Web } from '../console.ts';
+import { str, type Web } from '../page.ts';
 import { render } from '../render.ts';
 import { endSession, readCookie, setCookie, startSession } from '../sessions.ts';
 import { login, userActor } from '../users.ts';

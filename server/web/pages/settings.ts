@@ -4,7 +4,7 @@ import { savePolicy } from '../../commands/smtpPolicies.ts';
 import { ApiError } from '../../errors.ts';
 import { validate } from '../../http/validate.ts';
 import { smtpPolicyInput } from '../../schemas/smtp.ts';
-import { base, need, str, type Web } from '../console.ts';
+import { base, need, str, type Web } from '../page.ts';
 import { formErrors } from '../wizardForm.ts';
 import { render } from '../render.ts';
 import { testEndpointSmtp, testServerSmtp } from '../../commands/smtpTests.ts';

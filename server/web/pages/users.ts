@@ -3,7 +3,7 @@ import { verify } from '@node-rs/argon2';
 import { z } from 'zod';
 import { ApiError, invalid } from '../../errors.ts';
 import { validate } from '../../http/validate.ts';
-import { base, need, str, type Web } from '../console.ts';
+import { base, need, str, type Web } from '../page.ts';
 import { ROLES, ROLE_LABEL } from '../roles.ts';
 import { render } from '../render.ts';
 import { changePassword, createApiToken, createUser, updateUser, userActor } from '../users.ts';
@@ -38,7 +38,7 @@ export function userPages(r: Router, { ctx }: Web): void {
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
       const errors = err.fields.length ? formErrors(err.fields) : { email: [err.message] };
-      await page(res, { f: { email: f.email, role: f.role }, errors }, 400);
+      await page(res, { f: { email: f.email, role: f.role }, errors }, err.status);
     }
   });
 
@@ -55,15 +55,16 @@ export function userPages(r: Router, { ctx }: Web): void {
   r.get('/account', (_req, res) => account(res));
 
   r.post('/account/password', async (req, res) => {
-    const { user } = res.locals.signed;
+    const { user, session } = res.locals.signed;
     if (!(await verify(user.passwordHash, str(req.body.current)).catch(() => false))) return account(res, { errors: { current: ['is wrong'] } }, 400);
     try {
-      await changePassword(ctx, user, str(req.body.password), userActor(user));
+      await changePassword(ctx, user, str(req.body.password), userActor(user), session._id);
     } catch (err) {
       if (err instanceof ApiError && err.fields.length) return account(res, { errors: formErrors(err.fields) }, 400);
       throw err;
     }
-    account(res, { saved: 'Password changed.' });
+    delete res.locals.signed.user.apiTokenHash;
+    account(res, { saved: 'Password changed. Your other sessions are signed out and your API token no longer works.' });
   });
 
   r.post('/account/api-token', async (_req, res) => {

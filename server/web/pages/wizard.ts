@@ -5,7 +5,7 @@ import { createGrants } from '../../commands/createGrants.ts';
 import { ApiError } from '../../errors.ts';
 import { enableAtFor } from '../../domain/lifecycle.ts';
 import type { EndpointDoc } from '../../store/collections.ts';
-import { base, need, str, type Web } from '../console.ts';
+import { base, need, str, type Web } from '../page.ts';
 import { listEndpoints } from '../../commands/listEndpoints.ts';
 import { render } from '../render.ts';
 import { checkForm, duration, emptyForm, formErrors, groupChoices, quick, readForm, toInstant, type FieldErrors, type WizardForm } from '../wizardForm.ts';

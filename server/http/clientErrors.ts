@@ -1,0 +1,51 @@
+/**
+ * Every error a request can raise, as the API and the console answer it:
+ * our own ApiErrors as they are; the client's own mistakes that express,
+ * the router and body-parser report (a bad percent-encoding, a body that is
+ * not what its headers say, a client that left) as 4xx with stable ids;
+ * anything else as a 500. Only a 500 is logged as an error.
+ */
+import type { Request } from 'express';
+import type { Logger } from 'pino';
+import { ApiError, apiError, type ErrorId } from '../errors.ts';
+
+/** body-parser and raw-body set `type` on their errors (see their READMEs). */
+const BY_TYPE: Record<string, ErrorId> = {
+  'entity.too.large': 'body.too_large',
+  'entity.parse.failed': 'body.not_json',
+  'parameters.too.many': 'body.too_many_fields',
+  'encoding.unsupported': 'body.encoding_unsupported',
+  'charset.unsupported': 'body.charset_unsupported',
+  'request.size.invalid': 'body.length_mismatch',
+  'request.aborted': 'request.aborted',
+  'querystring.parse.rangeError': 'request.invalid',
+};
+
+interface HttpErrorLike {
+  type?: unknown;
+  status?: unknown;
+  errno?: unknown;
+}
+
+export function toApiError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (typeof err !== 'object' || err === null) return apiError('internal');
+  const { type, status, errno } = err as HttpErrorLike;
+  if (typeof type === 'string' && BY_TYPE[type]) return apiError(BY_TYPE[type]);
+  const clientError = typeof status === 'number' && status >= 400 && status < 500;
+  if (!clientError) return apiError('internal');
+  // The router sets status 400 on the URIError of a path parameter it cannot decode.
+  if (err instanceof URIError) return apiError('request.bad_url');
+  // body-parser passes zlib's error (with its errno) on, as a 400, when the body does not decompress.
+  if (typeof errno === 'number') return apiError('body.bad_encoding');
+  return apiError('request.invalid');
+}
+
+/** Logs a failed request at the level it deserves: error for ours (5xx), debug for the client's. */
+export function logFailure(log: Logger, req: Request, err: unknown, e: ApiError): void {
+  if (e.status >= 500) log.error({ err, method: req.method, path: req.path }, 'request failed');
+  else log.debug({ id: e.id, method: req.method, path: req.path }, 'request refused');
+}
+
+/** Nobody is left to answer: the client closed the connection. */
+export const clientGone = (req: Request, e: ApiError) => e.id === 'request.aborted' || req.socket.destroyed;
