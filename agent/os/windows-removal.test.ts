@@ -222,6 +222,17 @@ describe('WindowsBackend removal (recorded)', function () {
       assert.deepEqual(model.tasks.map((t) => t.name), ['system', 'alice']);
       await verifyRecording(exec);
     });
+
+    it('keeps tasks that name the account when the name belongs to another account by now', async () => {
+      const { backend, model } = windowsEnv();
+      const name = newName();
+      const info = await backend.createDisabled(spec(name), newPassword());
+      await backend.delete(name);
+      model.addUser(name, 'a new account of the same name');
+      model.tasks.push({ path: '\\', name: 'by-sid', userId: info.id }, { path: '\\', name: 'by-name', userId: name });
+      await backend.purge({ name, id: info.id });
+      assert.deepEqual(model.tasks.map((t) => t.name), ['by-name']);
+    });
   });
 
   describe('password flags', () => {

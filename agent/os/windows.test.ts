@@ -477,7 +477,8 @@ describe('NodePowerShellExecutor (fake powershell)', function () {
   });
 
   it('gives up a command that times out and continues in a new shell', async () => {
-    const e = make({ invocationTimeoutMs: 500 });
+    // Long enough for a new fake shell (a node process) to start and answer on a loaded machine.
+    const e = make({ invocationTimeoutMs: 2000 });
     await rejectsWith(e.invoke('& {\n# fake:hang\n}'), 'COMMAND_FAILED');
     assert.equal(resultOf(await e.invoke('& {\n# after\n}')).ok, true);
     assert.equal(e.started, 2);

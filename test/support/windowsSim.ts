@@ -436,9 +436,8 @@ export class WindowsModel {
       if (!prof.cim && !prof.folder && !prof.key) this.profiles.delete(sid);
     }
     let tasksRemoved = 0;
+    const ids = [sid, ...(this.find(name) ? [] : [name, `${COMPUTER}\\${name}`])].map((x) => x.toLowerCase());
     if (t.has('Get-ScheduledTask', 'Unregister-ScheduledTask')) {
-      const nameFree = !this.find(name);
-      const ids = [sid, ...(nameFree ? [name, `${COMPUTER}\\${name}`] : [])].map((x) => x.toLowerCase());
       const before = this.tasks.length;
       this.tasks = this.tasks.filter((task) => !ids.includes(task.userId.toLowerCase()));
       tasksRemoved = before - this.tasks.length;
@@ -448,7 +447,7 @@ export class WindowsModel {
     if (still?.cim) left.push('profile');
     if (still?.folder) left.push(`folder ${still.path}`);
     if (still?.key) left.push('ProfileList key');
-    const tasksLeft = this.tasks.filter((task) => [sid.toLowerCase()].includes(task.userId.toLowerCase())).length;
+    const tasksLeft = this.tasks.filter((task) => ids.includes(task.userId.toLowerCase())).length;
     if (tasksLeft) left.push(`${tasksLeft} scheduled task(s)`);
     if (left.length) return fail(denied ? 'ACCESS_DENIED' : 'COMMAND_FAILED', `left: ${left.join('; ')}${errors.length ? ` (${errors.join('; ')})` : ''}`);
     return { ok: true, skipped: false, tasks: tasksRemoved };
