@@ -13,12 +13,6 @@ export interface DeliveryStore {
   c: Collections;
 }
 
-/**
- * Delivery as stored, with 'not-sent': the email never went out and never will (access
- * ended first). Why the widening: store/collections.ts's Delivery does not list it yet.
- */
-type DeliveryState = Omit<Delivery, 'status'> & { status: Delivery['status'] | 'not-sent' };
-const asStored = (d: DeliveryState) => d as Delivery;
 
 export const NOT_SENT_REASON = 'access ended before the credentials were delivered';
 const FAILED_REASON = 'the grant failed before the credentials were delivered';
@@ -32,15 +26,15 @@ const FAILED_REASON = 'the grant failed before the credentials were delivered';
 export async function recordDelivery(ctx: DeliveryStore, grantId: string, outcome: DeliveryOutcome, via: 'server' | 'endpoint', actor: string): Promise<void> {
   const g = await ctx.c.grants.findOne({ _id: grantId });
   if (!g) return;
-  const before = g.delivery as DeliveryState;
+  const before = g.delivery;
   const attempt = before.attempts + 1;
   const now = new Date();
-  const delivery: DeliveryState = outcome.ok
+  const delivery: Delivery = outcome.ok
     ? { status: 'sent', attempts: attempt, sentAt: now }
     : before.status === 'not-sent'
       ? { ...before, attempts: attempt }
       : { status: 'failed', attempts: attempt, lastError: outcome.error };
-  await ctx.c.grants.updateOne({ _id: grantId }, { $set: { delivery: asStored(delivery), updatedAt: now } });
+  await ctx.c.grants.updateOne({ _id: grantId }, { $set: { delivery, updatedAt: now } });
   await audit(ctx.c, {
     actor,
     type: outcome.ok ? 'email.sent' : 'email.attempt-failed',
@@ -65,10 +59,10 @@ export async function closeDeliveryOnEnd(ctx: DeliveryStore, grantId: string): P
   const g = await ctx.c.grants.findOne({ _id: grantId });
   if (!g || g.delivery.status !== 'pending') return false;
   const reason = g.state === 'failed' ? FAILED_REASON : NOT_SENT_REASON;
-  const delivery: DeliveryState = { status: 'not-sent', attempts: g.delivery.attempts, lastError: reason };
+  const delivery: Delivery = { status: 'not-sent', attempts: g.delivery.attempts, lastError: reason };
   // Conditional, so a success recorded since the read is not overwritten. Why that is fine
   // here though hot paths filter on _id alone: it runs once per grant, at its end.
-  const res = await ctx.c.grants.updateOne({ _id: grantId, 'delivery.status': 'pending' }, { $set: { delivery: asStored(delivery), updatedAt: new Date() } });
+  const res = await ctx.c.grants.updateOne({ _id: grantId, 'delivery.status': 'pending' }, { $set: { delivery, updatedAt: new Date() } });
   if (res.modifiedCount === 0) return false;
   await audit(ctx.c, { actor: 'system', type: 'email.not-sent', grantId, endpointId: g.endpointId, detail: { reason, state: g.state, attempts: g.delivery.attempts } });
   return true;

@@ -1,10 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import type { Plan } from '../../protocol/messages.ts';
 import type { Ctx } from '../context.ts';
+import { requesterLabel } from '../mail/requester.ts';
 import type { GrantDoc, InstructionDoc } from '../store/collections.ts';
 
 /** The plan an agent needs to run the grant alone: dates as ISO strings. */
 export function planOf(g: GrantDoc): Plan {
+  const requestedBy = requesterLabel(g.createdBy);
   return {
     grantId: g._id,
     group: g.group,
@@ -13,6 +15,7 @@ export function planOf(g: GrantDoc): Plan {
     enableAt: g.enableAt.toISOString(),
     endAt: g.endAt.toISOString(),
     serverSideSmtp: g.serverSideSmtp,
+    ...(requestedBy ? { requestedBy } : {}),
   };
 }
 

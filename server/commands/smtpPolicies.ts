@@ -5,7 +5,7 @@
 import { encryptSecret } from '../../mail/secretBox.ts';
 import type { Ctx } from '../context.ts';
 import { apiError, invalid } from '../errors.ts';
-import { secretKeyOf, type StoredSmtpPolicy } from '../mail/serverSmtp.ts';
+import { secretKeyOf } from '../mail/serverSmtp.ts';
 import type { SmtpPolicyInput } from '../schemas/smtp.ts';
 import { audit } from '../store/audit.ts';
 import type { SmtpPolicyDoc } from '../store/collections.ts';
@@ -29,7 +29,7 @@ export async function savePolicy(ctx: Ctx, scope: Scope, input: SmtpPolicyInput,
   if ((username === undefined) !== (passwordBox === undefined)) {
     throw invalid([{ field: 'password', message: 'username and password go together' }]);
   }
-  const doc: StoredSmtpPolicy = {
+  const doc: SmtpPolicyDoc = {
     _id: scope,
     host: input.host,
     port: input.port,

@@ -1,6 +1,7 @@
 import { isFinal, next, type GrantEvent } from '../domain/lifecycle.ts';
 import type { Ctx } from '../context.ts';
 import { audit } from '../store/audit.ts';
+import { closeDeliveryOnEnd } from './delivery.ts';
 import type { GrantDoc } from '../store/collections.ts';
 
 /**
@@ -42,7 +43,10 @@ export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, a
   const fields = { grantId, endpointId: g.endpointId, from: t.from, to: t.to, reason: t.reason };
   if (t.to === 'revocation-failed') ctx.log.error(fields, 'ALERT grant revocation failed');
   else ctx.log.info(fields, 'grant transition');
-  if (isFinal(t.to)) await forgetFinished(ctx, grantId);
+  if (isFinal(t.to)) {
+    await forgetFinished(ctx, grantId);
+    await closeDeliveryOnEnd(ctx, grantId);
+  }
   if ((t.to === 'removed' || t.to === 'revoked') && g.serverSideSmtp) {
     ctx.mailer.cancel(grantId);
     void ctx.mailer.sendAccessEnded(g, t.to === 'revoked' ? 'revoked' : 'expired');

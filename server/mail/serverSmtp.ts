@@ -9,9 +9,6 @@ import { decryptSecret, parseKey } from '../../mail/secretBox.ts';
 import type { ServerConfig } from '../config.ts';
 import type { Collections, SmtpPolicyDoc } from '../store/collections.ts';
 
-/** A stored policy; `organisation` until store/collections.ts's SmtpPolicyDoc lists it. */
-export type StoredSmtpPolicy = SmtpPolicyDoc & { organisation?: string };
-
 /** The key SMTP passwords are sealed with (JIT_SECRET_KEY), or null when none is configured. */
 export function secretKeyOf(config: Pick<ServerConfig, 'secretKey'>): Buffer | null {
   return config.secretKey ? parseKey(config.secretKey) : null;
@@ -26,7 +23,7 @@ export function serverPolicy(ctx: { c: Collections }): Promise<SmtpPolicyDoc | n
 export function toSmtpSettings(ctx: { config: Pick<ServerConfig, 'secretKey'> }, doc: SmtpPolicyDoc): SmtpSettingsInput & { timeZone: string } {
   const k = secretKeyOf(ctx.config);
   if (doc.passwordBox && !k) throw new Error('an SMTP password is stored but the server has no secretKey to decrypt it');
-  const { organisation } = doc as StoredSmtpPolicy;
+  const { organisation } = doc;
   return {
     host: doc.host,
     port: doc.port,

@@ -10,6 +10,7 @@ export function presentSmtpPolicy(d: SmtpPolicyDoc) {
     username: d.username ?? null,
     passwordSet: Boolean(d.passwordBox),
     from: d.from,
+    organisation: d.organisation ?? null,
     timeZone: d.timeZone,
     tlsCa: d.tlsCa ?? null,
     updatedBy: d.updatedBy,

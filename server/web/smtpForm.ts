@@ -3,7 +3,6 @@
  * empty field keeps the stored one, the "clear" box removes it.
  */
 import type { Ctx } from '../context.ts';
-import type { StoredSmtpPolicy } from '../mail/serverSmtp.ts';
 import { presentSmtpPolicy } from '../presenters/smtp.ts';
 import type { SmtpPolicyDoc } from '../store/collections.ts';
 import { str } from './page.ts';
@@ -24,7 +23,7 @@ export interface SmtpForm {
 
 export function formOf(d: SmtpPolicyDoc | null): SmtpForm {
   const p = d ? presentSmtpPolicy(d) : null;
-  const organisation = (d as StoredSmtpPolicy | null)?.organisation ?? '';
+  const organisation = d?.organisation ?? '';
   return { host: p?.host ?? '', port: String(p?.port ?? 587), security: p?.security ?? 'starttls', username: p?.username ?? '', from: p?.from ?? '', organisation, timeZone: p?.timeZone ?? 'UTC', tlsCa: p?.tlsCa ?? '', passwordSet: p?.passwordSet ?? false };
 }
 
