@@ -24,11 +24,13 @@ const USAGE = `usage:
   jit-agent enroll --server URL --token TOKEN --state FILE [--sandbox-root DIR] [--hostname NAME]
   jit-agent run --state FILE [--poll-seconds N]
   jit-agent install --server URL --token TOKEN [--state FILE] [--dry-run]
-      as root/Administrator: enroll, then install and start the agent as a service
+      as root/Administrator: enroll, copy node and the built agent into a folder only
+      root/Administrators can change (/opt/jit-agent, /Library/Application Support/jit-agent/runtime,
+      %ProgramFiles%\\jit-agent), then install and start the agent as a service running from there
       (systemd, launchd or a Windows service); --state defaults to the OS's place
   jit-agent uninstall [--state FILE] [--dry-run]
-      as root/Administrator: delete every account the agent manages, remove the service,
-      then delete the state file and its key`;
+      as root/Administrator: disable, log off, delete and purge every account the agent manages,
+      remove the service and its folder, then the marker group, the state file and its key`;
 
 function fail(message: string): never {
   process.stderr.write(`jit-agent: ${message}\n${USAGE}\n`);
@@ -62,7 +64,7 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (command === 'uninstall') {
-    const { uninstallAgent } = await import('./service/install.ts');
+    const { uninstallAgent } = await import('./service/uninstall.ts');
     await uninstallAgent({ stateFile: values.state, dryRun: values['dry-run'] ?? false });
     return;
   }

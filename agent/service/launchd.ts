@@ -18,11 +18,13 @@ export const LAUNCHD_PLIST_PATH = `/Library/LaunchDaemons/${LAUNCHD_LABEL}.plist
 export const LAUNCHD_LOG_PATH = '/Library/Logs/jit-agent.log';
 /** launchctl's name for the job in the system domain. */
 export const LAUNCHD_TARGET = `system/${LAUNCHD_LABEL}`;
+/** launchctl by absolute path (never from PATH). */
+export const LAUNCHCTL = '/bin/launchctl';
 
 export interface LaunchdPlistOptions {
   /** The agent's command: an absolute program path, then its arguments (no shell involved). */
   argv: string[];
-  /** Absolute: the repository (node finds the agent's packages from dist/agent/main.js itself). */
+  /** Absolute: the runtime folder (node finds the agent's packages from dist/agent/main.js itself). */
   workingDirectory: string;
   /** stdout and stderr of the agent (pino's JSON lines). */
   logFile?: string;
@@ -78,12 +80,12 @@ function xmlText(v: string): string {
 export function launchdInstallCommands(plistPath: string, replacing: boolean): string[][] {
   return [
     ...(replacing ? launchdStopCommands() : []),
-    ['launchctl', 'enable', LAUNCHD_TARGET],
-    ['launchctl', 'bootstrap', 'system', plistPath],
+    [LAUNCHCTL, 'enable', LAUNCHD_TARGET],
+    [LAUNCHCTL, 'bootstrap', 'system', plistPath],
   ];
 }
 
 /** Stops the job and unloads it (KeepAlive no longer applies); the plist is removed after. */
 export function launchdStopCommands(): string[][] {
-  return [['launchctl', 'bootout', LAUNCHD_TARGET]];
+  return [[LAUNCHCTL, 'bootout', LAUNCHD_TARGET]];
 }

@@ -53,7 +53,7 @@ export const SYSTEMD_UNIT_PATH = `/etc/systemd/system/${SYSTEMD_UNIT_NAME}`;
 export interface SystemdUnitOptions {
   /** The agent's command: an absolute program path, then its arguments. */
   argv: string[];
-  /** Absolute: the repository (node finds the agent's packages from dist/agent/main.js itself). */
+  /** Absolute: the runtime folder (node finds the agent's packages from dist/agent/main.js itself). */
   workingDirectory: string;
   /** Absolute path of the agent's state file; its folder must stay writable. */
   stateFile: string;
@@ -152,20 +152,23 @@ function listPath(p: string): string {
   return /\s/.test(escaped) ? `"${escaped}"` : escaped;
 }
 
+/** systemctl by absolute path: /usr/bin on every merged-/usr system, /bin on the older ones. */
+export const SYSTEMCTL_PATHS = ['/usr/bin/systemctl', '/bin/systemctl'];
+
 /** After writing the unit: load it, enable it at boot and start it (restart when replacing one). */
-export function systemdInstallCommands(replacing: boolean): string[][] {
+export function systemdInstallCommands(replacing: boolean, systemctl = SYSTEMCTL_PATHS[0]!): string[][] {
   const name = 'jit-agent';
   return replacing
-    ? [['systemctl', 'daemon-reload'], ['systemctl', 'enable', name], ['systemctl', 'restart', name]]
-    : [['systemctl', 'daemon-reload'], ['systemctl', 'enable', '--now', name]];
+    ? [[systemctl, 'daemon-reload'], [systemctl, 'enable', name], [systemctl, 'restart', name]]
+    : [[systemctl, 'daemon-reload'], [systemctl, 'enable', '--now', name]];
 }
 
 /** Before removing the unit: stop it and drop it from boot. */
-export function systemdStopCommands(): string[][] {
-  return [['systemctl', 'disable', '--now', 'jit-agent']];
+export function systemdStopCommands(systemctl = SYSTEMCTL_PATHS[0]!): string[][] {
+  return [[systemctl, 'disable', '--now', 'jit-agent']];
 }
 
 /** After removing the unit file. */
-export function systemdForgetCommands(): string[][] {
-  return [['systemctl', 'daemon-reload']];
+export function systemdForgetCommands(systemctl = SYSTEMCTL_PATHS[0]!): string[][] {
+  return [[systemctl, 'daemon-reload']];
 }
