@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ChaosStack } from './harness.ts';
-import { FAULT_KINDS, LATENESS_BUDGET_MS, runScenario, type FaultKind, type ScenarioResult } from './scenario.ts';
+import { DISABLE_BUDGET_MS, FAULT_KINDS, LATENESS_BUDGET_MS, runScenario, type FaultKind, type ScenarioResult } from './scenario.ts';
 
 export interface ChaosSummary {
   scenarios: number;
@@ -16,6 +16,8 @@ export interface ChaosSummary {
   maxBeyondDowntimeMs: number;
   maxRawLatenessMs: number;
   removalsMeasured: number;
+  /** Worst last-usable sample after a grant's end, beyond the agent's downtime. */
+  maxUsableAfterEndMs: number;
   maxSettleMs: number;
   maxDbRecoveryMs: number;
   passwordsChecked: number;
@@ -55,6 +57,7 @@ export async function runChaos(opts: { scenarios: number; seed: number; log?: (l
     maxBeyondDowntimeMs: Math.max(0, ...removals.map((r) => r.beyondDowntimeMs)),
     maxRawLatenessMs: Math.max(0, ...removals.map((r) => r.rawMs)),
     removalsMeasured: removals.length,
+    maxUsableAfterEndMs: Math.max(0, ...results.flatMap((r) => r.usableAfterEndMs)),
     maxSettleMs: Math.max(0, ...results.map((r) => r.maxSettleMs)),
     maxDbRecoveryMs: Math.max(0, ...results.flatMap((r) => r.dbRecoveryMs)),
     passwordsChecked: passwords.size,
@@ -69,6 +72,7 @@ export function formatSummary(s: ChaosSummary): string {
     `scenarios: ${s.scenarios}`,
     `faults: ${totalFaults} (${Object.entries(s.faults).map(([k, n]) => `${k} ${n}`).join(', ')})`,
     `violations: ${s.violations.length}`,
+    `accounts dead (locked and expired) at most ${s.maxUsableAfterEndMs} ms after their end beyond the agent's downtime (budget ${DISABLE_BUDGET_MS} ms; sampled every 100 ms)`,
     `removal lateness: max ${s.maxBeyondDowntimeMs} ms beyond the agent's downtime (budget ${LATENESS_BUDGET_MS} ms), max ${s.maxRawLatenessMs} ms raw, over ${s.removalsMeasured} removals`,
     `grant settled at most ${Math.round(s.maxSettleMs / 100) / 10} s after its end; API back at most ${s.maxDbRecoveryMs} ms after FerretDB restarts`,
     `generated passwords checked: ${s.passwordsChecked}`,

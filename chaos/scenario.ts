@@ -32,6 +32,8 @@ export interface ScenarioResult {
   violations: string[];
   /** Per grant that had an account: removal time minus end, raw and minus the agent's downtime after the end. */
   removals: { grantId: string; username: string; rawMs: number; beyondDowntimeMs: number }[];
+  /** Per grant that had an account: last sample in which it could log in, minus its end, minus the agent's downtime (≤ 0: dead by the end). */
+  usableAfterEndMs: number[];
   /** Worst time from a grant's end to its settled state. */
   maxSettleMs: number;
   /** Time for the API to answer again after FerretDB came back (driver reconnect). */
@@ -160,7 +162,7 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const between = (a: number, b: number) => a + rnd() * (b - a);
   const t0 = Date.now();
-  const result: ScenarioResult = { index, seed, faults: [], violations: [], removals: [], maxSettleMs: 0, dbRecoveryMs: [], outcomes: [], durationMs: 0 };
+  const result: ScenarioResult = { index, seed, faults: [], violations: [], removals: [], usableAfterEndMs: [], maxSettleMs: 0, dbRecoveryMs: [], outcomes: [], durationMs: 0 };
   const violation = (msg: string) => result.violations.push(`scenario ${index} (seed ${seed}): ${msg}`);
 
   // Decide everything up front, so a seed always means the same plan.
@@ -337,6 +339,7 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
     const beyond = raw - overlap(downs, g.endAt, gone);
     // (5) Dead by its end, even while deletion fails: no sample after end + budget (+ downtime) may show it usable.
     const alive = sampler.lastAlive.get(username);
+    if (alive !== undefined) result.usableAfterEndMs.push(alive - g.endAt - overlap(downs, g.endAt, Math.max(alive, g.endAt)));
     if (alive !== undefined && alive > g.endAt) {
       const aliveBeyond = alive - g.endAt - overlap(downs, g.endAt, alive);
       const budget = overlap(downs, g.endAt, alive) > 0 ? LATENESS_BUDGET_MS : DISABLE_BUDGET_MS;
