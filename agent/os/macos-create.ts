@@ -22,7 +22,8 @@
 import { randomInt } from 'node:crypto';
 import type { Group } from '../../protocol/groups.ts';
 import { AccountError, assertValidName, GRANT_ID, MARKER_GROUP, ownershipTag, type CreateAccountSpec } from './backend.ts';
-import { assertMacPassword, DISABLED_USER, GROUP_ATTR, isDisabled, MAC_BIN, NO_SECURE_TOKEN, type MacDirectory } from './macos-dir.ts';
+import { DISABLED_USER, GROUP_ATTR, isDisabled, MAC_BIN, NO_SECURE_TOKEN, type MacDirectory } from './macos-dir.ts';
+import { assertMacPassword, writePassword } from './macos-password.ts';
 import { expiryEpochSeconds } from './macos-plist.ts';
 
 /**
@@ -102,7 +103,7 @@ export async function createMacAccount(
       throw new AccountError('COMMAND_FAILED', `${name}: the record does not read back as written`);
     }
 
-    await dir.writePassword(name, password);
+    await writePassword(dir, name, password);
     // In case setting the password rewrote AuthenticationAuthority ⚠️.
     if (!isDisabled(await dir.keepTokenless(name))) await dir.markDisabled(name);
 

@@ -10,7 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Group } from '../../protocol/groups.ts';
-import { AccountError, assertValidName, type AccountErrorCode } from './backend.ts';
+import { AccountError, type AccountErrorCode } from './backend.ts';
 import { ExecError, type RunResult, type Runner } from './exec.ts';
 import { expiryEpochSeconds, expiryPolicyPlist, parseDsclPlist, policyExpiry } from './macos-plist.ts';
 
@@ -46,26 +46,10 @@ export const GROUP_ATTR = 'jitAccessGroup';
 /** Lowest uid sysadminctl hands out to a regular account; nothing is ever done by a lower uid. */
 const MIN_UID = 501;
 
-/**
- * Passwords we can hand to dscl's command mode: printable ASCII without space, `"`, `'` and
- * `\`, at most 128 characters.
- *
- * Why: dscl's command mode splits each stdin line into words itself, and that quoting is
- * undocumented. Apple's published (10.5-era) source splits on spaces and tabs, ends a quoted
- * word at EITHER quote character, drops a backslash before any character except at a word's
- * first position, and reads lines into a fixed 4096-byte buffer. With none of those characters
- * and a short line, every plausible splitter sees exactly `passwd`, the path and the password.
- * Newline, CR and NUL are excluded as well: a newline would start a second command. The
- * agent's generator (agent/credentials.ts) already stays inside this alphabet.
- */
-export const MAC_PASSWORD = /^[!#-&(-[\]-~]{1,128}$/;
-
 /** dscl's "record not found" (eDSRecordNotFound, -14136). ⚠️ text from DSTools sources/scripts. */
 const NOT_FOUND = /eDSRecordNotFound|-14136/;
 /** Permission failures as the tools phrase them. ⚠️ from sources and third-party reports. */
-const DENIED = /eDSPermissionError|-14120|[Pp]ermission denied|must be run as root|should be run as root|[Nn]ot authorized|errAuthorization/;
-/** What dscl's command mode prints when a command fails (it still exits 0, see writePassword). */
-const DSCL_FAILED = /error|too few parameters|usage:|invalid/i;
+export const DENIED = /eDSPermissionError|-14120|[Pp]ermission denied|must be run as root|should be run as root|[Nn]ot authorized|errAuthorization/;
 /** Every attribute the backend reads of a user, in one dscl call. */
 const USER_KEYS = ['UniqueID', 'PrimaryGroupID', 'UserShell', 'NFSHomeDirectory', 'RealName', 'AuthenticationAuthority', GROUP_ATTR];
 
@@ -199,10 +183,12 @@ export class MacDirectory {
    */
   async markDisabled(name: string): Promise<void> {
     if (isDisabled(await this.mustReadUser(name))) return;
-    await this.mustRun(MAC_BIN.pwpolicy, ['-u', name, '-n', LOCAL_NODE, '-disableuser'], `disabling ${name}`);
+    // Why not stop at a pwpolicy failure: the record is the truth, and the fallback may work
+    // where pwpolicy does not (⚠️ e.g. on a record whose creation stopped before its uid).
+    const pw = await this.exec(MAC_BIN.pwpolicy, ['-u', name, '-n', LOCAL_NODE, '-disableuser']);
     if (isDisabled(await this.mustReadUser(name))) return;
-    await this.mustRun(MAC_BIN.dscl, ['.', '-append', `/Users/${name}`, 'AuthenticationAuthority', DISABLED_USER], `disabling ${name}`);
-    if (!isDisabled(await this.mustReadUser(name))) throw new AccountError('COMMAND_FAILED', `${name}: neither pwpolicy nor dscl disabled the account`);
+    const ds = await this.exec(MAC_BIN.dscl, ['.', '-append', `/Users/${name}`, 'AuthenticationAuthority', DISABLED_USER]);
+    if (!isDisabled(await this.mustReadUser(name))) throw failure(`disabling ${name}: pwpolicy exit ${pw.code}: ${oneLine(pw.stderr || pw.stdout)}; dscl`, ds);
   }
 
   /**
@@ -219,37 +205,6 @@ export class MacDirectory {
       if (!rec.authAuthority.includes(NO_SECURE_TOKEN)) throw new AccountError('COMMAND_FAILED', `${name}: ${NO_SECURE_TOKEN} did not stick`);
     }
     return rec;
-  }
-
-  /**
-   * Sets the password through dscl's command mode: `dscl -q .` reads commands from stdin
-   * [M2] (-q: no prompt, plain line reading). Checked by passwordLastSetTime moving on.
-   *
-   * Why not `sysadminctl -resetPasswordFor … -newPassword -`: the prompt's stdin behaviour is
-   * undocumented, and any argv form would expose the password to `ps`.
-   */
-  async writePassword(name: string, password: string): Promise<void> {
-    const before = await this.passwordSetAt(name);
-    const r = await this.exec(MAC_BIN.dscl, ['-q', '.'], { stdin: dsclPasswdScript(name, password) });
-    // Why read the output: in command mode dscl exits 0 even when a command failed (DSTools
-    // source: the interactive loop always returns eDSNoErr); errors only show as text.
-    // Why redact: a tool echoing its input line in an error would otherwise put the password
-    // into our error message, and so into logs.
-    const out = `${r.stdout}\n${r.stderr}`.split(password).join('***');
-    if (r.code !== 0 || DSCL_FAILED.test(out)) {
-      throw new AccountError(DENIED.test(out) ? 'ACCESS_DENIED' : 'COMMAND_FAILED', `dscl passwd for ${name} failed: ${oneLine(out)}`);
-    }
-    const after = await this.passwordSetAt(name);
-    if (after === undefined || (before !== undefined && after <= before)) {
-      throw new AccountError('COMMAND_FAILED', `${name}: dscl reported no error but the password was not changed`);
-    }
-  }
-
-  /** accountPolicyData's passwordLastSetTime (seconds, fractional). ⚠️ key as read by Salt. */
-  private async passwordSetAt(name: string): Promise<number | undefined> {
-    const r = await this.exec(MAC_BIN.dscl, ['.', '-readpl', `/Users/${name}`, 'accountPolicyData', 'passwordLastSetTime']);
-    const m = r.code === 0 ? /passwordLastSetTime:\s*(\d+(?:\.\d+)?)/.exec(r.stdout) : null;
-    return m ? Number(m[1]) : undefined;
   }
 
   /**
@@ -312,19 +267,6 @@ export class MacDirectory {
     const r = await this.exec(file, argv);
     if (!ok.includes(r.code)) throw failure(what, r);
     return r;
-  }
-}
-
-/** The stdin payload for `dscl -q .`: one passwd command, then quit. Validates both values. */
-export function dsclPasswdScript(name: string, password: string): string {
-  assertValidName(name);
-  assertMacPassword(password);
-  return `passwd /Users/${name} ${password}\nquit\n`;
-}
-
-export function assertMacPassword(password: string): void {
-  if (!MAC_PASSWORD.test(password)) {
-    throw new AccountError('COMMAND_FAILED', 'password must be 1-128 printable ASCII characters without space, quotes or backslash');
   }
 }
 

@@ -31,7 +31,6 @@ import { run as defaultRun, type Runner } from './exec.ts';
 import { createMacAccount, macGroup } from './macos-create.ts';
 import {
   actionableUid,
-  assertMacPassword,
   DISABLED_USER,
   GROUP_ATTR,
   isDisabled,
@@ -42,11 +41,13 @@ import {
   oneLine,
   type UserRecord,
 } from './macos-dir.ts';
+import { assertMacPassword, writePassword } from './macos-password.ts';
 import { purgeMac } from './macos-purge.ts';
 
 // Re-exported for the tests. macOS: a local group; the tag is RealName.
 export { MARKER_GROUP };
-export { dsclPasswdScript, MAC_BIN, MAC_PASSWORD } from './macos-dir.ts';
+export { MAC_BIN } from './macos-dir.ts';
+export { dsclPasswdScript, MAC_PASSWORD } from './macos-password.ts';
 
 export interface MacBackendOptions {
   /** Command runner, injectable so tests can record argv and stdin. */
@@ -110,19 +111,21 @@ export class MacBackend implements AccountBackend {
     let rec = await this.dir.mustReadUser(name);
     if (rec.group === 'Administrators' && !info.groups.includes('Administrators')) await this.dir.applyGroup(name, 'Administrators');
     // Why only when disabled: the exit status of a no-op -enableuser is undocumented.
+    let pw = '';
     if (isDisabled(rec)) {
-      await this.dir.mustRun(MAC_BIN.pwpolicy, ['-u', name, '-n', LOCAL_NODE, '-enableuser'], `enabling ${name}`);
+      const r = await this.dir.exec(MAC_BIN.pwpolicy, ['-u', name, '-n', LOCAL_NODE, '-enableuser']);
+      pw = r.code === 0 ? '' : ` (pwpolicy exit ${r.code}: ${oneLine(r.stderr || r.stdout)})`;
       rec = await this.dir.mustReadUser(name);
     }
     if (isDisabled(rec)) {
       // ⚠️ The man page says -enableuser re-enables an account "disabled by a password policy
       // event"; whether that covers -disableuser is undocumented. Fallback: drop the
       // DisabledUser value itself (what Chef's provider does), a documented dscl operation.
-      await this.dir.mustRun(MAC_BIN.dscl, ['.', '-delete', `/Users/${name}`, 'AuthenticationAuthority', DISABLED_USER], `enabling ${name}`);
+      await this.dir.mustRun(MAC_BIN.dscl, ['.', '-delete', `/Users/${name}`, 'AuthenticationAuthority', DISABLED_USER], `enabling ${name}${pw}`);
     }
     rec = await this.dir.keepTokenless(name);
     if (!isEnabled(rec)) {
-      throw new AccountError('COMMAND_FAILED', `${name}: ${isDisabled(rec) ? 'neither pwpolicy nor dscl enabled the account' : 'it has no password to log in with'}`);
+      throw new AccountError('COMMAND_FAILED', `${name}: ${isDisabled(rec) ? `neither pwpolicy nor dscl enabled the account${pw}` : 'it has no password to log in with'}`);
     }
   }
 
@@ -140,7 +143,7 @@ export class MacBackend implements AccountBackend {
   async setPassword(name: string, password: string): Promise<void> {
     const info = await requireManaged(this, name);
     assertMacPassword(password);
-    await this.dir.writePassword(name, password);
+    await writePassword(this.dir, name, password);
     // In case setting the password rewrote AuthenticationAuthority ⚠️.
     const rec = await this.dir.keepTokenless(name);
     if (!info.enabled && !isDisabled(rec)) await this.dir.markDisabled(name);
@@ -234,8 +237,10 @@ export class MacBackend implements AccountBackend {
   private async info(name: string, rec: UserRecord): Promise<AccountInfo> {
     // The marker is read from the group record itself: a missing marker group is simply
     // "not ours", not an error.
-    const admin = await this.dir.isMember(name, 'admin');
-    const staff = !admin && (await this.dir.isMember(name, 'staff'));
+    // Why not for a record without uid (a creation that stopped early): what checkmember says of
+    // one is undocumented ⚠️, and it holds no rights anyway; delete drops its group entries by name.
+    const admin = rec.uid !== '' && (await this.dir.isMember(name, 'admin'));
+    const staff = rec.uid !== '' && !admin && (await this.dir.isMember(name, 'staff'));
     const markers = (await this.dir.groupMembers(MARKER_GROUP)) ?? [];
     return {
       name,
