@@ -6,8 +6,10 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { REPO, enrollSpy, host, memoryFiles, recorder } from '../../test/support/serviceHost.ts';
 import { parsePlist } from '../../test/support/serviceParsers.ts';
+import { bashSyntaxError, bashWords } from '../../test/support/shellQuote.ts';
 import { AGENT_NODE_FLAGS, installAgent } from './install.ts';
 import { LAUNCHD_LABEL, renderLaunchdPlist } from './launchd.ts';
+import { uninstallAgent } from './uninstall.ts';
 
 const builtAgent = { [path.join(REPO, 'dist', 'agent', 'main.js')]: '' };
 
@@ -74,5 +76,20 @@ describe('service: launchd plist', () => {
     await installAgent({ serverUrl: 'https://jit.example', enroll: spy.enroll }, host('darwin', { files, run: rec.run }));
     assert.deepEqual(spy.calls, []);
     assert.deepEqual(rec.log.filter((c) => c[0] === '/bin/launchctl').map((c) => c[1]), ['bootout', 'enable', 'bootstrap']);
+  });
+
+  it('every command printed is a shell line that bash parses back to the argv that ran (install and uninstall)', async () => {
+    const files = memoryFiles({ ...builtAgent, [plistPath]: 'old' });
+    const rec = recorder();
+    const h = host('darwin', { files, run: rec.run, nodePath: "/usr/local/n o d e's/bin/node" });
+    await installAgent({ serverUrl: 'https://jit.example', enroll: enrollSpy().enroll }, h);
+    await uninstallAgent({}, h);
+    const lines = h.printed.flatMap((l) => l.split('\n')).flatMap((l) => {
+      const m = /\$ (.*)$/.exec(l);
+      return m ? [m[1]!] : [];
+    });
+    assert.equal(bashSyntaxError(lines.join('\n')), null);
+    assert.deepEqual(bashWords(lines), rec.log);
+    assert.ok(rec.log.length >= 6, lines.join('\n'));
   });
 });
