@@ -11,6 +11,7 @@ import { parseArgs } from 'node:util';
 import pino from 'pino';
 import { GrantRunner } from './accounts.ts';
 import { ServerClient, enrollAgent } from './client.ts';
+import { machineId } from './machineId.ts';
 import { Daemon } from './daemon.ts';
 import { EmailDelivery } from './delivery.ts';
 import { loadOrCreateKey } from './localKey.ts';
@@ -83,7 +84,8 @@ async function main(argv: string[]): Promise<void> {
 async function enroll(o: { server: string; token: string; state: string; hostname?: string; sandboxRoot?: string }): Promise<void> {
   const serverUrl = o.server.replace(/\/+$/, '');
   const hostname = o.hostname ?? os.hostname();
-  const { endpointId, credential } = await enrollAgent(serverUrl, { token: o.token, hostname, os: thisOs(), agentVersion: AGENT_VERSION });
+  const id = await machineId(o.sandboxRoot);
+  const { endpointId, credential } = await enrollAgent(serverUrl, { token: o.token, hostname, os: thisOs(), agentVersion: AGENT_VERSION, ...(id ? { machineId: id } : {}) });
   await StateStore.create(o.state, {
     version: 1,
     serverUrl,

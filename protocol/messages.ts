@@ -137,9 +137,12 @@ export const ReportBatch = z.object({ reports: z.array(Report).max(500) }).stric
 export const EnrollRequest = z
   .object({
     token: z.string().min(1).max(200),
-    hostname: z.string().min(1).max(255),
+    /** Checked by the server as a DNS name (RFC 1123), so it can go into emails safely. */
+    hostname: z.string().min(1).max(253),
     os: z.enum(OPERATING_SYSTEMS),
     agentVersion: z.string().min(1).max(50),
+    /** SHA-256 (hex) of the machine's identity: the same machine enrolling again replaces its record. */
+    machineId: z.string().regex(/^[0-9a-f]{64}$/).optional(),
   })
   .strict();
 export type EnrollRequest = z.infer<typeof EnrollRequest>;

@@ -17,7 +17,8 @@ export async function applyReports(ctx: Ctx, endpointId: string, reports: Report
     const g = await grantOf(ctx.c, r.grantId, endpointId);
     if (g && !(await alreadySeen(ctx, r.id))) {
       const actor = agentActor(endpointId);
-      if (r.username && !g.username) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { username: r.username } });
+      // A new name only from a new account (created): after a re-enrollment the grant's new agent makes one.
+      if (r.username && (!g.username || (r.type === 'created' && r.username !== g.username))) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { username: r.username } });
       if (r.type === 'email-sent' || r.type === 'email-failed') {
         await recordDelivery(ctx, g._id, r.type === 'email-sent' ? { ok: true } : { ok: false, error: r.detail ?? 'unknown' }, 'endpoint', actor);
       } else {

@@ -1,12 +1,13 @@
 import { randomUUID } from 'node:crypto';
-import type { EnrollResponse } from '../../protocol/messages.ts';
+import type { EnrollRequest, EnrollResponse } from '../../protocol/messages.ts';
 import type { Ctx } from '../context.ts';
 import { SerialQueues } from '../db/serialQueues.ts';
 import { ApiError, apiError, invalid } from '../errors.ts';
-import type { ServerEnrollRequest } from '../schemas/enrollment.ts';
 import { hashToken, newToken, sameSecret } from '../secrets.ts';
 import { agentActor, audit } from '../store/audit.ts';
 import type { EndpointDoc } from '../store/collections.ts';
+import { LIVE_STATES } from '../domain/lifecycle.ts';
+import { queueInstruction } from './instructions.ts';
 
 /** Creates a one-time enrollment token, valid `ttlMinutes` (else the configured lifetime); only its hash is stored. */
 export async function createEnrollmentToken(ctx: Ctx, actor: string, ttlMinutes = ctx.config.enrollmentTokenTtlMinutes): Promise<{ token: string; expiresAt: Date }> {
@@ -52,7 +53,7 @@ const enrollQueues = new WeakMap<Ctx['c'], SerialQueues>();
  * uses an index only for filters on `_id` alone, so the claim stays O(1)
  * however many tokens exist.
  */
-export async function enroll(ctx: Ctx, req: ServerEnrollRequest): Promise<EnrollResponse> {
+export async function enroll(ctx: Ctx, req: EnrollRequest): Promise<EnrollResponse> {
   const problem = hostnameProblem(req.hostname);
   if (problem) throw invalid([{ field: 'hostname', message: problem }]);
   let queues = enrollQueues.get(ctx.c);
@@ -60,7 +61,7 @@ export async function enroll(ctx: Ctx, req: ServerEnrollRequest): Promise<Enroll
   return queues.run(req.hostname.toLowerCase(), () => enrollNow(ctx, req));
 }
 
-async function enrollNow(ctx: Ctx, req: ServerEnrollRequest): Promise<EnrollResponse> {
+async function enrollNow(ctx: Ctx, req: EnrollRequest): Promise<EnrollResponse> {
   const now = new Date();
   const tokenId = hashToken(req.token);
   const token = await ctx.c.enrollmentTokens.findOne({ _id: tokenId });
@@ -94,7 +95,25 @@ async function enrollNow(ctx: Ctx, req: ServerEnrollRequest): Promise<EnrollResp
   }
   const detail = { hostname: req.hostname, os: req.os, agentVersion: req.agentVersion, tokenCreatedBy: token.createdBy };
   await audit(ctx.c, { actor: agentActor(endpoint._id), type: same ? 'endpoint.re-enrolled' : 'endpoint.enrolled', endpointId: endpoint._id, detail });
+  if (same) await handOverLiveGrants(ctx, endpoint._id);
   return { endpointId: endpoint._id, credential: `${endpoint._id}.${secret}` };
+}
+
+/**
+ * A machine enrolling again starts with an empty state: its new agent knows none of the grants
+ * the old one ran, and its sweep removes their accounts as unexplained. So each live grant's plan
+ * is sent again: the new agent creates a fresh account (and mails fresh credentials) for what
+ * is left of the window, or reports it removed at once if the window is over or it was revoked.
+ */
+async function handOverLiveGrants(ctx: Ctx, endpointId: string): Promise<void> {
+  // Not an _id filter: a scan, but once per re-enrollment.
+  const live = await ctx.c.grants.find({ endpointId, state: { $in: [...LIVE_STATES] } }).toArray();
+  for (const g of live) {
+    // A grant already ending must not get a new account: the new agent only reports it gone.
+    const kind = g.revokeRequested ? 'revoke' : g.state === 'revocation-failed' ? 'expire' : 'provision';
+    await queueInstruction(ctx, g, kind);
+    await audit(ctx.c, { actor: agentActor(endpointId), type: 'grant.handed-over', grantId: g._id, endpointId, detail: { reason: 'the endpoint enrolled again: its new agent receives the plan' } });
+  }
 }
 
 /** Finds the endpoint a bearer credential belongs to, or null. */

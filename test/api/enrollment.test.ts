@@ -67,6 +67,20 @@ describe('enrollment: hostnames, re-enrollment and token lifetime', function () 
       assert.equal(grant.body.grants[0].endpoint.id, first.body.endpointId);
     });
 
+    it('hands the live grants of a re-enrolled machine to its new agent; a revoked one only to be ended', async () => {
+      const first = await enroll({ token: await token(), hostname: 'reinstalled', machineId: machine('reinstalled') });
+      const live = (await stack.api.request('POST', '/api/v1/grants', grantBody('reinstalled', 60, 600, { group: 'Users' }))).body.grants[0].id;
+      const revoked = (await stack.api.request('POST', '/api/v1/grants', grantBody('reinstalled', 60, 600, { group: 'Users' }))).body.grants[0].id;
+      assert.equal((await stack.api.request('POST', `/api/v1/grants/${revoked}/revoke`)).status, 200);
+      // The old agent took everything it was sent.
+      const { c } = stack.server!.ctx;
+      await c.instructions.updateMany({ endpointId: first.body.endpointId }, { $set: { ackedAt: new Date() } });
+      const again = await enroll({ token: await token(), hostname: 'reinstalled', machineId: machine('reinstalled') });
+      const poll = await fetch(`${stack.api.url}/agent/v1/instructions?wait=0`, { headers: { authorization: `Bearer ${again.body.credential}` } });
+      const sent = ((await poll.json()) as { instructions: { kind: string; plan: { grantId: string } }[] }).instructions.map((i) => `${i.plan.grantId}:${i.kind}`);
+      assert.deepEqual(sent.sort(), [`${live}:provision`, `${revoked}:revoke`].sort());
+    });
+
     it('refuses a taken hostname from another machine, or without a machine identity (409), keeping the token', async () => {
       assert.equal((await enroll({ token: await token(), hostname: 'taken-box', machineId: machine('one') })).status, 201);
       const t = await token();

@@ -1,12 +1,11 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { Ack, CredentialHandover, ReportBatch, SmtpTestResult } from '../../../protocol/messages.ts';
+import { Ack, CredentialHandover, EnrollRequest, ReportBatch, SmtpTestResult } from '../../../protocol/messages.ts';
 import { ackInstructions, poll } from '../../commands/agentChannel.ts';
 import { agentSettings, handOverCredentials } from '../../commands/agentSettings.ts';
 import { applyReports } from '../../commands/applyReports.ts';
 import { enroll } from '../../commands/enrollment.ts';
 import type { Ctx } from '../../context.ts';
-import { serverEnrollSchema } from '../../schemas/enrollment.ts';
 import { requireAgent } from '../auth.ts';
 import { validate } from '../validate.ts';
 
@@ -17,7 +16,7 @@ export function agentRoutes(ctx: Ctx): Router {
   const r = Router();
 
   r.post('/enroll', async (req, res) => {
-    res.status(201).json(await enroll(ctx, validate(serverEnrollSchema, req.body)));
+    res.status(201).json(await enroll(ctx, validate(EnrollRequest, req.body)));
   });
 
   r.use(requireAgent(ctx));
