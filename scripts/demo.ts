@@ -17,6 +17,9 @@ import { defaultConfig } from '../server/config.ts';
 import { freePort } from '../server/db/ports.ts';
 import { startServer } from '../server/server.ts';
 import { createUser } from '../server/web/users.ts';
+
+/** This machine's name as a DNS label (the server refuses others, e.g. with an underscore), plus -sandbox. */
+const DEMO_HOST = `${os.hostname().split('.')[0]!.replace(/[^A-Za-z0-9-]/g, '-').replace(/^-+|-+$/g, '').slice(0, 50) || 'demo'}-sandbox`;
 import { startSmtpServer } from '../test/support/smtp.ts';
 
 const REPO = path.resolve(import.meta.dirname, '..');
@@ -59,7 +62,7 @@ const stateFile = path.join(DATA, 'agent-state.json');
 const agentArgs = (...a: string[]) => [process.execPath, ['--import', 'tsx', 'agent/main.ts', ...a]] as const;
 const { token } = await api('POST', '/api/v1/enrollment-tokens');
 await new Promise<void>((resolve, reject) => {
-  const p = spawn(...agentArgs('enroll', '--server', server.url, '--token', token, '--state', stateFile, '--sandbox-root', sandbox.root, '--hostname', `${os.hostname()}-sandbox`), { cwd: REPO, stdio: 'inherit' });
+  const p = spawn(...agentArgs('enroll', '--server', server.url, '--token', token, '--state', stateFile, '--sandbox-root', sandbox.root, '--hostname', DEMO_HOST), { cwd: REPO, stdio: 'inherit' });
   p.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`agent enroll exited ${code}`))));
 });
 const agentLog = createWriteStream(path.join(DATA, 'agent.log'));
@@ -72,7 +75,7 @@ const end = new Date(start.getTime() + 60_000);
 const { grants } = await api('POST', '/api/v1/grants', {
   operation: 'temporary-access',
   email: 'end.user@example.com',
-  endpoints: [`${os.hostname()}-sandbox`],
+  endpoints: [DEMO_HOST],
   group: 'Administrators',
   startAt: start.toISOString(),
   endAt: end.toISOString(),

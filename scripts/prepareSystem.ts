@@ -1,8 +1,9 @@
 /**
  * Installs the Debian packages the tests use that npm cannot bring: Chromium for
  * the console's browser tests (playwright-core drives it; no browser is ever
- * downloaded) and libfaketime for the chaos test's clock jumps.
- * Run by the test command; a no-op when both are present.
+ * downloaded), libfaketime for the chaos test's clock jumps, and Mono's C# compiler
+ * and runtime, which compile and run the Windows logoff interop (agent/os/windows-wts.test.ts).
+ * Run by the test command; a no-op when all are present.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
@@ -11,6 +12,7 @@ import { existsSync } from 'node:fs';
 const NEEDED: Record<string, string> = {
   chromium: '/usr/bin/chromium',
   faketime: '/usr/bin/faketime',
+  'mono-mcs': '/usr/bin/mcs',
 };
 
 const missing = Object.entries(NEEDED).filter(([, file]) => !existsSync(file)).map(([pkg]) => pkg);

@@ -67,8 +67,17 @@ export function windowsPowerShellPath(env: NodeJS.ProcessEnv = process.env, arch
   return path.win32.join(root, system, 'WindowsPowerShell', 'v1.0', 'powershell.exe');
 }
 
+/**
+ * PowerShell 7 where its installer puts it, under %ProgramFiles% (writable by Administrators
+ * only). Why not `pwsh` from PATH: a SYSTEM service would run the first pwsh.exe found there,
+ * and PATH may hold folders a standard user can write.
+ */
+export function pwshPath(env: NodeJS.ProcessEnv = process.env): string {
+  return path.win32.join(env.ProgramW6432 ?? env.ProgramFiles ?? 'C:\\Program Files', 'PowerShell', '7', 'pwsh.exe');
+}
+
 export interface NodePowerShellExecutorOptions {
-  /** 'powershell' (default): 64-bit Windows PowerShell 5.1. 'pwsh': PowerShell 7 from PATH. */
+  /** 'powershell' (default): 64-bit Windows PowerShell 5.1. 'pwsh': PowerShell 7 (pwshPath). */
   shell?: 'powershell' | 'pwsh';
   /** Session executable, overriding `shell` (a full path). */
   executable?: string;
@@ -103,7 +112,7 @@ export class NodePowerShellExecutor implements PsExecutor {
 
   constructor(opts: NodePowerShellExecutorOptions = {}) {
     this.isPwsh = opts.shell === 'pwsh';
-    this.executable = opts.executable ?? (this.isPwsh ? 'pwsh' : windowsPowerShellPath());
+    this.executable = opts.executable ?? (this.isPwsh ? pwshPath() : windowsPowerShellPath());
     this.helperExecutable = opts.helperExecutable ?? windowsPowerShellPath();
     this.invocationTimeoutMs = opts.invocationTimeoutMs ?? 300_000;
     this.helperTimeoutMs = opts.helperTimeoutMs ?? 120_000;
@@ -172,8 +181,7 @@ export class NodePowerShellExecutor implements PsExecutor {
     if (process.env.NODE_POWERSHELL && process.env.NODE_POWERSHELL !== this.executable) {
       throw new AccountError('COMMAND_FAILED', 'NODE_POWERSHELL is set and would override the PowerShell executable');
     }
-    // Imported on first use: agent/service/windows.ts loads this module on every OS, and only a
-    // Windows agent ever opens a session.
+    // Imported on first use: only a Windows agent ever opens a session.
     const { PowerShell } = await import('node-powershell');
     const ps = new PowerShell({
       executable: this.executable,

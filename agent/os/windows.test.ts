@@ -19,7 +19,7 @@ import { parsePowerShell, readVerbatimString } from '../../test/support/psParse.
 import { RecordingExecutor, splitScript, spec, verifyRecording, windowsEnv, WindowsModel } from '../../test/support/windowsSim.ts';
 import { AccountError } from './backend.ts';
 import { accountBackendContract, inAnHour, newName, newPassword, rejectsWith } from './contract.ts';
-import { descriptionFor, helperArgv, mapPsError, NodePowerShellExecutor, windowsPowerShellPath, WindowsBackend, type PsResult } from './windows.ts';
+import { descriptionFor, helperArgv, mapPsError, NodePowerShellExecutor, pwshPath, windowsPowerShellPath, WindowsBackend, type PsResult } from './windows.ts';
 import {
   assertTransportSafe,
   constantPart,
@@ -515,6 +515,11 @@ describe('NodePowerShellExecutor (fake powershell)', function () {
     assert.equal(windowsPowerShellPath({ SystemRoot: 'C:\\Windows' }, 'x64'), 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe');
     assert.equal(windowsPowerShellPath({ SystemRoot: 'D:\\WIN', PROCESSOR_ARCHITEW6432: 'AMD64' }, 'ia32'), 'D:\\WIN\\Sysnative\\WindowsPowerShell\\v1.0\\powershell.exe');
     assert.equal(windowsPowerShellPath({}, 'ia32'), 'C:\\Windows\\System32\\WindowsPowerShell\\v1.0\\powershell.exe');
+  });
+
+  it('runs PowerShell 7 by its absolute path under Program Files, never a pwsh found on PATH', () => {
+    assert.equal(pwshPath({ ProgramW6432: 'C:\\Program Files', ProgramFiles: 'C:\\Program Files (x86)' }), 'C:\\Program Files\\PowerShell\\7\\pwsh.exe');
+    assert.equal(pwshPath({}), 'C:\\Program Files\\PowerShell\\7\\pwsh.exe');
   });
 });
 

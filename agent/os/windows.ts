@@ -48,6 +48,7 @@ import {
 export {
   NodePowerShellExecutor,
   helperArgv,
+  pwshPath,
   windowsPowerShellPath,
   type NodePowerShellExecutorOptions,
   type PsExecutor,
