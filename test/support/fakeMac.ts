@@ -53,6 +53,10 @@ interface FakeProc {
 }
 export type Out = { code: number; stdout?: string; stderr?: string };
 
+/**
+ * Where the simulated tools live. Written out again on purpose, not imported from the backend's
+ * MAC_BIN: a wrong path there must fail the tests, not be copied into the simulation.
+ */
 export const BIN = {
   sysadminctl: '/usr/sbin/sysadminctl',
   dscl: '/usr/bin/dscl',
