@@ -10,25 +10,15 @@ import type { Instruction, RejectedInstruction, ReportType } from '../protocol/m
 import { newAccountName, newPassword } from './credentials.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
 import { removeAccount, type RemovalStep } from './removal.ts';
+import type { CredentialSink, DeliveryResult } from './sink.ts';
 import type { GrantRecord, StateStore } from './state.ts';
+import { nextUid } from './uids.ts';
 
-/** Gets fresh credentials to the end user. Must neither store nor log the password. */
-export interface CredentialSink {
-  /** Starts delivering in the background (with retries). */
-  deliver(grant: GrantRecord, password: string): void;
-  /** True while a delivery for the grant is under way. */
-  isActive(grantId: string): boolean;
-  cancel(grantId: string): void;
-  /** Tells the end user their access is over (best effort). */
-  ended(grant: GrantRecord): Promise<void>;
-}
 
 /** Steps after which the removal has begun and is retried until done. */
 const REMOVAL_UNDER_WAY: readonly GrantRecord['step'][] = ['removing', 'disabled', 'deleted'];
 /** Steps at which the account no longer exists. */
 const GONE: readonly GrantRecord['step'][] = ['deleted', 'removed', 'failed'];
-
-export type DeliveryResult = { ok: true; via: 'endpoint' | 'server' } | { ok: false; error: string };
 
 const CREATE_ATTEMPTS = 3;
 const ALERT_AFTER = 3;
@@ -92,26 +82,10 @@ export class GrantRunner {
   private async plan(ins: Instruction): Promise<GrantRecord> {
     const taken = new Set(Object.values(this.grants).map((g) => g.username));
     const username = await newAccountName(async (n) => taken.has(n) || (await this.backend.lookup(n)) !== null);
-    const r: GrantRecord = { plan: ins.plan, username, ...this.nextUid(), step: 'planned', enableNow: false, removeNow: false, attempts: 0, alerted: false, emailPending: false, revoked: false };
+    const r: GrantRecord = { plan: ins.plan, username, ...nextUid(this.store.state, this.backend.uidRange), step: 'planned', enableNow: false, removeNow: false, attempts: 0, alerted: false, emailPending: false, revoked: false };
     this.grants[ins.plan.grantId] = r;
     this.log.info({ grantId: ins.plan.grantId, username, kind: ins.kind }, 'grant planned');
     return r;
-  }
-
-  /**
-   * Hands out the next uid of the backend's range. Why a counter and not the lowest free uid:
-   * the next account would then inherit whatever the last one left where deletion does not
-   * reach. A fresh state starts at a random point of the range's first half, so two agents on
-   * one machine (sandboxes) do not walk the same numbers.
-   */
-  private nextUid(): { uid?: number } {
-    const range = this.backend.uidRange;
-    if (!range) return {};
-    const st = this.store.state;
-    let uid = st.nextUid ?? range.min + Math.floor(Math.random() * ((range.max - range.min) / 2));
-    if (uid < range.min || uid > range.max) uid = range.min;
-    st.nextUid = uid + 1;
-    return { uid };
   }
 
   /** Runs every step that is due now. One queued pass serves every caller that arrives before it starts. */
@@ -190,7 +164,7 @@ export class GrantRunner {
         break;
       } catch (err) {
         if (!(err instanceof AccountError && err.code === 'ID_TAKEN' && tries < UID_TRIES)) throw err;
-        Object.assign(r, this.nextUid());
+        Object.assign(r, nextUid(this.store.state, this.backend.uidRange));
         await this.store.save();
       }
     }

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { SmtpSettingsInput } from '../mail/smtp.ts';
 import { startSmtpServer, type TestSmtpServer } from '../test/support/smtp.ts';
-import type { DeliveryResult } from './accounts.ts';
+import type { DeliveryResult } from './sink.ts';
 import type { ServerClient } from './client.ts';
 import { EmailDelivery } from './delivery.ts';
 import type { NameResolver } from './fqdn.ts';

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { EmailVars } from '../mail/render.ts';
 import { RetryLoops } from '../mail/retryLoops.ts';
 import type { OperatingSystem } from '../protocol/groups.ts';
-import type { CredentialSink, DeliveryResult } from './accounts.ts';
+import type { CredentialSink, DeliveryResult } from './sink.ts';
 import type { ServerClient } from './client.ts';
 import { fqdnOf, type NameResolver } from './fqdn.ts';
 import type { SettingsStore } from './settings.ts';

@@ -10,7 +10,8 @@
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import pino from 'pino';
-import { GrantRunner, type CredentialSink } from '../agent/accounts.ts';
+import { GrantRunner } from '../agent/accounts.ts';
+import type { CredentialSink } from '../agent/sink.ts';
 import { ServerClient, enrollAgent } from '../agent/client.ts';
 import { Daemon } from '../agent/daemon.ts';
 import { loadOrCreateKey } from '../agent/localKey.ts';

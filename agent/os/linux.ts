@@ -1,4 +1,4 @@
-import { lstat, readFile, rm } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Group } from '../../protocol/groups.ts';
 import {
@@ -20,7 +20,7 @@ import {
   type LogoffResult,
 } from './backend.ts';
 import { ExecError, run as defaultRun, type RunResult, type Runner } from './exec.ts';
-import { ipcObjectsOf, removeIpcObjects } from './sysvipc.ts';
+import { LEFTOVER_DIRS, purgeLeftovers } from './linux-purge.ts';
 
 // Re-exported for the tests and bench/. Linux: a supplementary group; the tag is the GECOS field.
 export { MARKER_GROUP };
@@ -36,9 +36,6 @@ const UNIX_GROUPS: Record<Group, string[]> = {
 };
 
 type Row = string[];
-
-/** Where a deleted account's files can outlive it: shared temporary folders and the cron/at spools. */
-const LEFTOVER_DIRS = ['/tmp', '/var/tmp', '/dev/shm', '/var/spool/cron', '/var/spool/at'];
 
 export interface LinuxBackendOptions {
   /** Sandbox root: work on ROOT/etc instead of /etc (tests). */
@@ -206,33 +203,12 @@ export class LinuxBackend implements AccountBackend {
     });
   }
 
-  /**
-   * What `userdel -r` leaves of a deleted account, by its uid: a home it kept, files in the
-   * shared temporary folders, crontab and at jobs, System V IPC objects, sudo's timestamp and
-   * systemd's linger flag. Nothing is touched while any account has that uid again.
-   */
+  /** What the deleted account left (linux-purge.ts); nothing is touched while any account has that uid again. */
   async purge(account: AccountRef): Promise<void> {
     assertValidName(account.name);
-    const uid = account.id;
-    if ((await this.table('passwd')).some((r) => r[2] === uid)) return;
-    this.assertKillable(uid);
-    const home = path.join(this.root ?? '/', 'home', account.name);
-    const inRoot = (p: string) => path.join(this.root ?? '/', p);
-    const homeLeft = await lstat(home).catch(() => null);
-    if (homeLeft && String(homeLeft.uid) === uid) await rm(home, { recursive: true, force: true });
-    for (const file of [`/run/sudo/ts/${account.name}`, `/var/lib/systemd/linger/${account.name}`]) await rm(inRoot(file), { force: true });
-    const dirs = (await Promise.all(this.leftoverDirs.map(async (d) => ((await lstat(d).catch(() => null))?.isDirectory() ? d : null)))).filter((d): d is string => !!d);
-    if (dirs.length) {
-      // -xdev: not into other file systems mounted below; find never follows symlinks here.
-      await this.cmd('find', [...dirs, '-xdev', '-depth', '-uid', uid, '-delete'], { ok: [0, 1] });
-    }
-    await removeIpcObjects(uid, this.run);
-    const left = dirs.length ? (await this.cmd('find', [...dirs, '-xdev', '-uid', uid, '-print'], { ok: [0, 1] })).stdout.trim() : '';
-    const ipcLeft = (await ipcObjectsOf(uid)).length;
-    if (left || ipcLeft) {
-      const files = left.split('\n').slice(0, 5).join(', ');
-      throw new AccountError('COMMAND_FAILED', `uid ${uid} still owns ${left ? files : ''}${ipcLeft ? ` ${ipcLeft} IPC object(s)` : ''}`);
-    }
+    if ((await this.table('passwd')).some((r) => r[2] === account.id)) return;
+    this.assertKillable(account.id);
+    await purgeLeftovers(account, { root: this.root ?? '/', leftoverDirs: this.leftoverDirs, run: this.run });
   }
 
   /** Uninstall: groupdel of the marker group once it has no members. */

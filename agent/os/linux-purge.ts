@@ -1,0 +1,45 @@
+/**
+ * What `userdel -r` leaves of a deleted Linux account, found by its uid: a home it kept, files in
+ * the shared temporary folders, crontab and at jobs, System V IPC objects, sudo's timestamp and
+ * systemd's linger flag. The caller has checked that no account has the uid any more.
+ */
+import { lstat, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { AccountError, type AccountRef } from './backend.ts';
+import type { Runner } from './exec.ts';
+import { ipcObjectsOf, removeIpcObjects } from './sysvipc.ts';
+
+/** Where a deleted account's files can outlive it: shared temporary folders and the cron/at spools. */
+export const LEFTOVER_DIRS = ['/tmp', '/var/tmp', '/dev/shm', '/var/spool/cron', '/var/spool/at'];
+
+export interface PurgeOptions {
+  /** Sandbox root for the account's own paths (home, sudo timestamp, linger flag); '/' for real. */
+  root: string;
+  /** Folders searched by uid (real ones even in a sandbox: see LinuxBackendOptions.leftoverDirs). */
+  leftoverDirs: string[];
+  run: Runner;
+}
+
+/** Removes it all, then looks again: throws naming what is still there, so the caller retries. */
+export async function purgeLeftovers(account: AccountRef, o: PurgeOptions): Promise<void> {
+  const uid = account.id;
+  const inRoot = (p: string) => path.join(o.root, p);
+  const home = inRoot(`/home/${account.name}`);
+  const homeLeft = await lstat(home).catch(() => null);
+  if (homeLeft && String(homeLeft.uid) === uid) await rm(home, { recursive: true, force: true });
+  for (const file of [`/run/sudo/ts/${account.name}`, `/var/lib/systemd/linger/${account.name}`]) await rm(inRoot(file), { force: true });
+
+  const dirs: string[] = [];
+  for (const d of o.leftoverDirs) if ((await lstat(d).catch(() => null))?.isDirectory()) dirs.push(d);
+  // -xdev: not into other file systems mounted below; find never follows symlinks here.
+  const find = async (action: string[]) => (dirs.length ? (await o.run('find', [...dirs, '-xdev', ...action], { okCodes: [0, 1] })).stdout.trim() : '');
+  await find(['-depth', '-uid', uid, '-delete']);
+  await removeIpcObjects(uid, o.run);
+
+  const left = await find(['-uid', uid, '-print']);
+  const ipcLeft = (await ipcObjectsOf(uid)).length;
+  if (left || ipcLeft) {
+    const files = left ? `${left.split('\n').slice(0, 5).join(', ')} ` : '';
+    throw new AccountError('COMMAND_FAILED', `uid ${uid} still owns ${files}${ipcLeft ? `${ipcLeft} IPC object(s)` : ''}`.trim());
+  }
+}
