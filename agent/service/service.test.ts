@@ -13,6 +13,7 @@ import { REPO, capture, enrollSpy, host, memoryFiles, recorder } from '../../tes
 import { execWords, parseUnit } from '../../test/support/serviceParsers.ts';
 import { AGENT_NODE_FLAGS, installAgent } from './install.ts';
 import { nodeFiles } from './nodeFiles.ts';
+import { LEFTOVER_DIRS } from '../os/linux-purge.ts';
 import { renderSystemdUnit } from './systemd.ts';
 
 const SYSTEMCTL = '/usr/bin/systemctl';
@@ -142,15 +143,18 @@ describe('service: Linux install into a temporary root (real copy, real owners a
     assert.equal(one('Restart'), 'always');
     assert.equal(unit.get('Unit')!.get('StartLimitIntervalSec')?.[0], '0');
     assert.deepEqual(unit.get('Install')!.get('WantedBy'), ['multi-user.target']);
-    for (const k of ['User', 'DynamicUser', 'PrivateUsers', 'ProtectHome', 'ProtectProc', 'ProcSubset', 'MemoryDenyWriteExecute', 'PrivateNetwork', 'NoNewPrivileges']) {
+    for (const k of ['User', 'DynamicUser', 'PrivateUsers', 'ProtectHome', 'ProtectProc', 'ProcSubset', 'MemoryDenyWriteExecute', 'PrivateNetwork', 'NoNewPrivileges', 'PrivateTmp']) {
       assert.equal(service.get(k), undefined, `${k} would break the agent`);
     }
     assert.equal(one('ProtectSystem'), 'strict');
     const writable = one('ReadWritePaths')!.split(' ');
-    for (const p of ['/etc', '/home', path.dirname(stateFile)]) assert.ok(writable.includes(p), `${p} writable`);
+    for (const p of ['/etc', '/home', path.dirname(stateFile), '/tmp']) assert.ok(writable.includes(p), `${p} writable`);
+    // Where purge clears a deleted account's leftovers (agent/os/linux-purge.ts): the shared ones, not private copies.
+    for (const p of LEFTOVER_DIRS.filter((d) => d !== '/dev/shm')) assert.ok(writable.includes(p) || writable.includes(`-${p}`), `${p} writable`);
     assert.ok(!writable.some((p) => p.includes('jit-agent') && p.startsWith(runtime)), 'the runtime stays read-only');
     const caps = one('CapabilityBoundingSet')!.split(' ');
-    for (const c of ['CAP_KILL', 'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_AUDIT_WRITE']) assert.ok(caps.includes(c), c);
+    for (const c of ['CAP_KILL', 'CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_FOWNER', 'CAP_AUDIT_WRITE', 'CAP_SETUID', 'CAP_SETGID']) assert.ok(caps.includes(c), c);
+    assert.ok(!caps.includes('CAP_SYS_ADMIN'));
     assert.match(one('RestrictAddressFamilies')!, /AF_INET6.*AF_NETLINK|AF_NETLINK.*AF_INET6/);
   });
 

@@ -12,17 +12,19 @@
  *   their .lock files, written by rename), /home (useradd -m copies /etc/skel, userdel -r
  *   removes it), the mail spool (created with CREATE_MAIL_SPOOL, removed by userdel -r),
  *   lastlog/faillog (useradd resets the new uid's records), sssd's cache (flushed by
- *   useradd/userdel when sssd is installed) and the agent's own state folder. Entries with a
- *   leading "-" may be missing. A site whose useradd HOME (/etc/default/useradd) is not
- *   /home must add it with a drop-in (systemctl edit jit-agent).
- * - PrivateTmp: a private, writable /tmp, not shared with the accounts' users (the agent, plain
- *   node on the prebuilt dist/agent/main.js, keeps nothing there).
+ *   useradd/userdel when sssd is installed), what purge clears of a deleted account (/tmp,
+ *   /var/tmp, the cron and at spools, sudo's timestamps, systemd's linger flags; /dev/shm is
+ *   not made read-only) and the agent's own state folder. Entries with a leading "-" may be
+ *   missing. A site whose useradd HOME (/etc/default/useradd) is not /home must add it with a
+ *   drop-in (systemctl edit jit-agent).
  * - PrivateDevices: /dev holds only null, zero, random, urandom…; nothing here needs more.
  * - CapabilityBoundingSet: root keeps only CAP_CHOWN, CAP_FOWNER, CAP_FSETID (useradd -m
  *   copying /etc/skel into a home owned by the new user), CAP_DAC_OVERRIDE and
  *   CAP_DAC_READ_SEARCH (userdel -r walking a home with the user's own modes), CAP_KILL
- *   (pkill of another uid; logind also accepts it for terminate-user) and CAP_AUDIT_WRITE
- *   (shadow-utils aborts when it can't send its audit record).
+ *   (pkill of another uid; logind also accepts it for terminate-user), CAP_AUDIT_WRITE
+ *   (shadow-utils aborts when it can't send its audit record), and CAP_SETUID + CAP_SETGID:
+ *   purge removes a deleted account's System V IPC objects as that uid (setpriv), since root
+ *   may only do so with CAP_SYS_ADMIN.
  * - ProtectKernelTunables/Modules/Logs, ProtectControlGroups, ProtectClock, ProtectHostname,
  *   RestrictRealtime, RestrictSUIDSGID, RestrictNamespaces, LockPersonality,
  *   SystemCallArchitectures=native, SystemCallFilter=@system-service (it includes @chown,
@@ -31,6 +33,8 @@
  *   and nscd, AF_NETLINK for the audit records.
  *
  * Left out on purpose (incompatible):
+ * - PrivateTmp=: the agent would see a /tmp and /var/tmp of its own, not the ones the accounts'
+ *   users share, and purge could not clear what a deleted account left there.
  * - User=/DynamicUser=/PrivateUsers=: not root, or root mapped away: no account can be made.
  * - ProtectHome=: hides /home, so useradd -m and userdel -r fail.
  * - ProtectProc=invisible / ProcSubset=pid: without CAP_SYS_PTRACE root no longer sees other
@@ -60,9 +64,13 @@ export interface SystemdUnitOptions {
 }
 
 /** Folders (and files) the account tools write; "-": may be missing. */
-const ACCOUNT_TOOL_PATHS = ['/etc', '/home', '-/var/mail', '-/var/spool/mail', '-/var/log/lastlog', '-/var/log/faillog', '-/var/log/tallylog', '-/var/lib/sss'];
+const ACCOUNT_TOOL_PATHS = [
+  '/etc', '/home', '-/var/mail', '-/var/spool/mail', '-/var/log/lastlog', '-/var/log/faillog', '-/var/log/tallylog', '-/var/lib/sss',
+  // purge (agent/os/linux-purge.ts)
+  '/tmp', '-/var/tmp', '-/var/spool/cron', '-/var/spool/at', '-/run/sudo', '-/var/lib/systemd/linger',
+];
 
-const CAPABILITIES = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_AUDIT_WRITE'];
+const CAPABILITIES = ['CAP_CHOWN', 'CAP_DAC_OVERRIDE', 'CAP_DAC_READ_SEARCH', 'CAP_FOWNER', 'CAP_FSETID', 'CAP_KILL', 'CAP_AUDIT_WRITE', 'CAP_SETUID', 'CAP_SETGID'];
 
 /** The unit file's text. Throws on a value that can't be written into a unit safely. */
 export function renderSystemdUnit(o: SystemdUnitOptions): string {
@@ -95,7 +103,6 @@ export function renderSystemdUnit(o: SystemdUnitOptions): string {
     '# (agent/service/systemd.ts explains each choice and what is left out).',
     'ProtectSystem=strict',
     `ReadWritePaths=${[...ACCOUNT_TOOL_PATHS, listPath(stateDir)].join(' ')}`,
-    'PrivateTmp=yes',
     'PrivateDevices=yes',
     `CapabilityBoundingSet=${CAPABILITIES.join(' ')}`,
     'ProtectKernelTunables=yes',
