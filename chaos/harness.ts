@@ -202,6 +202,20 @@ export class ChaosAgent {
     this.downSince = null;
   }
 
+  /** SIGSTOP: the process hangs (counted as down: it does nothing), until thaw(). */
+  freeze(): void {
+    if (!this.running || this.downSince !== null) return;
+    this.downSince = Date.now();
+    this.child!.kill('SIGSTOP');
+  }
+
+  thaw(): void {
+    if (!this.running || this.downSince === null) return;
+    this.child!.kill('SIGCONT');
+    this.down.push({ from: this.downSince, to: Date.now() });
+    this.downSince = null;
+  }
+
   /** SIGKILL, as a crash. */
   async kill(): Promise<void> {
     const c = this.child;

@@ -1,5 +1,6 @@
 /**
  * npm run chaos [-- --scenarios N --seed S]
+ * npm run chaos -- --long [--scale F]   the long outages (chaos/outages.ts), about 8 minutes at scale 1
  *
  * Runs N seeded random scenarios against one stack (FerretDB, server, SMTP) with a
  * fresh real agent per scenario, prints what was injected and every invariant
@@ -81,7 +82,15 @@ export function formatSummary(s: ChaosSummary): string {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { scenarios: { type: 'string', default: '5' }, seed: { type: 'string' } } });
+  const { values } = parseArgs({ options: { scenarios: { type: 'string', default: '5' }, seed: { type: 'string' }, long: { type: 'boolean' }, scale: { type: 'string', default: '1' } } });
+  if (values.long) {
+    const { runOutages } = await import('./outages.ts');
+    const figures = await runOutages({ scale: Number(values.scale) });
+    const violations = figures.flatMap((f) => f.violations);
+    console.log(`\nlong outages: ${figures.length - 1} phases, ${violations.length} violation(s)`);
+    for (const v of violations) console.log(`VIOLATION ${v}`);
+    process.exit(violations.length ? 1 : 0);
+  }
   const seed = values.seed === undefined ? Math.floor(Math.random() * 1e6) : Number(values.seed);
   const scenarios = Number(values.scenarios);
   console.log(`chaos: ${scenarios} scenario(s), seed ${seed}`);
