@@ -31,6 +31,13 @@ export const MAC_BIN = {
   find: '/usr/bin/find',
   rm: '/bin/rm',
   chflags: '/usr/bin/chflags',
+  install: '/usr/bin/install',
+  cat: '/bin/cat',
+  ls: '/bin/ls',
+  // Run by the backstop job's script, not by the agent:
+  sh: '/bin/sh',
+  date: '/bin/date',
+  sleep: '/bin/sleep',
 } as const;
 
 /** The local directory node. pwpolicy defaults to the search node, which may reach a network directory. */
@@ -286,4 +293,16 @@ export function failure(what: string, r: RunResult): AccountError {
 
 export function oneLine(s: string): string {
   return s.replace(/\s+/g, ' ').trim().slice(0, 300);
+}
+
+/** BSD stat (lstat: a symlink is itself): owner uid and type, or null when nothing is there. */
+export async function statOf(dir: MacDirectory, p: string): Promise<{ uid: string; type: string } | null> {
+  const r = await dir.exec(MAC_BIN.stat, ['-f', '%u:%HT', p]);
+  if (r.code !== 0) {
+    if (/No such file or directory/.test(r.stderr)) return null;
+    throw failure(`looking at ${p}`, r);
+  }
+  const m = /^(\d+):(.+)$/.exec(r.stdout.trim());
+  if (!m) throw new AccountError('COMMAND_FAILED', `stat gave ${r.stdout.trim()} for ${p}`);
+  return { uid: m[1]!, type: m[2]! };
 }

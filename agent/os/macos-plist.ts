@@ -37,6 +37,27 @@ function xmlEscape(s: string): string {
 }
 
 /**
+ * A whole XML plist of `value`, tab-indented as Apple's tools write it. Strings are escaped (&, <,
+ * >) and otherwise kept as they are, newlines included; numbers must be integers.
+ */
+export function plistXml(value: PlistValue): string {
+  const out = (v: PlistValue, indent: string): string => {
+    if (typeof v === 'string') return `${indent}<string>${xmlEscape(v)}</string>\n`;
+    if (typeof v === 'boolean') return `${indent}<${v}/>\n`;
+    if (typeof v === 'number') {
+      if (!Number.isSafeInteger(v)) throw new AccountError('COMMAND_FAILED', `not an integer: ${v}`);
+      return `${indent}<integer>${v}</integer>\n`;
+    }
+    if (Array.isArray(v)) return `${indent}<array>\n${v.map((x) => out(x, `${indent}\t`)).join('')}${indent}</array>\n`;
+    const entries = Object.entries(v).map(([k, x]) => `${indent}\t<key>${xmlEscape(k)}</key>\n${out(x, `${indent}\t`)}`);
+    return `${indent}<dict>\n${entries.join('')}${indent}</dict>\n`;
+  };
+  return `${PLIST_HEAD}${out(value, '')}</plist>\n`;
+}
+
+const PLIST_HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">\n<plist version="1.0">\n';
+
+/**
  * A whole XML plist, strictly: dict, array, string, integer, real, true, false, date, data.
  * Anything it does not know (or text outside the plist) is an error, never skipped.
  */

@@ -6,12 +6,14 @@
  * when it fails, dscl -delete never removes it); files owned by the uid in /private/tmp,
  * /private/var/tmp, /private/var/folders (the per-user temporary and cache folders), the at
  * spool /private/var/at (jobs, spool) and /private/var/mail; the crontab
- * /private/var/at/tabs/NAME and sudo's timestamp /private/var/db/sudo/ts/NAME ⚠️ paths.
+ * /private/var/at/tabs/NAME and sudo's timestamp /private/var/db/sudo/ts/NAME ⚠️ paths; the
+ * backstop timer's launchd job and plist (macos-backstop.ts), if nobody disarmed it.
  * Not cleaned: files the account left anywhere else (/Users/Shared, other volumes, folders an
  * admin made writable), System V IPC objects, launchd's per-uid override files, log entries.
  */
 import { AccountError, assertValidName, type AccountRef } from './backend.ts';
-import { actionableUid, failure, MAC_BIN, type MacDirectory } from './macos-dir.ts';
+import { disarmMacBackstop } from './macos-backstop.ts';
+import { actionableUid, MAC_BIN, statOf, type MacDirectory } from './macos-dir.ts';
 
 /** Shared places where an account's files outlive it. find -x keeps to each one's own volume. */
 const LEFTOVER_ROOTS = ['/private/tmp', '/private/var/tmp', '/private/var/folders', '/private/var/at', '/private/var/mail'];
@@ -42,6 +44,8 @@ export async function purgeMac(dir: MacDirectory, account: AccountRef): Promise<
   // a numeric -user is the uid when no account has that name. Exit 1 = something could not go.
   await dir.mustRun(MAC_BIN.find, ['-x', ...LEFTOVER_ROOTS, '-user', uid, '-delete'], `removing uid ${uid}'s files`, [0, 1]);
   for (const p of named) await dir.mustRun(MAC_BIN.rm, ['-f', p], `removing ${p}`, [0, 1]);
+  // The backstop timer is named after the account too: gone with it, whoever forgot to disarm it.
+  if (named.length) await disarmMacBackstop(dir, account.name);
 
   // Read back: whatever is still there is reported, and the caller retries.
   const left: string[] = [];
@@ -52,16 +56,4 @@ export async function purgeMac(dir: MacDirectory, account: AccountRef): Promise<
   if (left.length) {
     throw new AccountError('COMMAND_FAILED', `uid ${uid} left: ${left.slice(0, 5).join(', ')}${left.length > 5 ? ` and ${left.length - 5} more` : ''}`);
   }
-}
-
-/** BSD stat (lstat: a symlink is itself): owner uid and type, or null when nothing is there. */
-async function statOf(dir: MacDirectory, p: string): Promise<{ uid: string; type: string } | null> {
-  const r = await dir.exec(MAC_BIN.stat, ['-f', '%u:%HT', p]);
-  if (r.code !== 0) {
-    if (/No such file or directory/.test(r.stderr)) return null;
-    throw failure(`looking at ${p}`, r);
-  }
-  const m = /^(\d+):(.+)$/.exec(r.stdout.trim());
-  if (!m) throw new AccountError('COMMAND_FAILED', `stat gave ${r.stdout.trim()} for ${p}`);
-  return { uid: m[1]!, type: m[2]! };
 }

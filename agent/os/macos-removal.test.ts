@@ -152,6 +152,11 @@ describe('MacBackend (recorded macOS): purge', function () {
       `/usr/bin/find -x ${roots} -user ${uid} -delete`,
       '/bin/rm -f /private/var/db/sudo/ts/jtleft',
       '/bin/rm -f /private/var/at/tabs/jtleft',
+      // The backstop timer, in case nobody disarmed it (named after the account, like the above).
+      '/bin/launchctl bootout system/com.jit-access.backstop.jtleft',
+      '/bin/launchctl print system/com.jit-access.backstop.jtleft',
+      '/bin/rm -f /Library/LaunchDaemons/com.jit-access.backstop.jtleft.plist',
+      '/usr/bin/stat -f %u:%HT /Library/LaunchDaemons/com.jit-access.backstop.jtleft.plist',
       '/usr/bin/stat -f %u:%HT /Users/jtleft',
       `/usr/bin/find -x ${roots} -user ${uid} -print`,
       '/usr/bin/stat -f %u:%HT /private/var/db/sudo/ts/jtleft',

@@ -43,7 +43,8 @@
  *     GroupMembership N` removes a stale name; `dscl . -delete /Groups/jit-managed` drops the group;
  * 13. BSD `find -x DIR… -user UID -delete` with a numeric uid of a deleted account, `rm -rf`,
  *     `chflags -R nouchg`, and that /private/var/db/sudo/ts/NAME and /private/var/at/tabs/NAME
- *     are sudo's timestamp and the crontab on current macOS.
+ *     are sudo's timestamp and the crontab on current macOS;
+ * 14. the backstop timer (launchd, install -S, the script under bash 3.2): list in macos-backstop.ts.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';

@@ -8,8 +8,8 @@
  * (test/support/fakeMac.ts) and must be checked on real machines (list in macos.test.ts).
  *
  * Commands are spawned by absolute path, argv only (never a shell); the password travels
- * only on dscl's stdin. Creation: macos-create.ts; purge: macos-purge.ts; the commands
- * themselves: macos-dir.ts.
+ * only on dscl's stdin. Creation: macos-create.ts; purge: macos-purge.ts; the backstop timer:
+ * macos-backstop.ts; the commands themselves: macos-dir.ts.
  */
 import type { Group } from '../../protocol/groups.ts';
 import {
@@ -28,6 +28,7 @@ import {
   type LogoffResult,
 } from './backend.ts';
 import { run as defaultRun, type Runner } from './exec.ts';
+import { armMacBackstop, disarmMacBackstop, listMacBackstops } from './macos-backstop.ts';
 import { createMacAccount, macGroup } from './macos-create.ts';
 import {
   actionableUid,
@@ -42,6 +43,7 @@ import {
   type UserRecord,
 } from './macos-dir.ts';
 import { assertMacPassword, writePassword } from './macos-password.ts';
+import { expiryEpochSeconds } from './macos-plist.ts';
 import { purgeMac } from './macos-purge.ts';
 
 // Re-exported for the tests. macOS: a local group; the tag is RealName.
@@ -140,6 +142,22 @@ export class MacBackend implements AccountBackend {
     await this.deaden(info);
   }
 
+  /**
+   * A launchd daemon that makes the account dead at `at` if the agent does not (see
+   * macos-backstop.ts): it checks the record still has this uid and both markers before acting.
+   */
+  async armBackstop(name: string, at: Date): Promise<'timer' | 'expiry-only'> {
+    assertValidName(name);
+    expiryEpochSeconds(at);
+    const info = await requireManaged(this, name);
+    return armMacBackstop(this.dir, name, actionableUid(name, info.id), at);
+  }
+
+  /** Unloads the job and deletes its plist, read back. Missing = success; the account is not looked at. */
+  disarmBackstop(name: string): Promise<void> {
+    return disarmMacBackstop(this.dir, name);
+  }
+
   async setPassword(name: string, password: string): Promise<void> {
     const info = await requireManaged(this, name);
     assertMacPassword(password);
@@ -215,16 +233,19 @@ export class MacBackend implements AccountBackend {
   /**
    * Uninstall: `dscl . -delete /Groups/jit-managed` once no account is in it. Names without a
    * record (a creation that died before the record existed) are dropped first; any other
-   * member, ours or not, keeps the group and is named in the error.
+   * member, ours or not, keeps the group and is named in the error. Every backstop timer of ours
+   * left in /Library/LaunchDaemons goes too (also when the group is already gone).
    */
   async dropMarker(): Promise<void> {
     const members = await this.dir.groupMembers(MARKER_GROUP);
-    if (members === null) return;
     const live: string[] = [];
-    for (const m of members) {
+    for (const m of members ?? []) {
       if (!ACCOUNT_NAME.test(m) || (await this.dir.readUser(m))) live.push(m);
     }
     if (live.length) throw new AccountError('COMMAND_FAILED', `${MARKER_GROUP} still has members: ${live.join(', ')}`);
+    // Every backstop timer of ours: its plist, and the job of any name we are dropping.
+    for (const name of new Set([...(await listMacBackstops(this.dir)), ...(members ?? [])])) await disarmMacBackstop(this.dir, name);
+    if (members === null) return;
     for (const m of members) {
       await this.dir.mustRun(MAC_BIN.dscl, ['.', '-delete', `/Groups/${MARKER_GROUP}`, 'GroupMembership', m], `removing ${m} from ${MARKER_GROUP}`);
     }

@@ -1,7 +1,8 @@
 /**
  * A RECORDED macOS for the MacBackend tests: a Runner that records every argv and stdin and
  * answers from a small in-memory model of the local directory (users, groups), the file system
- * parts the backend touches (homes, temporary folders, spools), processes and pwpolicy.
+ * parts the backend touches (homes, temporary folders, spools, LaunchDaemons), processes,
+ * launchd's system domain (the backstop jobs: fakeMacLaunchd.ts) and pwpolicy.
  *
  * What it proves: our argv, our stdin payloads, the order of steps, our parsing of the answers,
  * our checks and error mapping. What it does NOT prove: that macOS answers like the model. Each
@@ -15,12 +16,14 @@ import type { Group } from '../../protocol/groups.ts';
 import { inAnHour } from '../../agent/os/contract.ts';
 import { ExecError, type RunResult, type Runner } from '../../agent/os/exec.ts';
 import { MAC_BIN, MacBackend } from '../../agent/os/macos.ts';
-import { DENIED, dscl, dsclCommandMode, dsclTokens, plist } from './fakeMacDscl.ts';
+import { dscl, dsclCommandMode, dseditgroup, sysadminctl } from './fakeMacDscl.ts';
+import { launchctl, LAUNCHD_TOOLS, signal, type LaunchdJob } from './fakeMacLaunchd.ts';
 import { authenticationAllowed, DISABLED, FILE_TOOLS, pwpolicy, SHADOW, type AuthPolicy } from './fakeMacTools.ts';
 import { bashSyntaxError, bashWords, shellLine } from './shellQuote.ts';
 
 export { dsclTokens, plist } from './fakeMacDscl.ts';
-export { DISABLED, NO_TOKEN, readAccountPolicies, TOKEN, type AuthPolicy } from './fakeMacTools.ts';
+export { DISABLED, NO_TOKEN, readAccountPolicies, readPlistXml, TOKEN, type AuthPolicy } from './fakeMacTools.ts';
+export { firingMinutes, LAUNCH_DAEMONS, type LaunchdJob } from './fakeMacLaunchd.ts';
 
 export interface Call {
   file: string;
@@ -43,8 +46,13 @@ export interface FsEntry {
   type: 'Directory' | 'Regular File' | 'Symbolic Link';
   /** chflags uchg: not even root may delete it until the flag is cleared. */
   uchg?: boolean;
+  /** Group and permission bits, where a test needs them (launchd checks a plist's). */
+  gid?: number;
+  mode?: number;
+  /** The text of a file the backend writes and reads back (a launchd plist). */
+  content?: string;
 }
-interface FakeProc {
+export interface FakeProc {
   ruid: number;
   euid: number;
   /** launchd domain the process lives in: the login session, the background domain, or neither. */
@@ -70,9 +78,13 @@ export const BIN = {
   find: '/usr/bin/find',
   rm: '/bin/rm',
   chflags: '/usr/bin/chflags',
+  install: '/usr/bin/install',
+  cat: '/bin/cat',
+  ls: '/bin/ls',
+  date: '/bin/date',
+  sleep: '/bin/sleep',
+  sh: '/bin/sh',
 } as const;
-
-const STAMP = '2030-01-01 00:00:00.000 sysadminctl[4242:4242]';
 
 /** Thrown by the runner once `crashAfter` commands have run: the agent died there. */
 export class AgentCrashed extends Error {}
@@ -86,11 +98,13 @@ export class FakeMac {
   ]);
   /** Files and folders by absolute path. */
   readonly fs = new Map<string, FsEntry>(
-    ['/Users', '/Users/Shared', '/private/tmp', '/private/var/tmp', '/private/var/folders', '/private/var/at', '/private/var/at/tabs', '/private/var/at/jobs', '/private/var/mail', '/private/var/db/sudo/ts'].map((p) => [p, { uid: 0, type: 'Directory' }]),
+    ['/Users', '/Users/Shared', '/private/tmp', '/private/var/tmp', '/private/var/folders', '/private/var/at', '/private/var/at/tabs', '/private/var/at/jobs', '/private/var/mail', '/private/var/db/sudo/ts', '/Library', '/Library/LaunchDaemons'].map((p) => [p, { uid: 0, type: 'Directory' }]),
   );
   /** Mount points of other file systems (find -x must not descend into them). */
   readonly mounts = new Set<string>();
   readonly procs = new Map<number, FakeProc>();
+  /** launchd's system domain: jobs by label. */
+  readonly launchd = new Map<string, LaunchdJob>();
   readonly calls: Call[] = [];
   /** Commands the model does not know: each is a test failure (see `assertAllModelled`). */
   readonly unmodelled: string[] = [];
@@ -110,6 +124,9 @@ export class FakeMac {
     enableuserKeepsTag: false, // pwpolicy -enableuser leaves ;DisabledUser; in place
     setpolicyIgnored: false, // both -setpolicy and -setaccountpolicies
     rmFails: new Set<string>(), // paths rm/find cannot delete (e.g. a volume is read-only)
+    bootstrapFails: false, // launchctl bootstrap refuses the plist (5: Input/output error)
+    launchdForgets: false, // launchctl print finds no job, loaded or not
+    plistReadsBackChanged: false, // cat shows another plist than the one installed
   };
   /** Runs before a command creates a user record: lets a test play a second administrator. */
   beforeRecordCreate?: (name: string) => void;
@@ -125,6 +142,10 @@ export class FakeMac {
   private nextUid = 501;
   private nextGid = 700;
   private nextPid = 2000;
+  /** A gid no group has yet (dseditgroup -o create). */
+  allocGid(): number {
+    return this.nextGid++;
+  }
 
   readonly run: Runner = async (file, argv, opts = {}) => {
     if (this.crashAfter !== undefined && this.calls.length >= this.crashAfter) throw new AgentCrashed('the agent died here');
@@ -213,20 +234,20 @@ export class FakeMac {
   private dispatch(file: string, a: string[], stdin: string | undefined): Out {
     switch (file) {
       case BIN.sysadminctl:
-        return this.sysadminctl(file, a);
+        return sysadminctl(this, file, a);
       case BIN.dscl:
         return stdin === undefined ? dscl(this, file, a) : dsclCommandMode(this, file, a, stdin);
       case BIN.dseditgroup:
-        return this.dseditgroup(file, a);
+        return dseditgroup(this, file, a);
       case BIN.pwpolicy:
         return pwpolicy(this, file, a);
       case BIN.launchctl:
-        return this.launchctl(file, a);
+        return launchctl(this, file, a);
       case BIN.pgrep:
       case BIN.pkill:
-        return this.signal(file, a);
+        return signal(this, file, a);
     }
-    return FILE_TOOLS[file]?.(this, file, a) ?? this.unknown(file, a);
+    return (FILE_TOOLS[file] ?? LAUNCHD_TOOLS[file])?.(this, file, a) ?? this.unknown(file, a);
   }
 
   /** Records a command the model does not know (a test failure) and answers 127. */
@@ -244,76 +265,6 @@ export class FakeMac {
     this.users.set(name, u);
     return u;
   }
-
-  // ⚠️ sysadminctl reports everything on stderr and exits 0 even on failure (Chef's provider).
-  // Only -deleteUser: the backend creates accounts with dscl.
-  private sysadminctl(file: string, a: string[]): Out {
-    if (a[0] === '-deleteUser' && a.length === 2) {
-      const name = a[1]!;
-      const u = this.users.get(name);
-      if (this.faults.notRoot) return { code: 0, stderr: `${STAMP} sysadminctl should be run as root\n` };
-      if (!u) return { code: 0, stderr: `${STAMP} User ${name} not found\n` };
-      if (this.faults.deleteUserSilentlyFails) return { code: 0, stderr: `${STAMP} Deleting record for ${name}\n` };
-      const home = u.attrs.get('NFSHomeDirectory')?.[0];
-      if (home && !this.faults.deleteKeepsHome) for (const p of this.under(home)) this.fs.delete(p);
-      if (this.faults.deleteUser14120) {
-        // microsoft/shell-intune-samples#33: the home goes, the record stays.
-        return { code: 0, stderr: `${STAMP} Deleting record for ${name}\n${STAMP} ### Error:-14120 File:/AppleInternal/Library/BuildRoots/…/DSRecord.m Line:563\n` };
-      }
-      this.users.delete(name);
-      if (!this.faults.deleteLeavesMemberships) for (const g of this.groups.values()) g.members.delete(name);
-      return { code: 0, stderr: `${STAMP} Deleting record for ${name}\n` };
-    }
-    return this.unknown(file, a);
-  }
-
-  // ⚠️ checkmember: "yes …"/exit 0 or "no …"/non-zero (third-party scripts); the codes are ours.
-  private dseditgroup(file: string, a: string[]): Out {
-    if (a.length === 4 && a[0] === '-o' && a[1] === 'create' && a[2] === '-q') {
-      if (this.faults.notRoot) return DENIED;
-      if (this.groups.has(a[3]!)) return { code: 64, stderr: 'Group already exists.\n' };
-      this.groups.set(a[3]!, { gid: this.nextGid++, members: new Set() });
-      return { code: 0 };
-    }
-    if (a.length === 8 && a[0] === '-o' && a[1] === 'edit' && a[2] === '-q' && (a[3] === '-a' || a[3] === '-d') && a[5] === '-t' && a[6] === 'user') {
-      const [op, name, group] = [a[3], a[4]!, a[7]!];
-      const g = this.groups.get(group);
-      if (this.faults.notRoot) return DENIED;
-      if (!g) return { code: 64, stderr: `Group ${group} not found.\n` };
-      if (!this.users.has(name)) return { code: 64, stderr: `Record ${name} was not found.\n` };
-      if (op === '-a') g.members.add(name);
-      else if (!g.members.delete(name)) return { code: 64, stderr: `${name} is not a member of ${group}.\n` };
-      return { code: 0 };
-    }
-    if (a.length === 5 && a[0] === '-o' && a[1] === 'checkmember' && a[2] === '-m') {
-      const [name, group] = [a[3]!, a[4]!];
-      if (!this.users.has(name)) return { code: 64, stdout: 'Unable to find the user record\n' };
-      if (!this.groups.has(group)) return { code: 64, stdout: 'Unable to find the group record\n' };
-      return this.isMember(name, group) ? { code: 0, stdout: `yes ${name} is a member of ${group}\n` } : { code: 67, stdout: `no ${name} is NOT a member of ${group}\n` };
-    }
-    return this.unknown(file, a);
-  }
-
-  // ⚠️ bootout of a domain nobody is in: "Boot-out failed: 3: No such process", exit 3.
-  private launchctl(file: string, a: string[]): Out {
-    const m = a.length === 2 && a[0] === 'bootout' ? /^(gui|user)\/(\d+)$/.exec(a[1]!) : null;
-    if (!m) return this.unknown(file, a);
-    const hits = [...this.procs.values()].filter((p) => p.alive && p.ruid === Number(m[2]) && p.domain === m[1]);
-    for (const p of hits) p.alive = false;
-    return hits.length ? { code: 0 } : { code: 3, stderr: 'Boot-out failed: 3: No such process\n' };
-  }
-
-  /** BSD pgrep/pkill by uid: 0 matched, 1 none, 2 usage. -U real uid, -u effective uid. */
-  private signal(file: string, a: string[]): Out {
-    const args = file === BIN.pkill ? (a[0] === '-KILL' ? a.slice(1) : null) : a;
-    if (!args || args.length !== 2 || (args[0] !== '-U' && args[0] !== '-u')) return this.unknown(file, a);
-    if (!/^\d+$/.test(args[1]!)) return { code: 2, stderr: `${path.basename(file)}: invalid user name\n` };
-    const uid = Number(args[1]);
-    const hits = [...this.procs].filter(([, p]) => p.alive && (args[0] === '-U' ? p.ruid : p.euid) === uid);
-    if (file === BIN.pkill) for (const [, p] of hits) p.alive = false;
-    return hits.length ? { code: 0, stdout: file === BIN.pgrep ? hits.map(([pid]) => `${pid}\n`).join('') : '' } : { code: 1 };
-  }
-
 }
 
 /** Calls as shell lines, stdin shown as a here-string placeholder (never its content). */

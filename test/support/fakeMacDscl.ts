@@ -1,6 +1,7 @@
 /**
  * The simulated Mac's dscl: record reads, -list, -create/-append/-delete, and the command mode
- * that sets passwords from stdin. Functions over the FakeMac model; ⚠️ marks behaviour taken
+ * that sets passwords from stdin; the other directory tools, sysadminctl -deleteUser and
+ * dseditgroup. Functions over the FakeMac model; ⚠️ marks behaviour taken
  * from Apple's 10.5-era DSTools sources or third-party tools, not seen on a Mac.
  */
 import assert from 'node:assert/strict';
@@ -141,6 +142,59 @@ function setPassword(mac: FakeMac, u: FakeUser, pw: string): void {
   if (mac.faults.passwdReenables) auth = auth.filter((v) => v !== DISABLED);
   if (mac.faults.passwdDropsNoTokenTag) auth = auth.filter((v) => v !== NO_TOKEN);
   u.attrs.set('AuthenticationAuthority', auth);
+}
+
+// ------------------------------------------------------------------ sysadminctl, dseditgroup
+
+const STAMP = '2030-01-01 00:00:00.000 sysadminctl[4242:4242]';
+
+// ⚠️ sysadminctl reports everything on stderr and exits 0 even on failure (Chef's provider).
+// Only -deleteUser: the backend creates accounts with dscl.
+export function sysadminctl(mac: FakeMac, file: string, a: string[]): Out {
+  if (a[0] === '-deleteUser' && a.length === 2) {
+    const name = a[1]!;
+    const u = mac.users.get(name);
+    if (mac.faults.notRoot) return { code: 0, stderr: `${STAMP} sysadminctl should be run as root\n` };
+    if (!u) return { code: 0, stderr: `${STAMP} User ${name} not found\n` };
+    if (mac.faults.deleteUserSilentlyFails) return { code: 0, stderr: `${STAMP} Deleting record for ${name}\n` };
+    const home = u.attrs.get('NFSHomeDirectory')?.[0];
+    if (home && !mac.faults.deleteKeepsHome) for (const p of mac.under(home)) mac.fs.delete(p);
+    if (mac.faults.deleteUser14120) {
+      // microsoft/shell-intune-samples#33: the home goes, the record stays.
+      return { code: 0, stderr: `${STAMP} Deleting record for ${name}\n${STAMP} ### Error:-14120 File:/AppleInternal/Library/BuildRoots/…/DSRecord.m Line:563\n` };
+    }
+    mac.users.delete(name);
+    if (!mac.faults.deleteLeavesMemberships) for (const g of mac.groups.values()) g.members.delete(name);
+    return { code: 0, stderr: `${STAMP} Deleting record for ${name}\n` };
+  }
+  return mac.unknown(file, a);
+}
+
+// ⚠️ checkmember: "yes …"/exit 0 or "no …"/non-zero (third-party scripts); the codes are ours.
+export function dseditgroup(mac: FakeMac, file: string, a: string[]): Out {
+  if (a.length === 4 && a[0] === '-o' && a[1] === 'create' && a[2] === '-q') {
+    if (mac.faults.notRoot) return DENIED;
+    if (mac.groups.has(a[3]!)) return { code: 64, stderr: 'Group already exists.\n' };
+    mac.groups.set(a[3]!, { gid: mac.allocGid(), members: new Set() });
+    return { code: 0 };
+  }
+  if (a.length === 8 && a[0] === '-o' && a[1] === 'edit' && a[2] === '-q' && (a[3] === '-a' || a[3] === '-d') && a[5] === '-t' && a[6] === 'user') {
+    const [op, name, group] = [a[3], a[4]!, a[7]!];
+    const g = mac.groups.get(group);
+    if (mac.faults.notRoot) return DENIED;
+    if (!g) return { code: 64, stderr: `Group ${group} not found.\n` };
+    if (!mac.users.has(name)) return { code: 64, stderr: `Record ${name} was not found.\n` };
+    if (op === '-a') g.members.add(name);
+    else if (!g.members.delete(name)) return { code: 64, stderr: `${name} is not a member of ${group}.\n` };
+    return { code: 0 };
+  }
+  if (a.length === 5 && a[0] === '-o' && a[1] === 'checkmember' && a[2] === '-m') {
+    const [name, group] = [a[3]!, a[4]!];
+    if (!mac.users.has(name)) return { code: 64, stdout: 'Unable to find the user record\n' };
+    if (!mac.groups.has(group)) return { code: 64, stdout: 'Unable to find the group record\n' };
+    return mac.isMember(name, group) ? { code: 0, stdout: `yes ${name} is a member of ${group}\n` } : { code: 67, stdout: `no ${name} is NOT a member of ${group}\n` };
+  }
+  return mac.unknown(file, a);
 }
 
 // ------------------------------------------------------------------ plists

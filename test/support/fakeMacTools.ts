@@ -184,12 +184,7 @@ const HEAD = '<?xml version="1.0" encoding="UTF-8"?>\n<!DOCTYPE plist PUBLIC "-/
  * authentication category is kept (the backend sets no other).
  */
 export function readAccountPolicies(xml: string): AuthPolicy[] {
-  const valid = XMLValidator.validate(xml);
-  if (valid !== true) throw new Error(`not well-formed XML: ${valid.err.msg}`);
-  const doc = new XMLParser({ preserveOrder: true, ignoreDeclaration: true, ignoreAttributes: true, parseTagValue: false, trimValues: false }).parse(xml) as Node[];
-  const root = doc.find((n) => 'plist' in n);
-  if (!root) throw new Error('no <plist>');
-  const top = plistValue(elements(root.plist as Node[])[0]);
+  const top = readPlistXml(xml);
   if (!isObj(top)) throw new Error('the plist is not a dict');
   const known = ['policyCategoryAuthentication', 'policyCategoryPasswordContent', 'policyCategoryPasswordChange'];
   for (const k of Object.keys(top)) if (!known.includes(k)) throw new Error(`unknown policy category ${k}`);
@@ -204,8 +199,24 @@ export function readAccountPolicies(xml: string): AuthPolicy[] {
   });
 }
 
+/**
+ * Any XML plist as launchd or pwpolicy would need it: well-formed (fast-xml-parser's validator),
+ * one value in <plist> of string, integer, true, false, array or dict (a <key> before each value).
+ * Throws on anything else.
+ */
+export function readPlistXml(xml: string): unknown {
+  const valid = XMLValidator.validate(xml);
+  if (valid !== true) throw new Error(`not well-formed XML: ${valid.err.msg}`);
+  const doc = new XMLParser({ preserveOrder: true, ignoreDeclaration: true, ignoreAttributes: true, parseTagValue: false, trimValues: false }).parse(xml) as Node[];
+  const root = doc.find((n) => 'plist' in n);
+  if (!root) throw new Error('no <plist>');
+  const values = elements(root.plist as Node[]);
+  if (values.length !== 1) throw new Error('<plist> must hold exactly one value');
+  return plistValue(values[0]);
+}
+
 type Node = Record<string, unknown>;
-const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+export const isObj = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 /** Element nodes of a preserveOrder list (whitespace text dropped). */
 const elements = (nodes: Node[]): Node[] => nodes.filter((n) => !('#text' in n) || String(n['#text']).trim() !== '');
 const textOf = (n: Node, tag: string): string => ((n[tag] as Node[])[0]?.['#text'] as string | undefined) ?? '';
