@@ -6,7 +6,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { backoffMs } from '../mail/retryLoops.ts';
-import type { Instruction, RejectedInstruction, ReportType } from '../protocol/messages.ts';
+import { grantIdOf, type Instruction, type RejectedInstruction, type ReportType } from '../protocol/messages.ts';
 import { newAccountName, newPassword } from './credentials.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
 import { removeAccount, type RemovalStep } from './removal.ts';
@@ -50,9 +50,15 @@ export class GrantRunner {
 
   private async apply(ins: Instruction): Promise<boolean> {
     if (!this.store.markSeen(ins.id)) return false;
-    const id = ins.plan.grantId;
+    const id = grantIdOf(ins);
     const known = this.grants[id];
-    const r = known ?? (await this.plan(ins));
+    if (!known && !('plan' in ins)) {
+      // A revoke pushed without its plan for a grant this agent never had: nothing to end.
+      this.log.info({ grantId: id, kind: ins.kind }, 'revoke for a grant this agent does not know');
+      await this.store.save();
+      return true;
+    }
+    const r = known ?? (await this.plan(ins as Extract<Instruction, { plan: unknown }>));
     if (ins.kind === 'enable') r.enableNow = true;
     if (ins.kind === 'expire' || ins.kind === 'revoke') r.removeNow = true;
     if (ins.kind === 'revoke') r.revoked = true;
@@ -79,7 +85,7 @@ export class GrantRunner {
     });
   }
 
-  private async plan(ins: Instruction): Promise<GrantRecord> {
+  private async plan(ins: Extract<Instruction, { plan: unknown }>): Promise<GrantRecord> {
     const taken = new Set(Object.values(this.grants).map((g) => g.username));
     const username = await newAccountName(async (n) => taken.has(n) || (await this.backend.lookup(n)) !== null);
     const r: GrantRecord = { plan: ins.plan, username, ...nextUid(this.store.state, this.backend.uidRange), step: 'planned', enableNow: false, removeNow: false, attempts: 0, alerted: false, emailPending: false, revoked: false };
@@ -207,10 +213,25 @@ export class GrantRunner {
   }
 
   private async enable(r: GrantRecord): Promise<void> {
+    // Armed first: a crash between the two then leaves a timer with nothing to do, never an
+    // enabled account without its timer.
+    const backstop = await this.armBackstop(r);
     await this.backend.enable(r.username, new Date(r.plan.endAt));
     r.step = 'enabled';
-    this.report(r, 'enabled');
+    this.report(r, 'enabled', `backstop: ${backstop}`);
     this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account enabled');
+  }
+
+  /**
+   * The OS timer that makes the account dead at the end even if this agent is not running then.
+   * Its failure does not hold the grant back (the account expiry set at enable still stands): it
+   * is logged and named in the enabled report.
+   */
+  private async armBackstop(r: GrantRecord): Promise<string> {
+    return this.backend.armBackstop(r.username, new Date(r.plan.endAt)).catch((err: Error) => {
+      this.log.error({ grantId: r.plan.grantId, username: r.username, err: err.message }, 'OS backstop timer not armed');
+      return `not armed (${err.message})`;
+    });
   }
 
   /**
@@ -282,6 +303,19 @@ export class GrantRunner {
    */
   reconcile(): Promise<void> {
     return this.exclusive(() => this.checkAgainstOs());
+  }
+
+  /**
+   * At start: arms the OS timers of enabled grants again. A reboot drops them (systemd's
+   * transient timers, the detached process elsewhere), and a crash may have come between
+   * disarming and arming one.
+   */
+  rearmBackstops(): Promise<void> {
+    return this.exclusive(async () => {
+      for (const r of Object.values(this.grants)) {
+        if (r.step === 'enabled' && Date.parse(r.plan.endAt) > this.now()) await this.armBackstop(r);
+      }
+    });
   }
 
   private async checkAgainstOs(): Promise<void> {

@@ -43,6 +43,7 @@ export class Daemon {
   async start(): Promise<void> {
     await this.runner.reconcile();
     await this.runner.runDue();
+    await this.runner.rearmBackstops();
     this.scheduleTick();
     this.tasks = [this.pollLoop(), this.sendLoop(), this.reconcileLoop()];
   }

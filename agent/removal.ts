@@ -1,7 +1,7 @@
 /**
  * The one way an account of ours ends, used by grants, the orphan sweep and uninstall:
  *
- *   disable → log off → delete → purge
+ *   disable → log off → delete → purge (with the account's OS backstop timer)
  *
  * Each step finishes before the next starts, and the caller records it (durably) in between,
  * so a step that fails and is retried later resumes where it stopped, and the account is
@@ -40,6 +40,8 @@ export async function removeAccount(b: AccountBackend, account: AccountRef, from
         await done(step, { existed });
         break;
       case 'purge':
+        // The account is gone: its OS timer has nothing left to do.
+        await b.disarmBackstop(account.name);
         if (id) await b.purge({ name: account.name, id });
         await done(step, { existed: false });
         break;

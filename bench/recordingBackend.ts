@@ -77,6 +77,12 @@ export class RecordingBackend implements AccountBackend {
 
   async purge(): Promise<void> {}
 
+  async armBackstop(): Promise<'expiry-only'> {
+    return 'expiry-only';
+  }
+
+  async disarmBackstop(): Promise<void> {}
+
   async listManaged(): Promise<AccountInfo[]> {
     return [...this.accounts.values()].map((a) => ({ ...a.info }));
   }

@@ -17,7 +17,7 @@ export interface ChaosSummary {
   maxBeyondDowntimeMs: number;
   maxRawLatenessMs: number;
   removalsMeasured: number;
-  /** Worst last-usable sample after a grant's end, beyond the agent's downtime. */
+  /** Worst last-usable sample after a grant's end. */
   maxUsableAfterEndMs: number;
   maxSettleMs: number;
   maxDbRecoveryMs: number;
@@ -73,7 +73,7 @@ export function formatSummary(s: ChaosSummary): string {
     `scenarios: ${s.scenarios}`,
     `faults: ${totalFaults} (${Object.entries(s.faults).map(([k, n]) => `${k} ${n}`).join(', ')})`,
     `violations: ${s.violations.length}`,
-    `accounts dead (locked and expired) at most ${s.maxUsableAfterEndMs} ms after their end beyond the agent's downtime (budget ${DISABLE_BUDGET_MS} ms; sampled every 100 ms)`,
+    `accounts dead (locked and expired) at most ${s.maxUsableAfterEndMs} ms after their end (budget ${DISABLE_BUDGET_MS} ms, ${LATENESS_BUDGET_MS} ms with the agent down at the end; sampled every 100 ms)`,
     `removal lateness: max ${s.maxBeyondDowntimeMs} ms beyond the agent's downtime (budget ${LATENESS_BUDGET_MS} ms), max ${s.maxRawLatenessMs} ms raw, over ${s.removalsMeasured} removals`,
     `grant settled at most ${Math.round(s.maxSettleMs / 100) / 10} s after its end; API back at most ${s.maxDbRecoveryMs} ms after FerretDB restarts`,
     `generated passwords checked: ${s.passwordsChecked}`,

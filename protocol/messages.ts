@@ -31,12 +31,25 @@ export type Plan = z.infer<typeof Plan>;
  */
 export const INSTRUCTION_KINDS = ['provision', 'enable', 'expire', 'revoke', 'resend'] as const;
 export type InstructionKind = (typeof INSTRUCTION_KINDS)[number];
-export const Instruction = z.object({
+const PlannedInstruction = z.object({
   id: z.string().min(1),
   kind: z.enum(INSTRUCTION_KINDS),
   plan: Plan,
 });
+/**
+ * A revoke the server pushes while it cannot read its database: it names the grant only, and the
+ * agent finds the plan in its own state (an agent that does not know the grant has nothing to end).
+ */
+const BareRevoke = z.object({
+  id: z.string().min(1),
+  kind: z.literal('revoke'),
+  grantId: z.string().min(1),
+});
+export const Instruction = z.union([PlannedInstruction, BareRevoke]);
 export type Instruction = z.infer<typeof Instruction>;
+
+/** The grant an instruction is about. */
+export const grantIdOf = (ins: Instruction): string => ('plan' in ins ? ins.plan.grantId : ins.grantId);
 
 /**
  * A long-poll answer. `settingsRevision` changes whenever the endpoint's Agent Settings do.
@@ -68,10 +81,10 @@ export function parseInstructions(raw: unknown[]): { valid: Instruction[]; rejec
       valid.push(r.data);
       continue;
     }
-    const o = (item ?? {}) as { id?: unknown; plan?: { grantId?: unknown } };
+    const o = (item ?? {}) as { id?: unknown; grantId?: unknown; plan?: { grantId?: unknown } };
     const str = (v: unknown) => (typeof v === 'string' && v.length > 0 && v.length <= 200 ? v : null);
     const reason = r.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(instruction)'}: ${i.message}`).join('; ');
-    rejected.push({ id: str(o.id), grantId: str(o.plan?.grantId), reason: `instruction rejected by the agent: ${reason}`.slice(0, 1000) });
+    rejected.push({ id: str(o.id), grantId: str(o.plan?.grantId) ?? str(o.grantId), reason: `instruction rejected by the agent: ${reason}`.slice(0, 1000) });
   }
   return { valid, rejected };
 }

@@ -1,4 +1,5 @@
-import { readFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Group } from '../../protocol/groups.ts';
 import {
@@ -20,6 +21,7 @@ import {
   type LogoffResult,
 } from './backend.ts';
 import { ExecError, run as defaultRun, type RunResult, type Runner } from './exec.ts';
+import { backstopSpec, backstopUnit, sleeperArgv, systemdRunArgv, systemdRuns } from './linux-backstop.ts';
 import { LEFTOVER_DIRS, purgeLeftovers } from './linux-purge.ts';
 
 // Re-exported for the tests and bench/. Linux: a supplementary group; the tag is the GECOS field.
@@ -62,6 +64,8 @@ export class LinuxBackend implements AccountBackend {
   private readonly root: string | undefined;
   readonly uidRange: { min: number; max: number };
   private readonly leftoverDirs: string[];
+  /** Pid files of backstop processes where systemd is not init. */
+  private readonly backstopDir: string;
   private readonly run: Runner;
 
   constructor(opts: LinuxBackendOptions = {}) {
@@ -76,6 +80,7 @@ export class LinuxBackend implements AccountBackend {
     const range = opts.root ? sandboxRange : TEMP_UID_RANGE;
     this.uidRange = { min: opts.uidMin ?? range.min, max: opts.uidMax ?? range.max };
     this.leftoverDirs = opts.leftoverDirs ?? LEFTOVER_DIRS;
+    this.backstopDir = path.join(opts.root ?? '/', 'run', 'jit-agent', 'backstop');
     this.run = opts.run ?? defaultRun;
   }
 
@@ -209,6 +214,46 @@ export class LinuxBackend implements AccountBackend {
     if ((await this.table('passwd')).some((r) => r[2] === account.id)) return;
     this.assertKillable(account.id);
     await purgeLeftovers(account, { root: this.root ?? '/', leftoverDirs: this.leftoverDirs, run: this.run });
+  }
+
+  /**
+   * A systemd timer where systemd is init (linux-backstop.ts), else a detached process that runs
+   * the same script at the end; its pid is kept in `backstopDir` so disarm finds it.
+   */
+  async armBackstop(name: string, at: Date): Promise<'timer' | 'expiry-only'> {
+    const { id } = await requireManaged(this, name);
+    this.assertKillable(id);
+    await this.disarmBackstop(name);
+    if (!this.root && systemdRuns()) {
+      await this.cmd('systemd-run', systemdRunArgv(backstopSpec(name, id, at)));
+      return 'timer';
+    }
+    const child = spawn('/bin/sh', sleeperArgv(name, id, this.root ?? '', at), { detached: true, stdio: 'ignore' });
+    child.unref();
+    await mkdir(this.backstopDir, { recursive: true, mode: 0o700 });
+    await writeFile(path.join(this.backstopDir, `${name}.pid`), String(child.pid));
+    return 'timer';
+  }
+
+  async disarmBackstop(name: string): Promise<void> {
+    assertValidName(name);
+    if (!this.root && systemdRuns()) {
+      // 5: no such unit (never armed, or it fired and was collected).
+      await this.cmd('systemctl', ['stop', '--', `${backstopUnit(name)}.timer`], { ok: [0, 5] });
+      return;
+    }
+    const pidFile = path.join(this.backstopDir, `${name}.pid`);
+    const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
+    // Only a process that still is our sleeper for this account (pids are reused).
+    const cmdline = pid > 0 ? (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0') : [];
+    if (cmdline.includes('jit-backstop') && cmdline.includes(name)) {
+      try {
+        process.kill(-pid, 'SIGKILL'); // its process group: the shell and its sleep
+      } catch {
+        // gone meanwhile
+      }
+    }
+    await rm(pidFile, { force: true });
   }
 
   /** Uninstall: groupdel of the marker group once it has no members. */

@@ -33,7 +33,12 @@ export async function ipcObjectsOf(uid: string): Promise<IpcObject[]> {
   return found;
 }
 
-/** ipcrm of every object `uid` owns or created; one already gone counts as removed. */
+/**
+ * ipcrm of every object `uid` owns or created; one already gone counts as removed. Run as that
+ * uid: removing another's object takes CAP_SYS_ADMIN, which the hardened service does not keep.
+ */
 export async function removeIpcObjects(uid: string, run: Runner): Promise<void> {
-  for (const o of await ipcObjectsOf(uid)) await run('ipcrm', [o.flag, o.id], { okCodes: [0, 1] });
+  for (const o of await ipcObjectsOf(uid)) {
+    await run('setpriv', [`--reuid=${uid}`, `--regid=${uid}`, '--clear-groups', 'ipcrm', o.flag, o.id], { okCodes: [0, 1] });
+  }
 }

@@ -3,7 +3,7 @@
  * sandbox account's uid to prove log-off kills it.
  */
 import { spawn } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { run } from '../../agent/os/exec.ts';
 import { readSandboxEntry } from './sandbox.ts';
 
@@ -51,6 +51,24 @@ export async function runAs(uid: number | string): Promise<{ alive(): boolean; k
     throw err;
   }
   return { alive, kill };
+}
+
+/**
+ * Ends the backstop processes an agent on this sandbox root left (linux-backstop.ts: where systemd
+ * is not init they outlive the agent on purpose, until the grant's end).
+ */
+export async function killBackstops(root: string): Promise<void> {
+  for (const pid of await readdir('/proc').catch(() => [] as string[])) {
+    if (!/^\d+$/.test(pid)) continue;
+    const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0');
+    if (argv.includes('jit-backstop') && argv.includes(root)) {
+      try {
+        process.kill(-Number(pid), 'SIGKILL');
+      } catch {
+        // gone meanwhile, or not a group leader
+      }
+    }
+  }
 }
 
 export async function until(pred: () => Promise<boolean> | boolean, ms: number, what: string): Promise<void> {

@@ -160,6 +160,8 @@ export function fakeBackend(names: string[], log: string[][] = [], failDelete?: 
       throw new Error('not here');
     },
     setGroups: async () => {},
+    armBackstop: async () => 'expiry-only',
+    disarmBackstop: async () => {},
     enable: async (n) => {
       log.push(['enable', n]);
       const a = accounts.get(n);

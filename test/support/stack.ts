@@ -12,6 +12,7 @@ import pino from 'pino';
 import { defaultConfig, type ServerConfig } from '../../server/config.ts';
 import { startFerretDB } from '../../server/db/ferret.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
+import { killBackstops } from './accounts.ts';
 import { makeSandboxRoot } from '../../agent/os/sandboxRoot.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -160,7 +161,11 @@ export async function enrollSandboxedAgent(api: Api, hostname: string): Promise<
   const { body } = await api.request('POST', '/api/v1/enrollment-tokens');
   await runAgentToEnd(['enroll', '--server', api.url, '--token', body.token, '--state', stateFile, '--sandbox-root', sandbox.root, '--hostname', hostname]);
   const state = JSON.parse(await readFile(stateFile, 'utf8'));
-  return { root: sandbox.root, stateFile, endpointId: state.endpointId, cleanup: sandbox.cleanup };
+  const cleanup = async () => {
+    await killBackstops(sandbox.root);
+    await sandbox.cleanup();
+  };
+  return { root: sandbox.root, stateFile, endpointId: state.endpointId, cleanup };
 }
 
 /** Starts `agent run` on `stateFile` (5 s polls), its stdout and stderr appended to `logFile`. */
