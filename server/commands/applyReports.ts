@@ -1,38 +1,49 @@
 import type { Report } from '../../protocol/messages.ts';
 import type { Ctx } from '../context.ts';
+import { SerialQueues } from '../db/serialQueues.ts';
 import type { GrantEvent } from '../domain/lifecycle.ts';
-import { agentActor, audit } from '../store/audit.ts';
+import { agentActor, auditOnce, reportAuditId } from '../store/audit.ts';
+import type { GrantDoc } from '../store/collections.ts';
 import { grantOf } from '../store/grants.ts';
 import { recordDelivery, resetDelivery } from './delivery.ts';
 import { applyEvent } from './transition.ts';
 
+/** One queue per server (a Ctx), keyed by endpoint. */
+const queues = new WeakMap<Ctx, SerialQueues>();
+
 /**
- * Applies an agent's step reports in order. A report is applied once (its id is
- * remembered), and only to a grant of the reporting endpoint. Returns the ids
- * the agent may drop from its outbox.
+ * Applies an agent's step reports in order. A report is applied once, and only
+ * to a grant of the reporting endpoint. Returns the ids the agent may drop from
+ * its outbox.
+ *
+ * Why applying twice is safe: an agent whose request timed out sends the batch
+ * again, maybe while the first copy is still running, or after a database outage
+ * stopped it half-way. So:
+ * - one endpoint's batches run one after another (an in-process queue, as the
+ *   server is one process per database), so a resent copy waits for the first
+ *   and then finds its reports marked seen;
+ * - every step of a report is idempotent, so a report whose first application
+ *   died before it was marked seen is simply applied again: its audit event has an
+ *   id made of the report's (`auditOnce`; the second insert fails with E11000 and
+ *   is skipped), the lifecycle ignores an event that no longer applies and the
+ *   transition audits itself the same way (see transition.ts), the username is a
+ *   plain $set. A report is marked seen last, so a crash anywhere before loses
+ *   nothing: the agent resends it and the missing steps are done then.
+ * The exception is the email reports, counted by `recordDelivery` (delivery.ts),
+ * which is not keyed by report: one applied again after such a crash counts twice.
  */
-export async function applyReports(ctx: Ctx, endpointId: string, reports: Report[]): Promise<string[]> {
+export function applyReports(ctx: Ctx, endpointId: string, reports: Report[]): Promise<string[]> {
+  let q = queues.get(ctx);
+  if (!q) queues.set(ctx, (q = new SerialQueues()));
+  return q.run(endpointId, () => applyInOrder(ctx, endpointId, reports));
+}
+
+async function applyInOrder(ctx: Ctx, endpointId: string, reports: Report[]): Promise<string[]> {
   const done: string[] = [];
   for (const r of reports) {
     const g = await grantOf(ctx.c, r.grantId, endpointId);
     if (g && !(await alreadySeen(ctx, r.id))) {
-      const actor = agentActor(endpointId);
-      // A new name only from a new account (created): after a re-enrollment the grant's new agent makes one.
-      if (r.username && (!g.username || (r.type === 'created' && r.username !== g.username))) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { username: r.username } });
-      if (r.type === 'email-sent' || r.type === 'email-failed') {
-        await recordDelivery(ctx, g._id, r.type === 'email-sent' ? { ok: true } : { ok: false, error: r.detail ?? 'unknown' }, 'endpoint', actor);
-      } else {
-        await audit(ctx.c, {
-          actor,
-          type: `agent.${r.type}`,
-          grantId: g._id,
-          endpointId,
-          detail: { agentAt: r.at, ...(r.username ? { username: r.username } : {}), ...(r.detail ? { detail: r.detail } : {}) },
-        });
-        const event = toEvent(r);
-        if (event) await applyEvent(ctx, g._id, event, actor);
-        if (r.type === 'password-reset') await resetDelivery(ctx, g._id);
-      }
+      await applyOne(ctx, endpointId, g, r);
       await markSeen(ctx, r.id, endpointId);
     }
     // Unknown grants and repeats are acknowledged too, or the agent would resend them forever.
@@ -41,11 +52,27 @@ export async function applyReports(ctx: Ctx, endpointId: string, reports: Report
   return done;
 }
 
-/**
- * A report re-sent while its first copy is still being applied (an agent whose
- * request timed out) loses the race here; that is not an error. Applying twice
- * is harmless: the lifecycle ignores repeated events.
- */
+async function applyOne(ctx: Ctx, endpointId: string, g: GrantDoc, r: Report): Promise<void> {
+  const actor = agentActor(endpointId);
+  // A new name only from a new account (created): after a re-enrollment the grant's new agent makes one.
+  if (r.username && (!g.username || (r.type === 'created' && r.username !== g.username))) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { username: r.username } });
+  if (r.type === 'email-sent' || r.type === 'email-failed') {
+    await recordDelivery(ctx, g._id, r.type === 'email-sent' ? { ok: true } : { ok: false, error: r.detail ?? 'unknown' }, 'endpoint', actor);
+    return;
+  }
+  await auditOnce(ctx.c, reportAuditId(endpointId, r.id), {
+    actor,
+    type: `agent.${r.type}`,
+    grantId: g._id,
+    endpointId,
+    detail: { agentAt: r.at, ...(r.username ? { username: r.username } : {}), ...(r.detail ? { detail: r.detail } : {}) },
+  });
+  const event = toEvent(r);
+  if (event) await applyEvent(ctx, g._id, event, actor);
+  if (r.type === 'password-reset') await resetDelivery(ctx, g._id);
+}
+
+/** A report id remembered by an earlier batch (E11000 means another copy got there first). */
 async function markSeen(ctx: Ctx, reportId: string, endpointId: string): Promise<void> {
   try {
     await ctx.c.seenReports.insertOne({ _id: reportId, endpointId, receivedAt: new Date() });

@@ -1,7 +1,8 @@
 import { isFinal, next, type GrantEvent } from '../domain/lifecycle.ts';
 import type { Ctx } from '../context.ts';
-import { audit } from '../store/audit.ts';
+import { auditOnce, transitionAuditId } from '../store/audit.ts';
 import { closeDeliveryOnEnd } from './delivery.ts';
+import { noteNeverEnabled } from './neverEnabled.ts';
 import type { GrantDoc } from '../store/collections.ts';
 
 /**
@@ -18,6 +19,16 @@ async function forgetFinished(ctx: Ctx, grantId: string): Promise<void> {
  * Applies a lifecycle event to a stored grant and audits the transition.
  * Read, decision and write run under the grant's lock (see db/serialQueues.ts), so two
  * events never both move the grant from the same state.
+ *
+ * The audit event is written first, under an id made of the grant and the new state
+ * (a grant enters each state once), then the state. Why that order: a step that dies
+ * in between (database outage, crash) is retried by whoever sent the event (an agent
+ * resends a report until it is marked seen); the retry finds the grant still in its
+ * old state, makes the same transition, skips the audit it already has and stores the
+ * state. The other order would leave a state change with no audit event, for good.
+ *
+ * A state without a reason clears the old one (`revocation-failed` → `removed`: the
+ * grant is no longer failing); the reason stays in the audit trail.
  * Returns the grant as stored afterwards, or null if there is no such grant.
  */
 export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, actor: string): Promise<GrantDoc | null> {
@@ -27,29 +38,45 @@ export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, a
     const revokeRequested = g.revokeRequested || event.type === 'revoke';
     const t = next(g.state, event, { revokeRequested });
     if (!t) return { g, t };
-    const set: Partial<GrantDoc> = { state: t.to, updatedAt: new Date(), revokeRequested, ...(t.reason ? { reason: t.reason } : {}) };
-    await ctx.c.grants.updateOne({ _id: grantId }, { $set: set });
-    await audit(ctx.c, {
+    await auditOnce(ctx.c, transitionAuditId(grantId, t.to), {
       actor,
       type: `grant.${t.to}`,
       grantId,
       endpointId: g.endpointId,
       detail: { from: t.from, to: t.to, ...(t.reason ? { reason: t.reason } : {}) },
     });
-    return { g: { ...g, ...set }, t };
+    const set = { state: t.to, updatedAt: new Date(), revokeRequested };
+    if (t.reason) await ctx.c.grants.updateOne({ _id: grantId }, { $set: { ...set, reason: t.reason } });
+    else await ctx.c.grants.updateOne({ _id: grantId }, { $set: set, $unset: { reason: '' } });
+    const { reason: _stale, ...rest } = g;
+    return { g: { ...rest, ...set, ...(t.reason ? { reason: t.reason } : {}) }, t };
   });
-  if (!step?.t) return step?.g ?? null;
+  if (!step) return null;
   const { g, t } = step;
+  if (!t) {
+    // A repeated final event (an agent resending `removed` after a timeout) finishes what
+    // its first copy may not have: both steps are idempotent.
+    if (isFinal(g.state) && event.type === 'removed') {
+      await finish(ctx, g);
+      await noteNeverEnabled(ctx, g);
+    }
+    return g;
+  }
   const fields = { grantId, endpointId: g.endpointId, from: t.from, to: t.to, reason: t.reason };
   if (t.to === 'revocation-failed') ctx.log.error(fields, 'ALERT grant revocation failed');
   else ctx.log.info(fields, 'grant transition');
   if (isFinal(t.to)) {
-    await forgetFinished(ctx, grantId);
-    await closeDeliveryOnEnd(ctx, grantId);
+    await finish(ctx, g);
+    await noteNeverEnabled(ctx, g, t.from);
   }
   if ((t.to === 'removed' || t.to === 'revoked') && g.serverSideSmtp) {
     ctx.mailer.cancel(grantId);
     void ctx.mailer.sendAccessEnded(g, t.to === 'revoked' ? 'revoked' : 'expired');
   }
   return g;
+}
+
+async function finish(ctx: Ctx, g: GrantDoc): Promise<void> {
+  await forgetFinished(ctx, g._id);
+  await closeDeliveryOnEnd(ctx, g._id);
 }

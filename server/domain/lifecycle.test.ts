@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { next, type GrantState } from './lifecycle.ts';
+import { GRANT_STATES, next, type GrantEvent, type GrantState } from './lifecycle.ts';
 
 const plain = { revokeRequested: false };
 
@@ -39,5 +39,23 @@ describe('grant lifecycle', () => {
 
   it('lets an agent that enabled before its created report arrived skip provisioned', () => {
     assert.equal(next('requested', { type: 'enabled' }, plain)?.to, 'enabled');
+  });
+
+  it('never enters a state twice, whatever the events (transition audit ids rely on it: store/audit.ts)', () => {
+    const events: GrantEvent[] = [
+      { type: 'created' }, { type: 'enabled' }, { type: 'removed' }, { type: 'failed', reason: 'x' },
+      { type: 'revoke' }, { type: 'removal-failed', reason: 'x' }, { type: 'overdue', reason: 'x' },
+    ];
+    // Every state reachable from every state, walked depth first: a state that comes back is a cycle.
+    const walk = (s: GrantState, revokeRequested: boolean, path: GrantState[]): void => {
+      for (const e of events) {
+        const revoked = revokeRequested || e.type === 'revoke';
+        const t = next(s, e, { revokeRequested: revoked });
+        if (!t) continue;
+        assert.ok(!path.includes(t.to), `${[...path, t.to].join(' → ')} enters ${t.to} twice`);
+        walk(t.to, revoked, [...path, t.to]);
+      }
+    };
+    for (const s of GRANT_STATES) for (const r of [false, true]) walk(s, r, [s]);
   });
 });

@@ -28,7 +28,9 @@ export function presentGrant(g: GrantDoc) {
   };
 }
 
+/** An audit event; those that need words for people (`grant.never-enabled`) also get a `summary`. */
 export function presentAuditEvent(e: AuditDoc) {
+  const summary = summaryOf(e);
   return {
     id: e._id,
     at: e.at.toISOString(),
@@ -37,9 +39,30 @@ export function presentAuditEvent(e: AuditDoc) {
     grantId: e.grantId ?? null,
     endpointId: e.endpointId ?? null,
     detail: e.detail,
+    ...(summary ? { summary } : {}),
   };
 }
 
+/**
+ * The grant with its timeline. `neverEnabled` is the summary of its
+ * `grant.never-enabled` event (why the user never got access), else null.
+ */
 export function presentGrantWithTimeline(g: GrantDoc, events: AuditDoc[]) {
-  return { ...presentGrant(g), timeline: events.map(presentAuditEvent) };
+  const timeline = events.map(presentAuditEvent);
+  const neverEnabled = timeline.find((e) => e.type === 'grant.never-enabled')?.summary ?? null;
+  return { ...presentGrant(g), neverEnabled, timeline };
+}
+
+function summaryOf(e: AuditDoc): string | null {
+  return e.type === 'grant.never-enabled' ? neverEnabledSummary(e.detail) : null;
+}
+
+/** What the timeline says for a `grant.never-enabled` event (see commands/neverEnabled.ts). */
+function neverEnabledSummary(detail: Record<string, unknown>): string {
+  const u = detail.unresponsive as { from?: string; to?: string | null; serverStartedAt?: string } | null | undefined;
+  if (!u?.from) return 'never enabled: the endpoint was heard from around the enable time but did not report enabling the account (see its reports)';
+  const restart = u.serverStartedAt ? ` (the server itself started at ${u.serverStartedAt}, within that time)` : '';
+  return u.to
+    ? `never enabled: the endpoint was unresponsive from ${u.from} to ${u.to}${restart}`
+    : `never enabled: the endpoint has been unresponsive since ${u.from}${restart}`;
 }
