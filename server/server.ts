@@ -14,7 +14,7 @@ import { SmtpTests } from './agents/smtpTests.ts';
 import { ServerMailer } from './mail/mailer.ts';
 import type { ServerConfig } from './config.ts';
 import type { Ctx } from './context.ts';
-import { createAgenda } from './db/agenda.ts';
+import { createAgenda, schedulerErrorLogger } from './db/agenda.ts';
 import { connectDb } from './db/connect.ts';
 import { startFerretDB } from './db/ferret.ts';
 import { SerialQueues } from './db/serialQueues.ts';
@@ -56,13 +56,14 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
     log,
   } as Ctx;
   ctx.mailer = new ServerMailer(ctx);
-  defineJobs(agenda, ctx);
-  agenda.on('error', (err) => log.error({ err }, 'scheduler error'));
+  const startup = defineJobs(agenda, ctx);
+  agenda.on('error', schedulerErrorLogger(log));
   await agenda.start();
   await rebuildSchedule(ctx);
 
   const http = createApp(ctx).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => http.once('listening', resolve).once('error', reject));
+  startup.listening();
   const { port } = http.address() as AddressInfo;
   const url = `http://${config.host}:${port}`;
   log.info({ url, database: embedded ? 'embedded FerretDB' : 'MongoDB' }, 'server listening');

@@ -5,8 +5,11 @@
  */
 import { Agenda, type JobRepository } from 'agenda';
 import { MongoBackend } from '@agendajs/mongo-backend';
-import type { Db } from 'mongodb';
+import { ObjectId, type Db } from 'mongodb';
+import type { Logger } from 'pino';
 import { SerialQueues } from './serialQueues.ts';
+
+const COLLECTION = 'agendaJobs';
 
 export interface AgendaOptions {
   /** How often Agenda polls for due jobs: milliseconds, or e.g. "200 ms", "1 second", "5 minutes". */
@@ -18,7 +21,7 @@ export interface AgendaOptions {
 export function createAgenda(db: Db, opts: AgendaOptions): Agenda {
   const backend = new MongoBackend({
     mongo: db,
-    collection: 'agendaJobs',
+    collection: COLLECTION,
     // ensureIndex: kept on. FerretDB's SQLite backend creates the compound
     // findAndLockNextJobIndex fine, and re-creating it on every start (same name, same keys)
     // is a no-op there as on MongoDB. (It would fail, on both, if someone changed `sort`
@@ -28,6 +31,7 @@ export function createAgenda(db: Db, opts: AgendaOptions): Agenda {
     // honours findAndModify's sort (it sorts in memory after the SQLite query).
     sort: { nextRunAt: 'asc', priority: 'desc' },
   });
+  reportDeletedJobs(backend.repository, db);
   serializeWrites(backend.repository);
   reportConnectFailure(backend, () => agenda);
 
@@ -78,6 +82,55 @@ function serializeWrites(repo: JobRepository): void {
   repo.disableJobs = queued(repo.disableJobs.bind(repo));
   repo.enableJobs = queued(repo.enableJobs.bind(repo));
   repo.purgeAllJobs = queued(repo.purgeAllJobs.bind(repo));
+}
+
+/**
+ * A job whose document was deleted while Agenda held it locked, queued to run
+ * (our cleanup of a finished grant's jobs; see commands/transition.ts). Agenda
+ * finds out when it saves the job's state before running it: the save matches
+ * nothing, the job does not run (right: it was cancelled), and Agenda emits its
+ * error as an 'error' event. `schedulerErrorLogger` logs it at debug level.
+ */
+export class JobDeletedError extends Error {
+  constructor(
+    readonly job: { _id?: unknown; name?: string; data?: unknown },
+    cause: unknown,
+  ) {
+    super(`job ${String(job._id)} (${job.name}) was deleted while queued to run`, { cause });
+  }
+}
+
+/**
+ * Why: after an outage many jobs come due at once, Agenda locks them and queues
+ * them locally, and the reports that arrive meanwhile finish grants whose jobs we
+ * then delete; each such job then failed "cannot be updated in the database, maybe
+ * it does not exist anymore?" and was logged as a scheduler error. Here a failed
+ * state save is told apart by looking the job up (by `_id`): only a job whose
+ * document is really gone becomes a JobDeletedError; any other failure (database
+ * down, the lookup itself failing) stays the error it was.
+ */
+function reportDeletedJobs(repo: JobRepository, db: Db): void {
+  const save = repo.saveJobState.bind(repo);
+  const jobs = db.collection(COLLECTION);
+  repo.saveJobState = async (job, options) => {
+    try {
+      await save(job, options);
+    } catch (err) {
+      const id = job._id === undefined ? null : ObjectId.isValid(String(job._id)) ? new ObjectId(String(job._id)) : null;
+      const gone = id !== null && (await jobs.findOne({ _id: id }, { projection: { _id: 1 } }).then((d) => d === null, () => false));
+      throw gone ? new JobDeletedError(job, err) : err;
+    }
+  };
+}
+
+/** Agenda's 'error' events for the log: a deleted job's at debug level with the reason, anything else as an error. */
+export function schedulerErrorLogger(log: Logger): (err: unknown) => void {
+  return (err) => {
+    if (err instanceof JobDeletedError) {
+      const data = err.job.data as { grantId?: string } | undefined;
+      log.debug({ job: err.job.name, jobId: String(err.job._id), grantId: data?.grantId, reason: 'its grant finished and its jobs were deleted' }, err.message);
+    } else log.error({ err }, 'scheduler error');
+  };
 }
 
 /**

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Agenda } from 'agenda';
 import { MongoClient } from 'mongodb';
-import { createAgenda, parseInterval } from './agenda.ts';
+import { createAgenda, JobDeletedError, parseInterval } from './agenda.ts';
 import { startFerretDB, type EmbeddedDb } from './ferret.ts';
 import { freePort } from './ports.ts';
 
@@ -222,6 +222,18 @@ describe('embedded FerretDB and Agenda on it', function () {
     await waitFor('all jobs to run', () => count.size === n, 30_000);
     await sleep(500);
     assert.deepEqual([...count.values()].filter((c) => c !== 1), []);
+  });
+
+  it('tells a job deleted while queued to run from any other failure to save its state', async () => {
+    const database = freshDb();
+    const agenda = agendaOn(database);
+    agenda.define('kept', async () => {});
+    await agenda.start();
+    const job = await agenda.schedule(new Date(Date.now() + 3_600_000), 'kept', { grantId: 'g' });
+    // Still stored, but the save matches nothing (another name): a real failure, kept as it was.
+    await assert.rejects(agenda.db.saveJobState({ ...job.attrs, name: 'renamed' }, {}), (err: Error) => !(err instanceof JobDeletedError) && /cannot be updated/.test(err.message));
+    await agenda.cancel({ data: { grantId: 'g' } });
+    await assert.rejects(agenda.db.saveJobState(job.attrs, {}), (err: Error) => err instanceof JobDeletedError && /was deleted while queued to run/.test(err.message));
   });
 
   it('stop() leaves no ferretdb process behind', async () => {

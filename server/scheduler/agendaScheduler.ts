@@ -1,6 +1,7 @@
 import type { Agenda } from 'agenda';
 import type { Ctx, JobName, Scheduler } from '../context.ts';
 import { jobHandlers, type JobData } from './jobs.ts';
+import { StartupHold, startupSettleMs } from './startupHold.ts';
 
 /**
  * Agenda as the durable scheduler. Each job is unique by (name, grant, due
@@ -23,12 +24,18 @@ export function agendaScheduler(agenda: Agenda): Scheduler {
   };
 }
 
-/** Registers the grant jobs' handlers; call before `agenda.start()`. */
-export function defineJobs(agenda: Agenda, ctx: Ctx): void {
-  const handlers = jobHandlers(ctx);
+/**
+ * Registers the grant jobs' handlers; call before `agenda.start()`. Returns the
+ * hold on deletion checks after this start: call its `listening()` once the
+ * HTTP server listens (see startupHold.ts).
+ */
+export function defineJobs(agenda: Agenda, ctx: Ctx): StartupHold {
+  const hold = new StartupHold(startupSettleMs(ctx.config));
+  const handlers = jobHandlers(ctx, hold);
   for (const name of Object.keys(handlers) as JobName[]) {
     agenda.define(name, async (job) => {
       await handlers[name](job.attrs.data as JobData);
     });
   }
+  return hold;
 }

@@ -11,13 +11,14 @@ import type { Ctx, JobName } from '../context.ts';
 import { isFinal } from '../domain/lifecycle.ts';
 import { audit } from '../store/audit.ts';
 import type { GrantDoc } from '../store/collections.ts';
+import type { StartupHold } from './startupHold.ts';
 
 export interface JobData {
   grantId: string;
   attempt?: number;
 }
 
-export function jobHandlers(ctx: Ctx): Record<JobName, (data: JobData) => Promise<void>> {
+export function jobHandlers(ctx: Ctx, hold: StartupHold): Record<JobName, (data: JobData) => Promise<void>> {
   return {
     'grant.enable': async ({ grantId }) => {
       const g = await liveGrant(ctx, grantId);
@@ -34,10 +35,20 @@ export function jobHandlers(ctx: Ctx): Record<JobName, (data: JobData) => Promis
     'grant.verify': async ({ grantId, attempt = 0 }) => {
       const g = await liveGrant(ctx, grantId);
       if (!g) return;
-      const reason = `endpoint ${g.hostname} has not confirmed deletion (check ${attempt + 1})`;
-      await applyEvent(ctx, grantId, { type: 'overdue', reason }, 'system');
-      await queueInstruction(ctx, g, 'expire');
+      const until = hold.until();
+      if (Date.now() < until) {
+        // Just started: the agent may still be sending the reports it queued meanwhile.
+        await ctx.scheduler.schedule('grant.verify', new Date(until), { grantId, attempt });
+        ctx.log.debug({ grantId, attempt, until: new Date(until).toISOString() }, 'deletion check held until the agents have had time to report after the start');
+        return;
+      }
+      // The next check first: if a step below fails, the grant is still checked again.
       await ctx.scheduler.schedule('grant.verify', verifyAt(ctx, new Date(), attempt + 1), { grantId, attempt: attempt + 1 });
+      const reason = `endpoint ${g.hostname} has not confirmed deletion (check ${attempt + 1})`;
+      const now = await applyEvent(ctx, grantId, { type: 'overdue', reason }, 'system');
+      // Confirmed since it was read: nothing to re-send, and the check just scheduled goes too.
+      if (!now || isFinal(now.state)) return ctx.scheduler.forget(grantId);
+      await queueInstruction(ctx, now, 'expire');
     },
   };
 }

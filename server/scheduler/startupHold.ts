@@ -1,0 +1,51 @@
+/**
+ * Deletion checks wait after a start until the agents have had their chance to
+ * report. Why: an agent removes an expired account on its own, with the server
+ * down too, and queues the reports; after a restart the overdue `grant.verify`
+ * jobs would otherwise run at once (Agenda starts before the HTTP server
+ * listens) and put grants whose accounts were deleted minutes ago into
+ * `revocation-failed` with an alert, then back to `removed` seconds later.
+ *
+ * How long, counted from when the HTTP server listens: the agents' outbox
+ * sender retries with a backoff capped at 15 s plus up to 25 % jitter
+ * (agent/daemon.ts `backoff`), so every running agent sends again within
+ * 18.75 s; or one long-poll interval if that is longer (an agent's requests
+ * come at least that often); plus 2 s for the batch to be applied. With the
+ * defaults (25 s long-polls) 27 s, in the tests (5 s) 20.75 s.
+ *
+ * Why not "until the grant's endpoint has polled once since the start": the
+ * agent's poll loop and its outbox sender back off independently, so a poll
+ * can get through while the reports still sleep in their backoff; a poll
+ * proves the agent is up, not that its queued reports are in. An endpoint that
+ * is really down is alerted one settle time later than without the hold, which
+ * for a check that runs minutes after the end anyway costs nothing.
+ */
+import type { ServerConfig } from '../config.ts';
+
+/** agent/daemon.ts: backoff() is capped at 15 s and multiplied by 0.75–1.25. */
+const AGENT_RETRY_CAP_MS = 15_000 * 1.25;
+/** Time for the reports, once sent, to be applied (their request, the grant lock). */
+const MARGIN_MS = 2_000;
+
+export function startupSettleMs(config: Pick<ServerConfig, 'longPollSeconds'>): number {
+  return Math.max(config.longPollSeconds * 1000, AGENT_RETRY_CAP_MS) + MARGIN_MS;
+}
+
+export class StartupHold {
+  private listeningAt: number | null = null;
+
+  constructor(readonly settleMs: number) {}
+
+  /** Call once the HTTP server listens: agents can reach it from now on. */
+  listening(at = Date.now()): void {
+    this.listeningAt ??= at;
+  }
+
+  /**
+   * When deletion checks may run. Before the server listens it is not known yet:
+   * a settle time from now, and the held job looks again then.
+   */
+  until(now = Date.now()): number {
+    return (this.listeningAt ?? now) + this.settleMs;
+  }
+}
