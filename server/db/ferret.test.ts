@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readlink, realpath, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,6 +33,13 @@ function alive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** Alive and not a zombie (an orphan's zombie waits for whoever reaps it; Linux /proc). */
+function running(pid: number): boolean {
+  if (!alive(pid)) return false;
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
 }
 
 /** Pids of ferretdb processes whose working directory is `dir` (Linux /proc; [] elsewhere). */
@@ -262,12 +270,32 @@ describe('embedded FerretDB and Agenda on it', function () {
     await waitFor('ferretdb to be gone', () => !alive(pid), 3000);
   });
 
-  it('ends an orphaned FerretDB (its parent was SIGKILLed) when starting again on the same folder', async function () {
+  it('ends FerretDB within 2 s when its parent is SIGKILLed (parent-death signal)', async function () {
     if (process.platform !== 'linux') this.skip();
-    const dataDir = path.join(tmp, 'orphan');
+    const dataDir = path.join(tmp, 'parent-killed');
     const child = nodeChild(`
       import { startFerretDB } from ${JSON.stringify(FERRET_TS)};
       const d = await startFerretDB({ dataDir: ${JSON.stringify(dataDir)} });
+      console.log(d.pid);
+      setInterval(() => {}, 1000);
+    `);
+    await waitFor('the child to report its FerretDB', () => child.lines.length > 0, 20_000);
+    const pid = Number(child.lines[0]);
+    assert.ok(running(pid));
+    // Started through setpriv, which execs it: the pid is FerretDB's own, with its own name.
+    assert.equal(path.basename(await readlink(`/proc/${pid}/exe`)), 'ferretdb');
+    process.kill(child.pid, 'SIGKILL'); // no 'exit' hooks run
+    await child.exited;
+    await waitFor('ferretdb to be gone', () => !running(pid), 2000);
+  });
+
+  it('ends an orphaned FerretDB (its parent was SIGKILLed) when starting again on the same folder', async function () {
+    if (process.platform !== 'linux') this.skip();
+    const dataDir = path.join(tmp, 'orphan');
+    // Without the parent-death signal: what a platform without it, or a FerretDB of an older version, leaves.
+    const child = nodeChild(`
+      import { startFerretDB } from ${JSON.stringify(FERRET_TS)};
+      const d = await startFerretDB({ dataDir: ${JSON.stringify(dataDir)}, dieWithParent: false });
       console.log(d.pid);
       setInterval(() => {}, 1000);
     `);
