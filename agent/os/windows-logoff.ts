@@ -88,11 +88,13 @@ for (const line of WTS_SOURCE) {
   if (!/^[\x20-\x7E]+$/.test(line) || line.includes("'")) throw new Error(`WTS_SOURCE: unfit line ${line}`);
 }
 
-/** The logoff body (reads $Name from the prelude; functions from COMMON). */
-export const LOGOFF_BODY: readonly string[] = [
-  '  $u = Get-JitManagedUser $Name',
-  '  if ($null -eq $u) { return }',
-  '  $sid = [string]$u.SID',
+/**
+ * One logoff pass over the account in `$u` (SID string in `$sid`): leaves `$sessions` and
+ * `$processes` (how many it ended), `$left` (sessions still there, by id, with
+ * WTSLogoffSession's error) and `$processesLeft`. Used by the session's logoff operation and by
+ * the backstop helper (windows-backstop.ts), which runs without the agent.
+ */
+export const LOGOFF_PASS: readonly string[] = [
   '  if ($null -eq (\'JitAccess.Wts\' -as [type])) {',
   '    $source = @(',
   ...WTS_SOURCE.map((l) => `'${l}'`),
@@ -133,5 +135,13 @@ export const LOGOFF_BODY: readonly string[] = [
   '  }',
   '  $left = @(foreach ($id in @([JitAccess.Wts]::SessionIds())) { if (Test-JitSession $id) { [ordered]@{ id = [int]$id; error = [int]$errors[[int]$id] } } })',
   '  $processesLeft = @(Get-JitProcesses).Count',
+];
+
+/** The logoff body (reads $Name from the prelude; functions from COMMON). */
+export const LOGOFF_BODY: readonly string[] = [
+  '  $u = Get-JitManagedUser $Name',
+  '  if ($null -eq $u) { return }',
+  '  $sid = [string]$u.SID',
+  ...LOGOFF_PASS,
   '  Out-JitResult ([ordered]@{ ok = $true; sessions = $sessions; processes = $processes; sessionsLeft = $left; processesLeft = $processesLeft })',
 ];

@@ -7,7 +7,8 @@
  */
 import assert from 'node:assert/strict';
 import { removeAccount } from '../removal.ts';
-import { COMPUTER, PROFILES_DIR, ScriptTokens, spec, UF_PASSWD_NOTREQD, verifyRecording, windowsEnv } from '../../test/support/windowsSim.ts';
+import { COMPUTER, PROFILES_DIR, ScriptTokens, UF_PASSWD_NOTREQD } from '../../test/support/windowsSim.ts';
+import { spec, verifyRecording, windowsEnv } from '../../test/support/windowsSimExec.ts';
 import { AccountError } from './backend.ts';
 import { inAnHour, newName, newPassword, rejectsWith } from './contract.ts';
 

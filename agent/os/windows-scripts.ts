@@ -40,35 +40,36 @@
  * success stream, which the host formats), the JSON made ASCII by escaping every other
  * character as \uXXXX, again because of the console code page.
  */
-import { GROUPS, type Group } from '../../protocol/groups.ts';
-import { OWNERSHIP_TAG_PREFIX } from './backend.ts';
+import { ARM_BODY, DISARM_BODY, DROP_BODY } from './windows-backstop.ts';
+import { CATCH, COMMON, NOT_MANAGED_LINE } from './windows-common.ts';
 import { LOGOFF_BODY } from './windows-logoff.ts';
 import { PURGE_BODY } from './windows-purge.ts';
 import { assertTransportSafe, psInt, psQuote } from './windows-quote.ts';
 
 export { assertTransportSafe, psInt, psQuote } from './windows-quote.ts';
+export { GROUP_SIDS, MARKER, RESULT_PREFIX } from './windows-common.ts';
 
-/** Start of the `-Description` of every account we create: the ownership marker. */
-export const MARKER = OWNERSHIP_TAG_PREFIX;
 /** Documented maximum of a local account's `-Description` (notes §1 [W1]). */
 export const DESCRIPTION_MAX = 48;
-/** Prefix of the one result line each script prints. */
-export const RESULT_PREFIX = 'jit-result ';
 /** File name of the password helper inside the helper directory. */
 export const HELPER_FILE = 'jit-set-password.ps1';
 
-/**
- * Well-known SIDs of the wizard's groups. Why SIDs: group names are localized
- * ("Administratoren", "Administrateurs"), the SIDs are the same on every Windows (notes §1 [W3]).
- */
-export const GROUP_SIDS: Record<Group, string> = {
-  Administrators: 'S-1-5-32-544',
-  'Power Users': 'S-1-5-32-547',
-  Users: 'S-1-5-32-545',
-};
-
 export type PsParam = string | number | readonly string[];
-export type Op = 'lookup' | 'list' | 'create' | 'setGroups' | 'enable' | 'disable' | 'logoff' | 'delete' | 'purge' | 'installHelper' | 'dropHelper';
+export type Op =
+  | 'lookup'
+  | 'list'
+  | 'create'
+  | 'setGroups'
+  | 'enable'
+  | 'disable'
+  | 'logoff'
+  | 'delete'
+  | 'purge'
+  | 'installHelper'
+  | 'dropHelper'
+  | 'armBackstop'
+  | 'disarmBackstop'
+  | 'dropBackstops';
 
 /** One prelude assignment. Names are our own identifiers; values go through psQuote/psInt. */
 function paramLines(name: string, value: PsParam): string[] {
@@ -78,96 +79,6 @@ function paramLines(name: string, value: PsParam): string[] {
   // Why one literal a line: a list may be long, and inside @( ) a newline separates elements.
   return [`$${name} = @(`, ...value.map((v) => psQuote(v)), ')'];
 }
-
-const GROUP_TABLE = `[ordered]@{ ${GROUPS.map((g) => `${psQuote(g)} = ${psQuote(GROUP_SIDS[g])}`).join('; ')} }`;
-
-/**
- * Helpers shared by every script (the session's and the password helper's).
- * All of it is constant text.
- *
- * SIDs are always taken as `[string]$x.SID` and passed to -SID as strings: a SecurityIdentifier
- * converts to its S-1-… form, and so does the deserialized copy that pwsh's Windows PowerShell
- * compatibility (-UseWindowsPowerShell, notes §1 [W8]) returns, whose `.Value` may be gone.
- */
-const COMMON = [
-  "$ErrorActionPreference = 'Stop'",
-  // Why: progress records of the CIM cmdlets can reach a redirected stream as CLIXML.
-  "$ProgressPreference = 'SilentlyContinue'",
-  `$Marker = ${psQuote(MARKER)}`,
-  `$Groups = ${GROUP_TABLE}`,
-  'function Out-JitResult($Value) {',
-  '  $json = ConvertTo-Json -InputObject $Value -Compress -Depth 6',
-  // ASCII-only output whatever the console code page; \uXXXX is valid JSON.
-  "  $json = [regex]::Replace($json, '[^\\x20-\\x7e]', { param($m) '\\u{0:x4}' -f [int][char]$m.Value })",
-  "  [Console]::Out.WriteLine('jit-result ' + $json)",
-  '}',
-  // Why: with -ErrorAction Stop a cmdlet's non-terminating error (LocalAccounts reports
-  // UserExists, MemberExists… with WriteError) may arrive wrapped in ActionPreferenceStopException.
-  'function Get-JitErrorRecord($Err) {',
-  '  if ($Err.Exception -is [System.Management.Automation.ActionPreferenceStopException] -and $null -ne $Err.Exception.ErrorRecord) { return $Err.Exception.ErrorRecord }',
-  '  $Err',
-  '}',
-  // Matches by exception type name or by FullyQualifiedErrorId ("UserNotFound,Microsoft.PowerShell.Commands.GetLocalUserCommand"),
-  // never by message: messages are localized.
-  'function Test-JitError($Err, [string]$Id) {',
-  '  $r = Get-JitErrorRecord $Err',
-  "  ($r.Exception.GetType().Name -eq ($Id + 'Exception')) -or ([string]$r.FullyQualifiedErrorId).StartsWith($Id + ',')",
-  '}',
-  // Why no wildcard worry: -Name accepts wildcards, but validated names contain no * ? [ ].
-  'function Find-JitUser([string]$Name) {',
-  "  try { Get-LocalUser -Name $Name -ErrorAction Stop } catch { if (Test-JitError $_ 'UserNotFound') { $null } else { throw } }",
-  '}',
-  'function Test-JitManaged($User) {',
-  '  ([string]$User.Description).StartsWith($Marker, [System.StringComparison]::Ordinal)',
-  '}',
-  'function Get-JitManagedUser([string]$Name) {',
-  '  $u = Find-JitUser $Name',
-  "  if ($null -eq $u) { Out-JitResult ([ordered]@{ ok = $false; code = 'NOT_FOUND'; message = 'no such account' }); return $null }",
-  "  if (-not (Test-JitManaged $u)) { Out-JitResult ([ordered]@{ ok = $false; code = 'NOT_MANAGED'; message = 'the account lacks the jit-access marker' }); return $null }",
-  '  $u',
-  '}',
-  // Why the fallback: Get-LocalGroupMember throws "Failed to compare two elements in the array"
-  // when a group holds an orphaned or Azure AD SID (notes §1.6 [W10], fallback ⚠️ unverified).
-  'function Get-JitMemberSids([string]$GroupSid) {',
-  '  try {',
-  '    @(Get-LocalGroupMember -SID $GroupSid | ForEach-Object { [string]$_.SID })',
-  '  } catch {',
-  "    $filter = 'LocalAccount=TRUE AND SID=''{0}''' -f $GroupSid",
-  '    @(Get-CimInstance -ClassName Win32_Group -Filter $filter | Get-CimAssociatedInstance -ResultClassName Win32_UserAccount | ForEach-Object { [string]$_.SID })',
-  '  }',
-  '}',
-  'function Get-JitMembers {',
-  '  $m = @{}',
-  '  foreach ($k in @($Groups.Keys)) { $m[$k] = @(Get-JitMemberSids $Groups[$k]) }',
-  '  $m',
-  '}',
-  'function ConvertTo-JitInfo($User, $Members) {',
-  '  $sid = [string]$User.SID',
-  '  $in = @(foreach ($k in @($Groups.Keys)) { if ($Members[$k] -contains $sid) { $k } })',
-  '  [ordered]@{ name = [string]$User.Name; sid = $sid; enabled = [bool]$User.Enabled; description = [string]$User.Description; groups = $in }',
-  '}',
-  // Exactly one wizard group. Members are given by SID string, which Add-LocalGroupMember
-  // takes as is (no name lookup that a domain account of the same name could answer).
-  'function Set-JitGroup($User, [string]$Want) {',
-  '  $sid = [string]$User.SID',
-  '  foreach ($g in @($Groups.Values)) {',
-  '    if ($g -eq $Want) {',
-  "      try { Add-LocalGroupMember -SID $g -Member $sid } catch { if (-not (Test-JitError $_ 'MemberExists')) { throw } }",
-  '    } else {',
-  "      try { Remove-LocalGroupMember -SID $g -Member $sid -Confirm:$false } catch { if (-not (Test-JitError $_ 'MemberNotFound')) { throw } }",
-  '    }',
-  '  }',
-  '}',
-];
-
-/** Turns any failure into an error record the TypeScript side maps to an AccountError code. */
-const CATCH = [
-  '  $r = Get-JitErrorRecord $_',
-  '  Out-JitResult ([ordered]@{ ok = $false; error = [ordered]@{ type = $r.Exception.GetType().FullName; fqid = [string]$r.FullyQualifiedErrorId; category = [string]$r.CategoryInfo.Category; message = [string]$r.Exception.Message; hresult = [int]$r.Exception.HResult; native = [string]$r.Exception.NativeErrorCode } })',
-];
-
-const NOT_MANAGED_LINE =
-  "Out-JitResult ([ordered]@{ ok = $false; code = 'NOT_MANAGED'; message = 'the account lacks the jit-access marker' })";
 
 /**
  * Each operation's body. Parameters (prelude variables) are listed in OP_PARAMS.
@@ -248,7 +159,8 @@ export const OP_BODY: Record<Op, readonly string[]> = {
     // Why CreateDirectory: literal path (New-Item -Path would expand wildcards such as [ ]).
     '  $null = [System.IO.Directory]::CreateDirectory($Dir)',
     // Only SYSTEM and Administrators, nothing inherited, owned by Administrators: nobody else may
-    // replace the script that will receive passwords, nor re-grant themselves access as owner.
+    // replace the scripts that receive passwords (jit-set-password.ps1) or run as SYSTEM
+    // (jit-backstop.ps1, windows-backstop.ts), nor re-grant themselves access as owner.
     "  $admins = New-Object System.Security.Principal.SecurityIdentifier -ArgumentList 'S-1-5-32-544'",
     "  $system = New-Object System.Security.Principal.SecurityIdentifier -ArgumentList 'S-1-5-18'",
     '  $acl = New-Object System.Security.AccessControl.DirectorySecurity',
@@ -273,6 +185,10 @@ export const OP_BODY: Record<Op, readonly string[]> = {
     '  if ([System.IO.Directory]::Exists($Dir) -and @([System.IO.Directory]::GetFileSystemEntries($Dir)).Count -eq 0) { [System.IO.Directory]::Delete($Dir) }',
     '  Out-JitResult ([ordered]@{ ok = $true; removed = $removed })',
   ],
+  // The backstop's scheduled task (windows-backstop.ts).
+  armBackstop: ARM_BODY,
+  disarmBackstop: DISARM_BODY,
+  dropBackstops: DROP_BODY,
 };
 
 /** The prelude variables each operation's body reads. */
@@ -288,6 +204,9 @@ export const OP_PARAMS: Record<Op, readonly string[]> = {
   purge: ['Name', 'Sid'],
   installHelper: ['Dir', 'File', 'Lines'],
   dropHelper: ['Dir', 'File'],
+  armBackstop: ['Name', 'Sid', 'AtMs', 'Execute', 'Arguments', 'HelperPath', 'HelperHash'],
+  disarmBackstop: ['Name'],
+  dropBackstops: [],
 };
 
 /** Lines that follow the prelude in every session script, up to and including the body. */

@@ -16,7 +16,8 @@ import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { parsePowerShell, readVerbatimString } from '../../test/support/psParse.ts';
-import { RecordingExecutor, splitScript, spec, verifyRecording, windowsEnv, WindowsModel } from '../../test/support/windowsSim.ts';
+import { splitScript, WindowsModel } from '../../test/support/windowsSim.ts';
+import { RecordingExecutor, spec, verifyRecording, windowsEnv } from '../../test/support/windowsSimExec.ts';
 import { AccountError } from './backend.ts';
 import { accountBackendContract, inAnHour, newName, newPassword, rejectsWith } from './contract.ts';
 import { descriptionFor, helperArgv, mapPsError, NodePowerShellExecutor, pwshPath, windowsPowerShellPath, WindowsBackend, type PsResult } from './windows.ts';
@@ -82,7 +83,7 @@ describe('WindowsBackend (recorded)', function () {
   });
 
   it('builds every operation from a constant body: only the prelude changes with the values, and every one parses', async () => {
-    const sample = (v: string, n: number) => ({ Name: v, Description: v, ExpiresMs: n, GroupSid: v, Sid: v, Dir: v, File: v, Lines: [v, v] });
+    const sample = (v: string, n: number) => ({ Name: v, Description: v, ExpiresMs: n, GroupSid: v, Sid: v, Dir: v, File: v, Lines: [v, v], AtMs: n, Execute: v, Arguments: v, HelperPath: v, HelperHash: v });
     for (const op of Object.keys(OP_BODY) as Op[]) {
       const pick = (all: ReturnType<typeof sample>) => Object.fromEntries(OP_PARAMS[op].map((k) => [k, all[k as keyof typeof all]]));
       const a = splitScript(sessionScript(op, pick(sample('jtaaaa', 1))));
@@ -525,7 +526,8 @@ describe('NodePowerShellExecutor (fake powershell)', function () {
 
 describe('WindowsBackend options', () => {
   it('wants an absolute, ASCII helper directory', () => {
-    for (const helperDir of ['relative\\dir', '\\\\server\\share\\x', 'C:\\Prögram', '/usr/local']) {
+    // " and % also: the backstop task's argument string quotes the path, and Task Scheduler expands %VAR%.
+    for (const helperDir of ['relative\\dir', '\\\\server\\share\\x', 'C:\\Prögram', '/usr/local', 'C:\\a"b', 'C:\\%TEMP%\\ps']) {
       assert.throws(() => new WindowsBackend({ executor: new RecordingExecutor(new WindowsModel()), helperDir }));
     }
   });

@@ -6,7 +6,9 @@
  * Removal (agent/removal.ts runs it): `disable` (Disable-LocalUser and AccountExpires = now),
  * `logoff` (WTSLogoffSession for every session, then every process of the SID, pass after pass),
  * `delete` (the account alone, by SID), `purge` (the profile and scheduled tasks, by the saved
- * SID, retried on its own). The executor is in windows-exec.ts.
+ * SID, retried on its own). The executor is in windows-exec.ts. The backstop (`armBackstop`,
+ * `disarmBackstop`: a scheduled task as SYSTEM that ends the account at the grant's end if the
+ * agent cannot) is in windows-backstop.ts and windows-backstop-arm.ts.
  *
  * Nothing here was run on Windows: cmdlet behaviour comes from documentation and the
  * LocalAccounts source (shared notes §1, 📄). windows.test.ts and windows-removal.test.ts check
@@ -19,32 +21,39 @@ import path from 'node:path';
 import { z } from 'zod';
 import { GROUPS, type Group } from '../../protocol/groups.ts';
 import {
-  ACCOUNT_ERROR_CODES,
   AccountError,
   assertValidName,
   finishCreate,
   type AccountBackend,
-  type AccountErrorCode,
   type AccountInfo,
   type AccountRef,
   type CreateAccountSpec,
   type LogoffResult,
 } from './backend.ts';
-import { firstLine, NodePowerShellExecutor, type PsExecutor, type PsResult } from './windows-exec.ts';
+import { WindowsBackstop } from './windows-backstop-arm.ts';
+import { firstLine, NodePowerShellExecutor, type PsExecutor } from './windows-exec.ts';
 import {
-  DESCRIPTION_MAX,
-  GROUP_SIDS,
-  HELPER_FILE,
-  MARKER,
-  PASSWORD_HELPER_LINES,
-  RESULT_PREFIX,
-  passwordHelperText,
-  sessionScript,
-  type Op,
-  type PsParam,
-} from './windows-scripts.ts';
+  DeleteResult,
+  DisableResult,
+  EnabledResult,
+  InstallResult,
+  ListResult,
+  LogoffPass,
+  LookupResult,
+  OkResult,
+  parseResult,
+  PurgeResult,
+  resultJson,
+  UserResult,
+  type PsUser,
+} from './windows-result.ts';
+import { assertPassword, descriptionFor, expiryMs, groupSid, LOCAL_ACCOUNT_SID, redact } from './windows-values.ts';
+import { HELPER_FILE, MARKER, PASSWORD_HELPER_LINES, passwordHelperText, sessionScript, type Op, type PsParam } from './windows-scripts.ts';
 
-// The executor moved to windows-exec.ts; these names stay importable from here.
+// The executor moved to windows-exec.ts, result parsing to windows-result.ts, value checks to
+// windows-values.ts; these names stay importable from here.
+export { mapPsError, PsErrorInfo } from './windows-result.ts';
+export { descriptionFor } from './windows-values.ts';
 export {
   NodePowerShellExecutor,
   helperArgv,
@@ -55,189 +64,6 @@ export {
   type PsFileResult,
   type PsResult,
 } from './windows-exec.ts';
-
-// ---------------------------------------------------------------------------------------------
-// Output parsing and error mapping
-// ---------------------------------------------------------------------------------------------
-
-/**
- * A list as Windows PowerShell 5.1's ConvertTo-Json may write it: an array, null for an empty
- * pipeline, a bare item for a one-item pipeline, or {"value":[…],"Count":n} for an array that
- * went through the pipeline wrapped in a PSObject.
- */
-const psList = <T extends z.ZodType>(item: T) =>
-  z.preprocess((v) => {
-    if (v === null || v === undefined) return [];
-    if (Array.isArray(v)) return v;
-    if (typeof v === 'object' && Array.isArray((v as { value?: unknown }).value)) return (v as { value: unknown[] }).value;
-    return [v];
-  }, z.array(item));
-
-const PsUser = z.object({
-  name: z.string(),
-  sid: z.string().regex(/^S-1-\d+(-\d+)+$/),
-  enabled: z.boolean(),
-  description: z.string(),
-  groups: psList(z.string()),
-});
-type PsUser = z.infer<typeof PsUser>;
-
-/** The error record a script's catch block prints. */
-export const PsErrorInfo = z.object({
-  type: z.string().nullish(),
-  fqid: z.string().nullish(),
-  category: z.string().nullish(),
-  message: z.string().nullish(),
-  hresult: z.number().nullish(),
-  native: z.string().nullish(),
-});
-export type PsErrorInfo = z.infer<typeof PsErrorInfo>;
-
-const Failure = z.object({
-  ok: z.literal(false),
-  code: z.enum(ACCOUNT_ERROR_CODES).optional(),
-  message: z.string().optional(),
-  error: PsErrorInfo.optional(),
-});
-
-const LookupResult = z.object({ ok: z.literal(true), user: PsUser.nullable() });
-const UserResult = z.object({ ok: z.literal(true), user: PsUser });
-const ListResult = z.object({ ok: z.literal(true), users: psList(PsUser) });
-const OkResult = z.object({ ok: z.literal(true) });
-const EnabledResult = z.object({ ok: z.literal(true), enabled: z.boolean() });
-const DisableResult = z.union([
-  z.object({ ok: z.literal(true), exists: z.literal(false) }),
-  z.object({ ok: z.literal(true), exists: z.literal(true), enabled: z.boolean(), expiresMs: z.number().nullable(), nowMs: z.number() }),
-]);
-const LogoffPass = z.object({
-  ok: z.literal(true),
-  sessions: z.number(),
-  processes: z.number(),
-  /** Sessions of the account still there after the pass, with WTSLogoffSession's error (0: it said yes). */
-  sessionsLeft: psList(z.object({ id: z.number(), error: z.number() })),
-  processesLeft: z.number(),
-});
-const DeleteResult = z.object({ ok: z.literal(true), deleted: z.boolean() });
-const PurgeResult = z.object({ ok: z.literal(true), skipped: z.boolean() });
-const InstallResult = z.object({ ok: z.literal(true), path: z.string(), sha256: z.string() });
-
-// HRESULTs seen as numbers (signed 32-bit, as [int]$e.HResult prints them).
-const E_ACCESSDENIED = 0x80070005 | 0; // Win32 ERROR_ACCESS_DENIED
-const WBEM_E_ACCESS_DENIED = 0x80041003 | 0;
-const E_SHARING_VIOLATION = 0x80070020 | 0; // ERROR_SHARING_VIOLATION: a file of the profile is open
-const E_BUSY = 0x800700aa | 0; // ERROR_BUSY
-
-/**
- * Maps a PowerShell error record to an AccountError code. Types and error ids are
- * language-neutral (FullyQualifiedErrorId is "<ErrorId>,<command type>", ErrorId being the
- * LocalAccounts exception type name without "Exception"); messages are localized, so they are
- * only a last resort, for the "in use" failures that have no id of their own.
- */
-export function mapPsError(e: PsErrorInfo): AccountErrorCode {
-  const type = (e.type ?? '').split('.').pop() ?? '';
-  const id = (e.fqid ?? '').split(',')[0] ?? '';
-  const is = (...names: string[]) => names.some((n) => type === `${n}Exception` || id === n);
-  if (is('UserExists', 'NameInUse', 'GroupExists')) return 'ALREADY_EXISTS';
-  if (is('UserNotFound', 'PrincipalNotFound')) return 'NOT_FOUND';
-  if (is('GroupNotFound')) return 'UNSUPPORTED_GROUP';
-  if (is('InvalidName')) return 'INVALID_NAME';
-  if (
-    is('AccessDenied', 'UnauthorizedAccess') ||
-    e.category === 'PermissionDenied' ||
-    e.native === 'AccessDenied' ||
-    e.hresult === E_ACCESSDENIED ||
-    e.hresult === WBEM_E_ACCESS_DENIED
-  ) {
-    return 'ACCESS_DENIED';
-  }
-  if (e.hresult === E_SHARING_VIOLATION || e.hresult === E_BUSY || /logged (on|in)|in use|being used by another process/i.test(e.message ?? '')) {
-    return 'LOGGED_IN';
-  }
-  return 'COMMAND_FAILED';
-}
-
-/** The last `jit-result` line's JSON, or undefined when the script printed none. */
-function resultJson(stdout: string): unknown {
-  const line = stdout
-    .split(/\r?\n/)
-    .reverse()
-    .find((l) => l.startsWith(RESULT_PREFIX));
-  if (line === undefined) return undefined;
-  try {
-    return JSON.parse(line.slice(RESULT_PREFIX.length));
-  } catch {
-    throw new AccountError('COMMAND_FAILED', 'PowerShell printed a result that is not JSON');
-  }
-}
-
-/** Parses a script's result with `schema`, turning `ok:false` into the matching AccountError. */
-function parseResult<T extends z.ZodType>(what: string, r: PsResult, schema: T): z.infer<T> {
-  const json = resultJson(r.stdout);
-  if (json === undefined) {
-    throw new AccountError('COMMAND_FAILED', `${what}: no result from PowerShell${r.stderr ? `: ${firstLine(r.stderr)}` : ''}`);
-  }
-  const failure = Failure.safeParse(json);
-  if (failure.success) {
-    const f = failure.data;
-    if (f.code) throw new AccountError(f.code, `${what}: ${f.message ?? f.code}`);
-    const e = f.error ?? {};
-    throw new AccountError(mapPsError(e), `${what}: ${e.fqid ?? e.type ?? 'error'}: ${firstLine(e.message ?? '')}`);
-  }
-  const ok = schema.safeParse(json);
-  if (!ok.success) throw new AccountError('COMMAND_FAILED', `${what}: unexpected result from PowerShell`);
-  return ok.data;
-}
-
-// ---------------------------------------------------------------------------------------------
-// Values
-// ---------------------------------------------------------------------------------------------
-
-/**
- * The ownership marker for a grant: `jit-access grant=<id>`, cut to the documented 48
- * characters of a description (notes §1 [W1]). Why cut: the server's grant ids are UUIDs
- * (36 characters), 53 with the marker; the first 31 characters still identify a grant for a
- * human, and nothing reads the id back (ownership is the marker prefix).
- *
- * Printable ASCII only: quotes, `$(…)` and backticks are fine (psQuote makes
- * them literal), but the session transport is ASCII-only (windows-scripts.ts, TRANSPORT).
- */
-export function descriptionFor(grantId: string): string {
-  if (!/^[\x20-\x7E]+$/.test(grantId)) {
-    throw new AccountError('COMMAND_FAILED', 'grant id unfit for the account description (printable ASCII only)');
-  }
-  return (MARKER + grantId).slice(0, DESCRIPTION_MAX);
-}
-
-/**
- * Passwords: printable ASCII, 1–127 characters (New-LocalUser's documented maximum).
- * Why ASCII: the helper's stdin is decoded with the console code page, so any other character
- * could arrive as a different one and set a password nobody knows. Why no CR/LF: they end it.
- */
-function assertPassword(password: string): void {
-  if (!/^[\x20-\x7E]{1,127}$/.test(password)) {
-    throw new AccountError('COMMAND_FAILED', 'password must be 1-127 printable ASCII characters');
-  }
-}
-
-function expiryMs(at: Date | undefined): number {
-  const ms = at?.getTime();
-  if (ms === undefined || !Number.isSafeInteger(ms) || ms <= 0) throw new AccountError('COMMAND_FAILED', 'enabling needs a valid expiresAt (the OS-level backstop)');
-  return ms;
-}
-
-/** A local account's SID: the machine's S-1-5-21-x-y-z domain, then the RID (captured). */
-const LOCAL_ACCOUNT_SID = /^S-1-5-21-\d{1,10}-\d{1,10}-\d{1,10}-(\d{1,10})$/;
-
-function groupSid(group: Group): string {
-  const sid = (GROUP_SIDS as Partial<Record<string, string>>)[group];
-  if (!sid) throw new AccountError('UNSUPPORTED_GROUP', `no Windows group for ${String(group)}`);
-  return sid;
-}
-
-/** Never let a password into an error message, whatever a child printed. */
-function redact(message: string, secret: string): string {
-  return message.split(secret).join('***');
-}
 
 // ---------------------------------------------------------------------------------------------
 // Backend
@@ -274,16 +100,19 @@ export class WindowsBackend implements AccountBackend {
   private readonly logoffDelays: number[];
   private readonly sleep: (ms: number) => Promise<void>;
   private helperReady: Promise<void> | undefined;
+  private readonly backstop: WindowsBackstop;
 
   constructor(opts: WindowsBackendOptions = {}) {
     this.exec = opts.executor ?? new NodePowerShellExecutor({ shell: opts.shell });
     this.helperDir = opts.helperDir ?? path.win32.join(process.env.ProgramFiles ?? 'C:\\Program Files', 'jit-access', 'ps');
-    if (!path.win32.isAbsolute(this.helperDir) || !/^[A-Za-z]:\\/.test(this.helperDir) || !/^[\x20-\x7E]+$/.test(this.helperDir)) {
-      throw new Error(`helperDir must be an absolute drive path in printable ASCII: ${this.helperDir}`);
+    // Why no " or %: the backstop task's command line quotes the path, and Task Scheduler expands %VAR%.
+    if (!path.win32.isAbsolute(this.helperDir) || !/^[A-Za-z]:\\/.test(this.helperDir) || !/^[\x20-\x7E]+$/.test(this.helperDir) || /["%]/.test(this.helperDir)) {
+      throw new Error(`helperDir must be an absolute drive path in printable ASCII, without " or %: ${this.helperDir}`);
     }
     this.purgeDelays = opts.purgeRetryDelaysMs ?? [1000, 2000, 4000, 8000, 15000];
     this.logoffDelays = opts.logoffRetryDelaysMs ?? [500, 1000, 2000, 4000, 8000];
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.backstop = new WindowsBackstop({ run: (op, params, schema) => this.run(op, params, schema), helperDir: this.helperDir, lookup: (name) => this.lookup(name) });
   }
 
   /** Full path of the password helper script. */
@@ -336,6 +165,22 @@ export class WindowsBackend implements AccountBackend {
     if (r.expiresMs === null || r.expiresMs > r.nowMs + 1000) {
       throw new AccountError('COMMAND_FAILED', `${name}: the account did not expire (AccountExpires ${r.expiresMs === null ? 'never' : new Date(r.expiresMs).toISOString()})`);
     }
+  }
+
+  /**
+   * Registers (or replaces) the scheduled task \jit-access\backstop-<name>: SYSTEM, at `at`
+   * rounded up to the second, in UTC, running the constant helper jit-backstop.ps1 from the
+   * helper directory with the account's name and SID (windows-backstop.ts). Read back field by
+   * field; 'timer' or an AccountError (NOT_FOUND, NOT_MANAGED, COMMAND_FAILED), never
+   * 'expiry-only': every Windows has Task Scheduler.
+   */
+  armBackstop(name: string, at: Date): Promise<'timer'> {
+    return this.backstop.arm(name, at);
+  }
+
+  /** Unregisters the account's backstop task; a missing task or account is success. */
+  disarmBackstop(name: string): Promise<void> {
+    return this.backstop.disarm(name);
   }
 
   async setPassword(name: string, password: string): Promise<void> {
@@ -416,7 +261,8 @@ export class WindowsBackend implements AccountBackend {
    * Uninstall. Windows has no marker group: the description tag is the marker, and it goes
    * with each account. So this refuses (COMMAND_FAILED, "still has members", like the Unix
    * backends) while accounts carrying the tag remain, and otherwise removes what this backend
-   * put on the machine besides accounts: the password helper and its directory (when empty).
+   * put on the machine besides accounts: every backstop task in \jit-access\ and that task
+   * folder, the backstop helper, the password helper and their directory (when empty).
    */
   async dropMarker(): Promise<void> {
     const left = await this.listManaged();
@@ -424,6 +270,7 @@ export class WindowsBackend implements AccountBackend {
       throw new AccountError('COMMAND_FAILED', `the jit-access marker (account description) still has members: ${left.map((i) => i.name).join(', ')}`);
     }
     this.helperReady = undefined;
+    await this.backstop.drop();
     await this.run('dropHelper', { Dir: this.helperDir, File: HELPER_FILE }, OkResult);
   }
 

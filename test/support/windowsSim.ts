@@ -1,8 +1,9 @@
 /**
  * A simulated Windows for the Windows account backend's tests (agent/os/windows*.test.ts):
- * a RECORDING executor keeps the script, argv and stdin of each call apart and answers from a
+ * a RECORDING executor (windowsSimExec.ts) keeps the script, argv and stdin of each call apart and answers from a
  * small in-memory model of a Windows machine (users, the three well-known groups, sessions,
- * processes, profiles, scheduled tasks, files).
+ * processes, profiles, scheduled tasks, files). The Task Scheduler part (the backstop's tasks and
+ * running them) is in windowsSimTasks.ts.
  *
  * How the model answers. It cannot run PowerShell. Each operation is answered the way the
  * documentation says Windows would answer our script, but every CHANGE to the machine is
@@ -19,8 +20,8 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { Language, Parser, type Node } from 'web-tree-sitter';
 import { parsePowerShell, readVerbatimString, type PsParseResult } from './psParse.ts';
-import { helperArgv, windowsPowerShellPath, WindowsBackend, type PsExecutor, type PsFileResult, type PsResult } from '../../agent/os/windows.ts';
-import { assertTransportSafe, constantPart, GROUP_SIDS, MARKER, OP_BODY, OP_PARAMS, passwordHelperText, RESULT_PREFIX, type Op } from '../../agent/os/windows-scripts.ts';
+import { GROUP_SIDS, MARKER, OP_BODY, type Op } from '../../agent/os/windows-scripts.ts';
+import { answerTaskOp, runTask, type TaskRun } from './windowsSimTasks.ts';
 
 export const HELPER_DIR = 'C:\\Program Files\\jit-access\\ps';
 export const COMPUTER = 'WKS01';
@@ -88,6 +89,8 @@ export class ScriptTokens {
   private constructor(
     private readonly words: Set<string>,
     private readonly literals: string[],
+    /** Every assignment: its left side (lower case, no spaces) and the text of its value. */
+    private readonly assignments: { left: string; value: string }[],
   ) {}
 
   static async of(script: string): Promise<ScriptTokens> {
@@ -101,7 +104,12 @@ export class ScriptTokens {
     assert.ok(tree, 'no parse tree');
     const words = new Set<string>();
     const literals: string[] = [];
+    const assignments: { left: string; value: string }[] = [];
     const walk = (n: Node): void => {
+      if (n.type === 'assignment_expression') {
+        const [left, , value] = n.children;
+        if (left && value) assignments.push({ left: left.text.replace(/\s+/g, '').toLowerCase(), value: value.text });
+      }
       if (['command_name', 'command_parameter', 'member_name', 'type_name', 'generic_token'].includes(n.type)) words.add(n.text.toLowerCase());
       if (n.type === 'verbatim_string_characters') {
         const v = readVerbatimString(n.text, 0)?.value ?? '';
@@ -112,7 +120,13 @@ export class ScriptTokens {
     };
     walk(tree.rootNode);
     tree.delete();
-    return new ScriptTokens(words, literals);
+    return new ScriptTokens(words, literals, assignments);
+  }
+
+  /** Whether the code assigns to `left` (e.g. `$u`, `$trigger.StartBoundary`) a value matching `value`. */
+  assigns(left: string, value: RegExp): boolean {
+    const l = left.toLowerCase();
+    return this.assignments.some((a) => a.left === l && value.test(a.value));
   }
 
   /** A command, parameter (with its dash), method, type, bare word or whole literal value. */
@@ -176,10 +190,19 @@ export interface MProfile {
 export interface MTask {
   path: string;
   name: string;
+  /** Principal.UserId as Get-ScheduledTask shows it (a name, e.g. SYSTEM, or a SID). */
   userId: string;
+  logonType?: string;
+  runLevel?: string;
+  triggers?: { type: string; start: string; end: string; enabled: boolean }[];
+  actions?: { type: string; execute: string; arguments: string }[];
+  settings?: { startWhenAvailable: boolean; executionTimeLimit: string; disallowStartIfOnBatteries: boolean; stopIfGoingOnBatteries: boolean; enabled: boolean };
+  /** Exit code of its last run (Last Run Result). */
+  lastResult?: number;
 }
 
-type Json = Record<string, unknown>;
+export type Json = Record<string, unknown>;
+type LogoffPassJson = Json & { sessionsLeft: { id: number; error: number }[]; processesLeft: number };
 const fail = (code: string, message: string): Json => ({ ok: false, code, message });
 const accessDenied = (message: string): Json => ({
   ok: false,
@@ -197,6 +220,12 @@ export class WindowsModel {
   sessions: MSession[] = [];
   profiles = new Map<string, MProfile>();
   tasks: MTask[] = [];
+  /** Task Scheduler folders ('\\' is the root). */
+  taskFolders = new Set<string>(['\\']);
+  /** The machine's time zone, minutes east of UTC: how Task Scheduler reads a time without offset. */
+  timeZoneMinutes = 0;
+  /** How Windows hands back a trigger boundary written in UTC (windowsSimTasks.ts). */
+  boundaryStyle: 'as-written' | 'local-offset' | 'local-naive' = 'as-written';
   files = new Map<string, string>();
   /** quser.exe and logoff.exe exist (not on Home editions). */
   hasQuser = true;
@@ -381,11 +410,20 @@ export class WindowsModel {
         const existed = this.files.delete(file);
         return { ok: true, removed: existed };
       }
+      case 'armBackstop':
+      case 'disarmBackstop':
+      case 'dropBackstops':
+        return answerTaskOp(this, op, p, t);
     }
   }
 
+  /** Runs a registered task as Task Scheduler would at its trigger (windowsSimTasks.ts). */
+  runTask(taskPath: string, name: string): Promise<TaskRun> {
+    return runTask(this, taskPath, name, (script) => ScriptTokens.of(script));
+  }
+
   /** One pass of the logoff script: sessions, then processes, then what is left. */
-  private logoffPass(u: MUser, t: ScriptTokens): Json {
+  logoffPass(u: MUser, t: ScriptTokens): LogoffPassJson {
     let sessions = 0;
     let sessionsFailed = 0;
     const failedIds = new Map<number, number>();
@@ -472,120 +510,3 @@ export class WindowsModel {
     return { ok: true };
   }
 }
-
-// ---------------------------------------------------------------------------------------------
-// The recording executor
-// ---------------------------------------------------------------------------------------------
-
-/** ConvertTo-Json output made ASCII as Out-JitResult does. */
-export const asciiJson = (v: unknown): string => JSON.stringify(v).replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
-
-export type Call =
-  | { kind: 'session'; op: Op; script: string }
-  | { kind: 'file'; file: string; args: string[]; argv: string[]; stdin: string; script: string };
-
-/** Records every call (script, argv and stdin apart) and answers from the model or a canned reply. */
-export class RecordingExecutor implements PsExecutor {
-  calls: Call[] = [];
-  private canned = new Map<string, PsFileResult[]>();
-
-  constructor(readonly model: WindowsModel) {}
-
-  /** The next call of `op` ('helper' for the password helper) gets `reply` instead of the model's answer. */
-  reply(op: Op | 'helper', reply: Partial<PsFileResult>): void {
-    const list = this.canned.get(op) ?? [];
-    list.push({ stdout: '', stderr: '', hadErrors: !!reply.stderr, exitCode: 0, ...reply });
-    this.canned.set(op, list);
-  }
-
-  replyJson(op: Op | 'helper', json: unknown): void {
-    this.reply(op, { stdout: `${RESULT_PREFIX}${asciiJson(json)}\r\n` });
-  }
-
-  sessionCalls(op?: Op): Extract<Call, { kind: 'session' }>[] {
-    return this.calls.filter((c): c is Extract<Call, { kind: 'session' }> => c.kind === 'session' && (!op || c.op === op));
-  }
-
-  fileCalls(): Extract<Call, { kind: 'file' }>[] {
-    return this.calls.filter((c): c is Extract<Call, { kind: 'file' }> => c.kind === 'file');
-  }
-
-  async invoke(script: string): Promise<PsResult> {
-    assertTransportSafe(script); // as the real executor does before sending
-    const { op, params } = splitScript(script);
-    this.calls.push({ kind: 'session', op, script });
-    const canned = this.canned.get(op)?.shift();
-    if (canned) return canned;
-    const answer = this.model.answer(op, params, await ScriptTokens.of(script));
-    return { stdout: `some stray output\r\n${RESULT_PREFIX}${asciiJson(answer)}\r\n`, stderr: '', hadErrors: false };
-  }
-
-  async runFile(file: string, args: string[], stdin: string): Promise<PsFileResult> {
-    const script = this.model.files.get(file.toLowerCase());
-    this.calls.push({ kind: 'file', file, args, argv: [windowsPowerShellPath({}), ...helperArgv(file, args)], stdin, script: script ?? '' });
-    const canned = this.canned.get('helper')?.shift();
-    if (canned) return canned;
-    if (script === undefined) {
-      return { exitCode: 1, stdout: '', stderr: `The argument '${file}' to the -File parameter does not exist.`, hadErrors: true };
-    }
-    if (args[0] !== '-Name' || !/^[a-z][a-z0-9_-]{0,19}$/.test(args[1] ?? '')) {
-      return { exitCode: 1, stdout: '', stderr: "Cannot validate argument on parameter 'Name'.", hadErrors: true };
-    }
-    const answer = this.model.runHelper(args, stdin, await ScriptTokens.of(script));
-    return { exitCode: 0, stdout: `${RESULT_PREFIX}${asciiJson(answer)}\r\n`, stderr: '', hadErrors: false };
-  }
-
-  async dispose(): Promise<void> {}
-}
-
-/** Passwords seen on the helper's stdin. */
-export const passwordsOf = (exec: RecordingExecutor): string[] => exec.fileCalls().map((c) => c.stdin.replace(/\r\n$/, ''));
-
-/**
- * Checks every recorded call: each session script has our shape (prelude of literals, then
- * exactly the operation's constant text), is transport-safe and parses without error under
- * the PowerShell grammar; the helper runs with our argv; no password is in any script, argv
- * or output, only on the helper's stdin.
- */
-export async function verifyRecording(exec: RecordingExecutor): Promise<void> {
-  const passwords = passwordsOf(exec);
-  for (const call of exec.calls) {
-    const texts = [call.script, ...(call.kind === 'file' ? [...call.argv, ...call.args] : [])];
-    for (const pw of passwords) assert.ok(texts.every((t) => !t.includes(pw)), 'a password outside stdin');
-    const r = await parseCached(call.script);
-    assert.ok(r.ok, `${call.kind === 'session' ? call.op : 'helper'} script does not parse: ${r.errors.join('; ')}`);
-    if (call.kind === 'session') {
-      assertTransportSafe(call.script);
-      const { op, params, rest } = splitScript(call.script);
-      assert.deepEqual(Object.keys(params).sort(), [...OP_PARAMS[op]].sort());
-      assert.deepEqual(rest, constantPart(op), `${op}: the text after the prelude is not the constant body`);
-      // Values are only ever verbatim (single-quoted) literals, never expandable ("…") ones.
-      assert.ok(r.literals.every((l) => l.kind === 'verbatim' || l.text.includes('`r`n')), 'an expandable string literal');
-    } else {
-      assert.equal(call.script, passwordHelperText());
-      assert.deepEqual(call.args, ['-Name', call.args[1]]);
-    }
-  }
-}
-
-export interface WindowsEnv {
-  model: WindowsModel;
-  exec: RecordingExecutor;
-  backend: WindowsBackend;
-  sleeps: number[];
-}
-
-export function windowsEnv(): WindowsEnv {
-  const model = new WindowsModel();
-  const exec = new RecordingExecutor(model);
-  const sleeps: number[] = [];
-  const backend = new WindowsBackend({ executor: exec, helperDir: HELPER_DIR, sleep: async (ms) => void sleeps.push(ms) });
-  return { model, exec, backend, sleeps };
-}
-
-export const spec = (name: string, grantId = 'g1', group: 'Administrators' | 'Users' | 'Power Users' = 'Administrators') => ({
-  name,
-  group,
-  grantId,
-  expiresAt: new Date(Date.now() + 3_600_000),
-});
