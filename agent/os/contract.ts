@@ -111,6 +111,15 @@ export function accountBackendContract(label: string, setup: () => Promise<Contr
       await b.purge({ name, id: info.id });
     });
 
+    it('arms the OS backstop timer, arms it again in place, and disarms it', async () => {
+      const name = newName();
+      await b.createDisabled(spec(name), newPassword());
+      for (let i = 0; i < 2; i++) assert.equal(await b.armBackstop(name, inAnHour()), 'timer');
+      await b.disarmBackstop(name);
+      await b.disarmBackstop(name);
+      await rejectsWith(b.armBackstop(newName(), inAnHour()), 'NOT_FOUND');
+    });
+
     it('gives the account the uid it was handed, and refuses a taken one', async function () {
       if (!b.uidRange) this.skip();
       const uid = b.uidRange.min + 1 + Math.floor(Math.random() * 1000);
@@ -143,6 +152,7 @@ export function accountBackendContract(label: string, setup: () => Promise<Contr
       await rejectsWith(b.setPassword(name, newPassword()), 'NOT_MANAGED');
       await rejectsWith(b.logoff(name), 'NOT_MANAGED');
       await rejectsWith(b.delete(name), 'NOT_MANAGED');
+      await rejectsWith(b.armBackstop(name, inAnHour()), 'NOT_MANAGED');
       await rejectsWith(b.createDisabled(spec(name), newPassword()), 'ALREADY_EXISTS');
       // Its id is not a deleted account of ours: purge must leave everything of it alone.
       await b.purge({ name, id: before!.id });
