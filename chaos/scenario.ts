@@ -209,7 +209,8 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
 
   // (3) Every grant settles, with a reason where one is due, within a bound.
   const maxEnd = Math.max(...grants.map((g) => g.endAt));
-  const bound = Math.max(healedAt, maxEnd) + (stack.config.verifyGraceSeconds + 20) * 1000;
+  // + 30 s: after a server start, deletion checks wait for the agents to report (scheduler/startupHold.ts).
+  const bound = Math.max(healedAt, maxEnd) + (stack.config.verifyGraceSeconds + 30) * 1000;
   const finalDocs = new Map<string, any>();
   for (const g of grants) {
     let doc: any;

@@ -29,8 +29,7 @@ const queues = new WeakMap<Ctx, SerialQueues>();
  *   transition audits itself the same way (see transition.ts), the username is a
  *   plain $set. A report is marked seen last, so a crash anywhere before loses
  *   nothing: the agent resends it and the missing steps are done then.
- * The exception is the email reports, counted by `recordDelivery` (delivery.ts),
- * which is not keyed by report: one applied again after such a crash counts twice.
+ * Email reports are counted by `recordDelivery` (delivery.ts) under the same report-keyed id.
  */
 export function applyReports(ctx: Ctx, endpointId: string, reports: Report[]): Promise<string[]> {
   let q = queues.get(ctx);
@@ -57,7 +56,7 @@ async function applyOne(ctx: Ctx, endpointId: string, g: GrantDoc, r: Report): P
   // A new name only from a new account (created): after a re-enrollment the grant's new agent makes one.
   if (r.username && (!g.username || (r.type === 'created' && r.username !== g.username))) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { username: r.username } });
   if (r.type === 'email-sent' || r.type === 'email-failed') {
-    await recordDelivery(ctx, g._id, r.type === 'email-sent' ? { ok: true } : { ok: false, error: r.detail ?? 'unknown' }, 'endpoint', actor);
+    await recordDelivery(ctx, g._id, r.type === 'email-sent' ? { ok: true } : { ok: false, error: r.detail ?? 'unknown' }, 'endpoint', actor, reportAuditId(endpointId, r.id));
     return;
   }
   await auditOnce(ctx.c, reportAuditId(endpointId, r.id), {

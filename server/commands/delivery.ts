@@ -3,7 +3,7 @@
  * whole Ctx), so the server mailer can use them without an import cycle through the
  * context, which holds the mailer.
  */
-import { audit } from '../store/audit.ts';
+import { audit, auditOnce } from '../store/audit.ts';
 import type { Collections, Delivery } from '../store/collections.ts';
 
 export type DeliveryOutcome = { ok: true } | { ok: false; error: string };
@@ -12,7 +12,6 @@ export type DeliveryOutcome = { ok: true } | { ok: false; error: string };
 export interface DeliveryStore {
   c: Collections;
 }
-
 
 export const NOT_SENT_REASON = 'access ended before the credentials were delivered';
 const FAILED_REASON = 'the grant failed before the credentials were delivered';
@@ -23,7 +22,10 @@ const FAILED_REASON = 'the grant failed before the credentials were delivered';
  * every attempt. Never given the password. A failure reported after the email
  * was closed as not-sent is counted but does not reopen it; a late success wins.
  */
-export async function recordDelivery(ctx: DeliveryStore, grantId: string, outcome: DeliveryOutcome, via: 'server' | 'endpoint', actor: string): Promise<void> {
+export async function recordDelivery(ctx: DeliveryStore, grantId: string, outcome: DeliveryOutcome, via: 'server' | 'endpoint', actor: string, auditId?: string): Promise<void> {
+  // An agent's report applied again (after a timeout or an outage) counts once: its audit event,
+  // keyed by the report, says it was. Only a crash between the two writes below counts it twice.
+  if (auditId && (await ctx.c.audit.findOne({ _id: auditId }, { projection: { _id: 1 } }))) return;
   const g = await ctx.c.grants.findOne({ _id: grantId });
   if (!g) return;
   const before = g.delivery;
@@ -35,13 +37,14 @@ export async function recordDelivery(ctx: DeliveryStore, grantId: string, outcom
       ? { ...before, attempts: attempt }
       : { status: 'failed', attempts: attempt, lastError: outcome.error };
   await ctx.c.grants.updateOne({ _id: grantId }, { $set: { delivery, updatedAt: now } });
-  await audit(ctx.c, {
+  const event = {
     actor,
     type: outcome.ok ? 'email.sent' : 'email.attempt-failed',
     grantId,
     endpointId: g.endpointId,
     detail: { attempt, via, to: g.email, ...(outcome.ok ? {} : { error: outcome.error }) },
-  });
+  };
+  await (auditId ? auditOnce(ctx.c, auditId, event) : audit(ctx.c, event));
 }
 
 /** A new password is on its way: the grant's email is pending again. */

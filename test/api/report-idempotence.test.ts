@@ -97,4 +97,15 @@ describe('reports applied twice', function () {
     assert.equal((await ctx.c.grants.findOne({ _id: id }))!.state, 'removed');
     assert.deepEqual(await countsOf(id), once);
   });
+
+  it('counts an email report applied again after it was not marked seen once', async () => {
+    const id = await grant();
+    await ctx.c.grants.updateOne({ _id: id }, { $set: { delivery: { status: 'pending', attempts: 0 } } });
+    const reports: Report[] = [{ id: randomUUID(), grantId: id, type: 'email-sent', at: new Date().toISOString() }];
+    await applyReports(ctx, endpointId, reports);
+    await ctx.c.seenReports.deleteMany({ _id: reports[0]!.id });
+    await applyReports(ctx, endpointId, reports);
+    assert.equal((await ctx.c.grants.findOne({ _id: id }))!.delivery.attempts, 1);
+    assert.deepEqual(await countsOf(id), { 'email.sent': 1 });
+  });
 });

@@ -139,7 +139,8 @@ describe('end to end: server, FerretDB and a real agent on a sandbox root', func
     const id = res.body.grants[0].id;
     const { username } = await stack.api.waitGrant(id, (g) => g.state === 'enabled');
     await agent.kill();
-    const failed = await stack.api.waitGrant(id, (g) => g.state === 'revocation-failed', 20_000);
+    // Verify checks wait for agents to report after a server start (scheduler/startupHold.ts).
+    const failed = await stack.api.waitGrant(id, (g) => g.state === 'revocation-failed', 40_000);
     assert.match(failed.reason, /has not confirmed deletion/);
     assert.ok(Date.now() - Date.parse(failed.endAt) >= stack.config.verifyGraceSeconds * 1000, 'only after the grace period');
     assert.match(await stack.serverLog(), /ALERT grant revocation failed/);

@@ -121,7 +121,9 @@ function liveGrant(el) {
         const type = document.createElement('strong'); type.className = 'type'; type.textContent = e.type;
         const actor = document.createElement('span'); actor.className = 'actor'; actor.textContent = e.actor;
         const detail = document.createElement('code'); detail.className = 'detail'; detail.textContent = Object.keys(e.detail).length ? JSON.stringify(e.detail) : '';
-        li.append(when, ' ', type, ' ', actor, ' ', detail);
+        li.append(when, ' ', type, ' ', actor, ' ');
+        if (e.summary) { const s = document.createElement('span'); s.className = 'summary'; s.textContent = e.summary; li.append(s, ' '); }
+        li.append(detail);
         return li;
       }));
       localTimes(list);
