@@ -23,13 +23,13 @@ export function jobHandlers(ctx: Ctx, hold: StartupHold): Record<JobName, (data:
     'grant.enable': async ({ grantId }) => {
       const g = await liveGrant(ctx, grantId);
       if (!g || g.revokeRequested || g.state === 'enabled') return;
-      await warnIfOffline(ctx, g, 'enable');
+      await warnIfOffline(ctx, hold, g, 'enable');
       await queueInstruction(ctx, g, 'enable');
     },
     'grant.expire': async ({ grantId }) => {
       const g = await liveGrant(ctx, grantId);
       if (!g) return;
-      await warnIfOffline(ctx, g, 'expire');
+      await warnIfOffline(ctx, hold, g, 'expire');
       await queueInstruction(ctx, g, 'expire');
     },
     'grant.verify': async ({ grantId, attempt = 0 }) => {
@@ -58,7 +58,17 @@ async function liveGrant(ctx: Ctx, grantId: string): Promise<GrantDoc | null> {
   return g && !isFinal(g.state) ? g : null;
 }
 
-async function warnIfOffline(ctx: Ctx, g: GrantDoc, step: string): Promise<void> {
+/**
+ * Audits an endpoint that is offline when a step falls due. Right after a start no agent has had
+ * time to reconnect, so every endpoint would look offline: the check then waits, in memory, until
+ * the agents have had their chance (a warning lost to a crash meanwhile is only a warning).
+ */
+async function warnIfOffline(ctx: Ctx, hold: StartupHold, g: GrantDoc, step: string): Promise<void> {
+  const wait = hold.until() - Date.now();
+  if (wait > 0) {
+    setTimeout(() => void warnIfOffline(ctx, hold, g, step).catch((err) => ctx.log.debug({ err, grantId: g._id }, 'offline check after the start failed')), wait).unref();
+    return;
+  }
   const e = await ctx.endpointCache.get(g.endpointId);
   if (e && ctx.presence.isOnline(e)) return;
   await audit(ctx.c, { actor: 'system', type: 'endpoint.offline-at-due-step', grantId: g._id, endpointId: g.endpointId, detail: { step } });

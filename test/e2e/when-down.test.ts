@@ -44,6 +44,22 @@ describe('end to end: when things are down', function () {
     assert.doesNotMatch(await stack.serverLog(), new RegExp(`ALERT grant revocation failed.*${id}|${id}.*ALERT grant revocation failed`));
   });
 
+  it('does not call an endpoint offline at a step that falls due while the server was down, once its agent is back', async () => {
+    const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.hostname, 6, 60));
+    const id = res.body.grants[0].id;
+    await stack.api.waitGrant(id, (g) => g.state === 'provisioned');
+    await stack.stopServer();
+    // Down longer than "heard from lately" (long-poll + 10 s) lasts: the last-seen time stored at
+    // the stop no longer makes the endpoint look online. The enable job is overdue at the start;
+    // the agent enabled the account on its own meanwhile.
+    await new Promise((r) => setTimeout(r, (stack.config.longPollSeconds + 12) * 1000));
+    await stack.startServer();
+    await stack.api.waitGrant(id, (g) => g.state === 'enabled', 30_000);
+    await new Promise((r) => setTimeout(r, (stack.config.longPollSeconds + 17) * 1000));
+    assert.deepEqual(types(await stack.api.grant(id)).filter((t) => t === 'endpoint.offline-at-due-step'), []);
+    await stack.api.request('POST', `/api/v1/grants/${id}/revoke`);
+  });
+
   it('clears the failure reason when a grant recovers from revocation-failed (the audit keeps it)', async () => {
     const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.hostname, 1, 2));
     const id = res.body.grants[0].id;
