@@ -30,6 +30,25 @@ export const ServerConfig = z
     bodyLimit: z.string(),
     /** A request's headers and body must arrive within this; agents' long-polls are not cut by it (see http/app.ts). */
     requestTimeoutSeconds: z.number().positive(),
+    /**
+     * A request that needs the database and has no answer this long after it arrived
+     * whole gets 503 db.unavailable (long-polls and SMTP tests are exempt; see http/deadline.ts).
+     */
+    requestDeadlineSeconds: z.number().positive(),
+    /** The Retry-After of a 503 db.unavailable. */
+    retryAfterSeconds: z.number().int().positive(),
+    /**
+     * The driver's time limits (passed as they are; see db/connect.ts for why each).
+     * `timeoutMS` is not among them: driver 7.8 made it a no-op.
+     */
+    db: z
+      .object({
+        serverSelectionTimeoutMS: z.number().int().positive(),
+        connectTimeoutMS: z.number().int().positive(),
+        socketTimeoutMS: z.number().int().positive(),
+        waitQueueTimeoutMS: z.number().int().positive(),
+      })
+      .strict(),
     /** 32-byte key (64 hex chars or base64) that encrypts stored SMTP passwords. Never stored in the database. */
     secretKey: z.string().optional(),
     /** Folder whose email templates replace the built-in ones, file by file. */

@@ -31,6 +31,7 @@ export const ERRORS = {
   'settings.not_found': { status: 404, message: 'No such settings.' },
   'settings.missing': { status: 409, message: 'No SMTP settings are configured for this.' },
   'route.not_found': { status: 404, message: 'No such route.' },
+  'db.unavailable': { status: 503, message: 'The database is unreachable or did not answer in time. Try again in a few seconds.' },
   'internal': { status: 500, message: 'Something went wrong on the server.' },
 } as const satisfies Record<string, { status: number; message: string }>;
 

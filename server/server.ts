@@ -20,6 +20,7 @@ import { startFerretDB } from './db/ferret.ts';
 import { SerialQueues } from './db/serialQueues.ts';
 import { LIVE_STATES, hasAccount } from './domain/lifecycle.ts';
 import { createApp } from './http/app.ts';
+import { setupOutageHandling } from './journal/setup.ts';
 import { agendaScheduler, defineJobs } from './scheduler/agendaScheduler.ts';
 import { collections, ensureIndexes } from './store/collections.ts';
 import { EndpointCache } from './store/endpoints.ts';
@@ -35,7 +36,7 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger = pino({ name: 'jit-server' })): Promise<RunningServer> {
   const embedded = config.mongodbUri ? null : await startFerretDB({ dataDir: path.resolve(config.dataDir, 'db'), log: (m) => log.info(m) });
   const uri = config.mongodbUri ?? embedded!.uri;
-  const client = await connectDb(uri);
+  const client = await connectDb(uri, config.db);
   const db = client.db();
   const c = collections(db);
   await ensureIndexes(c);
@@ -60,6 +61,8 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
   agenda.on('error', schedulerErrorLogger(log));
   await agenda.start();
   await rebuildSchedule(ctx);
+  // Revoke journal and live-grants index; replays revokes journaled during a database outage.
+  const outage = await setupOutageHandling(ctx, db);
 
   const http = createApp(ctx).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => http.once('listening', resolve).once('error', reject));
@@ -77,6 +80,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
       ctx.mailer.stop();
       http.closeAllConnections();
       await new Promise((resolve) => http.close(resolve));
+      outage.stop();
       await agenda.stop();
       await ctx.presence.flush().catch((err: Error) => log.warn({ err }, 'could not store last-seen times'));
       await client.close();

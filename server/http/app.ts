@@ -3,11 +3,13 @@ import express, { type ErrorRequestHandler } from 'express';
 import { API_PREFIX } from '../../protocol/messages.ts';
 import type { ServerConfig } from '../config.ts';
 import type { Ctx } from '../context.ts';
-import { apiError } from '../errors.ts';
-import { consoleRoutes } from '../web/console.ts';
+import { apiError, type ApiError } from '../errors.ts';
+import { outageOf } from '../journal/registry.ts';
+import { consoleRoutes, isConsolePath, sendConsoleError } from '../web/console.ts';
 import { webOptions } from '../web/options.ts';
 import { requireAdmin } from './auth.ts';
-import { clientGone, logFailure, toApiError } from './clientErrors.ts';
+import { clientGone, logFailure, setErrorHeaders, toApiError } from './clientErrors.ts';
+import { requestDeadline } from './deadline.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
 import { grantRoutes } from './routes/grants.ts';
@@ -21,6 +23,8 @@ export function createApp(ctx: Ctx): express.Express {
   const app = express();
   const web = webOptions();
   app.disable('x-powered-by');
+  // Before everything, so a page or call that waits on the database is answered in time too.
+  app.use(requestDeadline(ctx, (path, res, e) => (isConsolePath(path) ? sendConsoleError(ctx, res, e) : sendApiError(ctx, res, e))));
   app.use(consoleRoutes(ctx, web));
   app.use(express.json({ limit: ctx.config.bodyLimit }));
   app.use((req, _res, next) => {
@@ -32,8 +36,19 @@ export function createApp(ctx: Ctx): express.Express {
     }
     next();
   });
-  app.get('/healthz', (_req, res) => {
+  // Liveness: the process serves requests. Nothing else is asked.
+  app.get('/livez', (_req, res) => {
     res.json({ ok: true });
+  });
+  // Health: whether the database answers a ping within ~1 s.
+  app.get('/healthz', async (_req, res) => {
+    const ping = outageOf(ctx)?.ping() ?? Promise.resolve();
+    const reachable = await ping.then(
+      () => true,
+      () => false,
+    );
+    if (reachable) return void res.json({ ok: true, db: 'reachable' });
+    res.status(503).set('Retry-After', String(ctx.config.retryAfterSeconds)).json({ ok: false, db: 'unreachable' });
   });
   app.use(API_PREFIX, agentRoutes(ctx));
   app.use('/api/v1', requireAdmin(ctx, web), grantRoutes(ctx), endpointRoutes(ctx), settingsRoutes(ctx));
@@ -61,12 +76,19 @@ export function createHttpServer(app: express.Express, config: Pick<ServerConfig
   return server;
 }
 
+function sendApiError(ctx: Ctx, res: express.Response, e: ApiError): void {
+  setErrorHeaders(res, e, ctx.config.retryAfterSeconds);
+  res.status(e.status).json(e.toJSON());
+}
+
 function errorHandler(ctx: Ctx): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const e = toApiError(err);
+    // The deadline answered already: what the handler did since is only worth a note.
+    if (res.locals.timedOut) return void ctx.log.debug({ method: req.method, path: req.path, err: (err as Error)?.message }, 'handler ended after its deadline');
     logFailure(ctx.log, req, err, e);
     if (clientGone(req, e)) return;
     if (res.headersSent) return void req.socket.destroy();
-    res.status(e.status).json(e.toJSON());
+    sendApiError(ctx, res, e);
   };
 }

@@ -1,6 +1,7 @@
 import type { NextFunction, Request, Response } from 'express';
 import { authenticateAgent } from '../commands/enrollment.ts';
 import type { Ctx } from '../context.ts';
+import { isDbUnavailable } from '../db/unavailable.ts';
 import { apiError } from '../errors.ts';
 import { agentActor } from '../store/audit.ts';
 import { sameSecret } from '../secrets.ts';
@@ -68,7 +69,12 @@ export function requireAgent(ctx: Ctx) {
     if (!endpoint) throw apiError('auth.invalid');
     res.locals.endpoint = endpoint;
     res.locals.actor = agentActor(endpoint._id);
-    await ctx.presence.heard(endpoint);
+    // Storing the last-seen time (every few minutes) must not fail a poll while the
+    // database is down: the poll may carry a revoke held in memory (see AgentHub.push).
+    await ctx.presence.heard(endpoint).catch((err: unknown) => {
+      if (!isDbUnavailable(err)) throw err;
+      ctx.log.warn({ endpointId: endpoint._id, err: (err as Error).message }, 'last-seen time not stored: database unavailable');
+    });
     next();
   };
 }

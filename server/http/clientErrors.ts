@@ -3,10 +3,13 @@
  * our own ApiErrors as they are; the client's own mistakes that express,
  * the router and body-parser report (a bad percent-encoding, a body that is
  * not what its headers say, a client that left) as 4xx with stable ids;
- * anything else as a 500. Only a 500 is logged as an error.
+ * a database that cannot be reached or did not answer in time as 503
+ * db.unavailable (with Retry-After); anything else as a 500. Only a 500 is
+ * logged as an error.
  */
-import type { Request } from 'express';
+import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
+import { isDbUnavailable } from '../db/unavailable.ts';
 import { ApiError, apiError, type ErrorId } from '../errors.ts';
 
 /** body-parser and raw-body set `type` on their errors (see their READMEs). */
@@ -27,9 +30,11 @@ interface HttpErrorLike {
   errno?: unknown;
 }
 
+/** The one mapping from what a request raised to what the API and the console answer. */
 export function toApiError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (typeof err !== 'object' || err === null) return apiError('internal');
+  if (isDbUnavailable(err)) return apiError('db.unavailable');
   const { type, status, errno } = err as HttpErrorLike;
   if (typeof type === 'string' && BY_TYPE[type]) return apiError(BY_TYPE[type]);
   const clientError = typeof status === 'number' && status >= 400 && status < 500;
@@ -41,9 +46,18 @@ export function toApiError(err: unknown): ApiError {
   return apiError('request.invalid');
 }
 
-/** Logs a failed request at the level it deserves: error for ours (5xx), debug for the client's. */
+/** Headers an error answer carries: Retry-After on a 503, so clients know when to come back. */
+export function setErrorHeaders(res: Response, e: ApiError, retryAfterSeconds: number): void {
+  if (e.status === 503) res.set('Retry-After', String(retryAfterSeconds));
+}
+
+/**
+ * Logs a failed request at the level it deserves: error for ours (5xx), warn for an
+ * unreachable database (not our bug, and one line per request while it lasts), debug for the client's.
+ */
 export function logFailure(log: Logger, req: Request, err: unknown, e: ApiError): void {
-  if (e.status >= 500) log.error({ err, method: req.method, path: req.path }, 'request failed');
+  if (e.id === 'db.unavailable') log.warn({ err: (err as Error)?.message ?? String(err), method: req.method, path: req.path }, 'database unavailable');
+  else if (e.status >= 500) log.error({ err, method: req.method, path: req.path }, 'request failed');
   else log.debug({ id: e.id, method: req.method, path: req.path }, 'request refused');
 }
 

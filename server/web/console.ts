@@ -1,12 +1,12 @@
 /**
  * The admin console: server-rendered pages under `/`, form posts with a CSRF
- * token, a session cookie. Requests for /api, /agent and /healthz pass through.
+ * token, a session cookie. Requests for /api, /agent, /healthz and /livez pass through.
  */
 import express, { Router, type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
 import path from 'node:path';
 import type { Ctx } from '../context.ts';
-import { apiError } from '../errors.ts';
-import { clientGone, logFailure, toApiError } from '../http/clientErrors.ts';
+import { apiError, type ApiError } from '../errors.ts';
+import { clientGone, logFailure, setErrorHeaders, toApiError } from '../http/clientErrors.ts';
 import type { WebOptions } from './options.ts';
 import { base, type Web } from './page.ts';
 import { auditPages } from './pages/audit.ts';
@@ -20,7 +20,10 @@ import { wizardPages } from './pages/wizard.ts';
 import { render } from './render.ts';
 import { csrfMatches, loadSession } from './sessions.ts';
 
-const PASS_THROUGH = /^\/(api|agent)\/|^\/healthz$/;
+const PASS_THROUGH = /^\/(api|agent)\/|^\/(healthz|livez)$/;
+
+/** Whether a path is the console's (an HTML page) rather than the API's or an agent's. */
+export const isConsolePath = (p: string) => !PASS_THROUGH.test(p);
 
 export function consoleRoutes(ctx: Ctx, opts: WebOptions): Router {
   const w: Web = { ctx, opts };
@@ -66,14 +69,24 @@ export function consoleRoutes(ctx: Ctx, opts: WebOptions): Router {
   return r;
 }
 
+/** The console's error page for `e` (a database that cannot be reached says so, with Retry-After). */
+export function sendConsoleError(ctx: Ctx, res: Response, e: ApiError): void {
+  setErrorHeaders(res, e, ctx.config.retryAfterSeconds);
+  const signed = res.locals.signed;
+  const error = { id: e.id, message: e.message, status: e.status, dbUnavailable: e.id === 'db.unavailable', retryAfterSeconds: ctx.config.retryAfterSeconds };
+  const title = error.dbUnavailable ? 'Database unreachable' : 'Error';
+  render(res, 'error', { title, ...(signed ? base(res, title, '') : {}), error }, e.status);
+}
+
 function consoleErrors(ctx: Ctx): ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toApiError(err);
+    // The deadline answered already (http/deadline.ts).
+    if (res.locals.timedOut) return void ctx.log.debug({ method: req.method, path: req.path, err: (err as Error)?.message }, 'handler ended after its deadline');
     logFailure(ctx.log, req, err, e);
     if (clientGone(req, e)) return;
     if (res.headersSent) return void req.socket.destroy();
     if (e.id === 'auth.required' && req.method === 'GET') return res.redirect(303, '/login');
-    const signed = res.locals.signed;
-    render(res, 'error', { title: 'Error', ...(signed ? base(res, 'Error', '') : {}), error: { id: e.id, message: e.message, status: e.status } }, e.status);
+    sendConsoleError(ctx, res, e);
   };
 }

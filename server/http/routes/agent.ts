@@ -5,7 +5,10 @@ import { ackInstructions, poll } from '../../commands/agentChannel.ts';
 import { agentSettings, handOverCredentials } from '../../commands/agentSettings.ts';
 import { applyReports } from '../../commands/applyReports.ts';
 import { enroll } from '../../commands/enrollment.ts';
+import { replayRevokes } from '../../commands/revokeGrant.ts';
 import type { Ctx } from '../../context.ts';
+import { apiError } from '../../errors.ts';
+import { outageOf } from '../../journal/registry.ts';
 import { requireAgent } from '../auth.ts';
 import { validate } from '../validate.ts';
 
@@ -49,7 +52,14 @@ export function agentRoutes(ctx: Ctx): Router {
   });
 
   r.post('/reports', async (req, res) => {
-    const accepted = await applyReports(ctx, res.locals.endpoint._id, validate(ReportBatch, req.body).reports);
+    const { reports } = validate(ReportBatch, req.body);
+    // Revokes journaled during an outage go in first: a 'removed' report applied before its
+    // revoke would end the grant as 'removed' instead of 'revoked'. The agent's outbox retries.
+    if ((await replayRevokes(ctx)) > 0) throw apiError('db.unavailable');
+    const endpointId = res.locals.endpoint._id;
+    const accepted = await applyReports(ctx, endpointId, reports);
+    const live = outageOf(ctx)?.liveGrants;
+    for (const rep of reports) if (rep.type === 'removed' && live?.get(rep.grantId)?.endpointId === endpointId) live.ended(rep.grantId);
     res.json({ accepted });
   });
 

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import { createGrants } from '../../commands/createGrants.ts';
 import { resendCredentials } from '../../commands/resendCredentials.ts';
-import { revokeGrant } from '../../commands/revokeGrant.ts';
+import { requestRevoke } from '../../commands/revokeGrant.ts';
 import type { Ctx } from '../../context.ts';
 import { apiError } from '../../errors.ts';
 import { presentGrant, presentGrantWithTimeline } from '../../presenters/grant.ts';
@@ -33,9 +33,22 @@ export function grantRoutes(ctx: Ctx): Router {
     res.json(presentGrantWithTimeline(g, await timeline(ctx.c, id)));
   });
 
+  /**
+   * 200 with the grant when the database took the revoke. 202 when it could not be reached
+   * but the grant's agent is connected: the revoke was journaled on the server's disk and
+   * sent to the agent, and is stored (with its audit event) once the database is back.
+   * 503 db.unavailable otherwise: nothing was done.
+   */
   r.post('/grants/:id/revoke', async (req, res) => {
     const { id } = validate(grantIdSchema, req.params);
-    res.json(presentGrant(await revokeGrant(ctx, id, res.locals.actor)));
+    const out = await requestRevoke(ctx, id, res.locals.actor);
+    if (!out.journaled) return void res.json(presentGrant(out.grant));
+    res.status(202).json({
+      grant: { id, state: 'revoking' },
+      journaled: true,
+      requestedAt: out.requestedAt,
+      message: 'The database is unreachable: the revoke was sent to the connected agent and journaled; it is stored when the database is back.',
+    });
   });
 
   r.post('/grants/:id/resend', async (req, res) => {
