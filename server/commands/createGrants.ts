@@ -7,7 +7,8 @@ import type { CreateGrantInput } from '../schemas/grants.ts';
 import { audit } from '../store/audit.ts';
 import { emailKey, type EndpointDoc, type GrantDoc } from '../store/collections.ts';
 import { ambiguous, findEndpoints } from '../store/endpoints.ts';
-import { queueInstruction } from './instructions.ts';
+import { planOf, queueInstruction } from './instructions.ts';
+import { outageOf } from '../journal/registry.ts';
 import { scheduleGrantJobs } from './scheduleGrant.ts';
 
 /**
@@ -40,6 +41,8 @@ export async function createGrants(ctx: Ctx, input: CreateGrantInput, actor: str
     updatedAt: now,
   }));
   await ctx.c.grants.insertMany(grants);
+  // Known to the outage kit at once: a revoke during a database outage can then reach the agent.
+  for (const g of grants) outageOf(ctx)?.liveGrants.note(g._id, g.endpointId, planOf(g));
   for (const g of grants) {
     await audit(ctx.c, {
       actor,

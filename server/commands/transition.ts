@@ -1,6 +1,7 @@
 import { isFinal, next, type GrantEvent } from '../domain/lifecycle.ts';
 import type { Ctx } from '../context.ts';
 import { auditOnce, transitionAuditId } from '../store/audit.ts';
+import { outageOf } from '../journal/registry.ts';
 import { closeDeliveryOnEnd } from './delivery.ts';
 import { noteNeverEnabled } from './neverEnabled.ts';
 import type { GrantDoc } from '../store/collections.ts';
@@ -77,6 +78,7 @@ export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, a
 }
 
 async function finish(ctx: Ctx, g: GrantDoc): Promise<void> {
+  outageOf(ctx)?.liveGrants.ended(g._id);
   await forgetFinished(ctx, g._id);
   await closeDeliveryOnEnd(ctx, g._id);
 }
