@@ -79,6 +79,18 @@ export interface AccountBackend {
    * logoff or delete that is retried leaves nothing usable. Missing account = success.
    */
   disable(name: string): Promise<void>;
+  /**
+   * Registers an OS-level timer that disables the account and logs it off at `at`, even if the
+   * agent is not running then (crashed, hung, killed). Linux: a systemd timer; Windows: a
+   * scheduled task running as SYSTEM; macOS: a launchd daemon job. Called at enable; arming
+   * again replaces the timer. What it runs checks that the account is still ours (same name and
+   * uid/SID) before touching it, and touches nothing else. Returns 'timer' when armed, or
+   * 'expiry-only' where the OS has no scheduler to use (then only the account expiry set at
+   * enable stands).
+   */
+  armBackstop(name: string, at: Date): Promise<'timer' | 'expiry-only'>;
+  /** Removes the account's timer (the agent ended the grant itself). Missing = success. */
+  disarmBackstop(name: string): Promise<void>;
   /** Sets a new password (stdin only). */
   setPassword(name: string, password: string): Promise<void>;
   /** Ends every session and process of the account. */
