@@ -28,9 +28,6 @@ export function agentRoutes(ctx: Ctx): Router {
     const { wait = ctx.config.longPollSeconds } = validate(PollQuery, req.query);
     const abort = new AbortController();
     res.on('close', () => abort.abort());
-    // Heard at the end of its long-poll too, not only at its start: an agent waiting longer than
-    // the server's long-poll plus the grace would otherwise show silent stretches it never had.
-    res.on('finish', () => void ctx.presence.heard(res.locals.endpoint).catch(() => {}));
     res.json(await poll(ctx, res.locals.endpoint._id, wait * 1000, abort.signal));
   });
 
