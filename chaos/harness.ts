@@ -7,16 +7,13 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync, type WriteStream } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import pino from 'pino';
 import type { ServerConfig } from '../server/config.ts';
-import { startFerretDB, type EmbeddedDb } from '../server/db/ferret.ts';
-import { startServer, type RunningServer } from '../server/server.ts';
 import { startSmtpServer, type TestSmtpServer } from '../test/support/smtp.ts';
-import { Api, enrollSandboxedAgent, spawnAgent, testConfig } from '../test/support/stack.ts';
+import { OutageStack } from '../test/support/outageStack.ts';
+import { enrollSandboxedAgent, spawnAgent, testConfig } from '../test/support/stack.ts';
 
 export const SMTP_USER = 'jit-mailer';
 export const SMTP_PASSWORD = 'Chaos-Smtp-Secret-9321';
@@ -49,27 +46,21 @@ export interface Interval {
   to: number;
 }
 
-export class ChaosStack {
-  api = new Api('');
-  server: RunningServer | null = null;
-  db: EmbeddedDb | null = null;
-  private logStream: WriteStream;
-  readonly logFile: string;
+export class ChaosStack extends OutageStack {
   readonly agents: ChaosAgent[] = [];
+  protected override keepEnv = 'CHAOS_KEEP';
 
   private constructor(
-    readonly dir: string,
-    readonly config: ServerConfig,
+    dir: string,
+    config: ServerConfig,
     readonly smtp: TestSmtpServer,
-    private dbPort: number,
+    dbPort: number,
   ) {
-    this.logFile = path.join(dir, 'server.log');
-    this.logStream = createWriteStream(this.logFile, { flags: 'a' });
+    super(dir, config, dbPort);
   }
 
-  static async start(overrides: Partial<ServerConfig> = {}): Promise<ChaosStack> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'jit-chaos-'));
-    const db = await startFerretDB({ dataDir: path.join(dir, 'db') });
+  static override async start(overrides: Partial<ServerConfig> = {}): Promise<ChaosStack> {
+    const { dir, db } = await OutageStack.folderAndDb('jit-chaos-');
     const smtp = await startSmtpServer({ users: { [SMTP_USER]: SMTP_PASSWORD } });
     const config = testConfig(db.uri, dir, { leadTimeSeconds: 1, ...overrides });
     const stack = new ChaosStack(dir, config, smtp, db.port);
@@ -83,43 +74,6 @@ export class ChaosStack {
     return stack;
   }
 
-  async startServer(): Promise<void> {
-    this.server = await startServer({ ...this.config }, pino({ level: 'debug' }, this.logStream));
-    this.config.port = Number(new URL(this.server.url).port);
-    this.api.url = this.server.url;
-  }
-
-  async stopServer(): Promise<void> {
-    const s = this.server;
-    this.server = null;
-    await s?.stop();
-  }
-
-  /** Stops FerretDB (the server stays up, with a driver that has nothing to talk to). */
-  async stopDb(): Promise<void> {
-    const db = this.db;
-    this.db = null;
-    await db?.stop();
-  }
-
-  /** Starts FerretDB again on the same port and data folder, so the driver can reconnect by itself. */
-  async startDb(): Promise<void> {
-    if (this.db) return;
-    for (let attempt = 1; ; attempt++) {
-      try {
-        this.db = await startFerretDB({ dataDir: path.join(this.dir, 'db'), port: this.dbPort });
-        return;
-      } catch (err) {
-        if (attempt >= 10) throw err;
-        await new Promise((r) => setTimeout(r, 300));
-      }
-    }
-  }
-
-  serverLog(): Promise<string> {
-    return readFile(this.logFile, 'utf8').catch(() => '');
-  }
-
   /** Enrolls an agent on a fresh sandbox root (not started). */
   async enrollAgent(hostname = `chaos-${randomBytes(3).toString('hex')}`): Promise<ChaosAgent> {
     const { root, stateFile, endpointId, cleanup } = await enrollSandboxedAgent(this.api, hostname);
@@ -129,13 +83,10 @@ export class ChaosStack {
     return agent;
   }
 
-  async stop(): Promise<void> {
+  override async stop(): Promise<void> {
     for (const a of this.agents) await a.cleanup().catch(() => {});
-    await this.stopServer().catch(() => {});
-    await this.stopDb().catch(() => {});
+    await super.stop();
     await this.smtp.stop().catch(() => {});
-    await new Promise<void>((r) => this.logStream.end(r));
-    if (!process.env.CHAOS_KEEP) await rm(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -74,13 +74,12 @@ export async function runOutages(opts: { scale?: number; log?: (l: string) => vo
 
     await phase(`db-frozen ${d(90)} s`, async (f) => {
       const ending = await grant(stack, agent, 3, d(90) / 2);
-      const pid = stack.db!.pid;
-      process.kill(pid, 'SIGSTOP');
+      stack.freezeDb();
       try {
         await probeApi(stack, f, 12 * S);
         await sleep(Math.max(0, d(90) * S - 12 * S));
       } finally {
-        process.kill(pid, 'SIGCONT');
+        stack.thawDb();
       }
       await settle(stack, agent, sampler, [ending], f);
     });

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createUser } from '../../server/web/users.ts';
 import { ADMIN_TOKEN, grantBody } from '../support/stack.ts';
 import { ConsoleClient } from './consoleClient.ts';
-import { OutageStack, timed, type Timed } from './outageStack.ts';
+import { OutageStack, timed, type Timed } from '../support/outageStack.ts';
 
 /**
  * The API and the console with the database stopped (killed) or frozen (SIGSTOP: connections

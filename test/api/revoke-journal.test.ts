@@ -3,7 +3,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { outageOf } from '../../server/journal/registry.ts';
 import { ADMIN_TOKEN, grantBody } from '../support/stack.ts';
-import { OutageStack, timed, type Timed } from './outageStack.ts';
+import { OutageStack, timed, type Timed } from '../support/outageStack.ts';
 
 /**
  * A revoke while the database is down, at the HTTP level (the agent is played by raw

@@ -3,7 +3,7 @@ import type { ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { accountGone, shadowOf, until } from '../support/accounts.ts';
 import { ADMIN_TOKEN, enrollSandboxedAgent, grantBody, spawnAgent } from '../support/stack.ts';
-import { OutageStack, timed } from '../api/outageStack.ts';
+import { OutageStack, timed } from '../support/outageStack.ts';
 
 /** Checks that `want` appears in `types` in this order (other events may sit between). */
 function assertInOrder(types: string[], want: string[]) {

@@ -1,9 +1,10 @@
 /**
- * A stack whose database can be taken away while the server keeps running:
- * FerretDB started here on a fixed port and data folder (as chaos/harness.ts
- * does), so it can be stopped and started again where the driver expects it,
- * or frozen with SIGSTOP (a database that accepts connections and never
- * answers) and thawed with SIGCONT.
+ * A stack whose database and server can be taken away and brought back: FerretDB
+ * started here on a fixed port and data folder, so it can be stopped and started
+ * again where the driver expects it, or frozen with SIGSTOP (a database that
+ * accepts connections and never answers) and thawed with SIGCONT; the server can
+ * be stopped and started again on the same port. The outage tests use it as it
+ * is; chaos/harness.ts adds SMTP and agents.
  */
 import { createWriteStream, type WriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -13,30 +14,38 @@ import pino from 'pino';
 import type { ServerConfig } from '../../server/config.ts';
 import { startFerretDB, type EmbeddedDb } from '../../server/db/ferret.ts';
 import { startServer, type RunningServer } from '../../server/server.ts';
-import { Api, testConfig } from '../support/stack.ts';
+import { Api, testConfig } from './stack.ts';
 
 export class OutageStack {
   api = new Api('');
   server: RunningServer | null = null;
   db: EmbeddedDb | null = null;
   frozen = false;
-  private logStream: WriteStream;
+  readonly logFile: string;
+  protected logStream: WriteStream;
+  /** Set to keep the stack's folder (server log, database) after stop(). */
+  protected keepEnv = 'OUTAGE_KEEP';
 
-  private constructor(
+  protected constructor(
     readonly dir: string,
     readonly config: ServerConfig,
     private readonly dbPort: number,
   ) {
-    this.logStream = createWriteStream(path.join(dir, 'server.log'), { flags: 'a' });
+    this.logFile = path.join(dir, 'server.log');
+    this.logStream = createWriteStream(this.logFile, { flags: 'a' });
   }
 
   static async start(overrides: Partial<ServerConfig> = {}): Promise<OutageStack> {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'jit-outage-'));
-    const db = await startFerretDB({ dataDir: path.join(dir, 'db') });
+    const { dir, db } = await OutageStack.folderAndDb('jit-outage-');
     const stack = new OutageStack(dir, testConfig(db.uri, dir, overrides), db.port);
     stack.db = db;
     await stack.startServer();
     return stack;
+  }
+
+  protected static async folderAndDb(prefix: string): Promise<{ dir: string; db: EmbeddedDb }> {
+    const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+    return { dir, db: await startFerretDB({ dataDir: path.join(dir, 'db') }) };
   }
 
   async startServer(): Promise<void> {
@@ -87,7 +96,7 @@ export class OutageStack {
   }
 
   serverLog(): Promise<string> {
-    return readFile(path.join(this.dir, 'server.log'), 'utf8').catch(() => '');
+    return readFile(this.logFile, 'utf8').catch(() => '');
   }
 
   async stop(): Promise<void> {
@@ -96,7 +105,7 @@ export class OutageStack {
     await this.stopServer().catch(() => {});
     await this.stopDb().catch(() => {});
     await new Promise<void>((r) => this.logStream.end(r));
-    if (!process.env.OUTAGE_KEEP) await rm(this.dir, { recursive: true, force: true });
+    if (!process.env[this.keepEnv]) await rm(this.dir, { recursive: true, force: true });
   }
 }
 
