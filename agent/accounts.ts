@@ -1,24 +1,22 @@
 /**
  * The policy layer: decides, from each grant's plan and the clock, which
  * account primitive is due, and records every step before and after it runs.
- * It works without the server: reports wait in the outbox.
+ * It works without the server: reports wait in the outbox. The end of a grant
+ * (removal, backstop timer, the check against the OS) is in grantEnd.ts.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { backoffMs } from '../mail/retryLoops.ts';
 import { grantIdOf, type Instruction, type RejectedInstruction, type ReportType } from '../protocol/messages.ts';
 import { newAccountName, newPassword } from './credentials.ts';
+import { armBackstop, backstopDueAt, checkAgainstOs, rearmBackstops, REMOVAL_UNDER_WAY, removeGrantAccount, type RunnerParts } from './grantEnd.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
-import { removeAccount, type RemovalStep } from './removal.ts';
+import { removeAccount } from './removal.ts';
 import type { CredentialSink, DeliveryResult } from './sink.ts';
 import type { GrantRecord, StateStore } from './state.ts';
 import { nextUid } from './uids.ts';
 
-
-/** Steps after which the removal has begun and is retried until done. */
-const REMOVAL_UNDER_WAY: readonly GrantRecord['step'][] = ['removing', 'disabled', 'deleted'];
-/** Steps at which the account no longer exists. */
-const GONE: readonly GrantRecord['step'][] = ['deleted', 'removed', 'failed'];
+type PlannedInstruction = Extract<Instruction, { plan: unknown }>;
 
 const CREATE_ATTEMPTS = 3;
 const ALERT_AFTER = 3;
@@ -26,10 +24,15 @@ const ALERT_AFTER = 3;
 const UID_TRIES = 20;
 /** How long finished grants are remembered, so a late duplicate instruction cannot recreate them. */
 const KEEP_FINISHED_MS = 24 * 3600_000;
+/** Grants remembered as revoked before their plan arrived. */
+const ENDED_BEFORE_PLAN_KEEP = 500;
 
 export class GrantRunner {
   private lock: Promise<void> = Promise.resolve();
   private pending: Promise<void> | null = null;
+  /** Rejections already reported, so an instruction that comes back every poll is reported once. */
+  private rejectedSent = new Set<string>();
+  private readonly parts: RunnerParts;
 
   constructor(
     private readonly store: StateStore,
@@ -37,7 +40,9 @@ export class GrantRunner {
     private readonly sink: CredentialSink,
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
-  ) {}
+  ) {
+    this.parts = { store, backend, sink, log, now, report: (r, type, detail) => this.report(r, type, detail) };
+  }
 
   private get grants() {
     return this.store.state.grants;
@@ -49,46 +54,66 @@ export class GrantRunner {
   }
 
   private async apply(ins: Instruction): Promise<boolean> {
-    if (!this.store.markSeen(ins.id)) return false;
+    // Marked seen only once applied: an instruction whose planning failed comes again and is retried.
+    if (this.store.seen(ins.id)) return false;
     const id = grantIdOf(ins);
     const known = this.grants[id];
     if (!known && !('plan' in ins)) {
-      // A revoke pushed without its plan for a grant this agent never had: nothing to end.
+      // A revoke pushed without its plan for a grant this agent does not have (yet): remember it,
+      // so a provision that arrives later ends the grant instead of creating its account.
       this.log.info({ grantId: id, kind: ins.kind }, 'revoke for a grant this agent does not know');
-      await this.store.save();
-      return true;
+      const ended = this.store.state.endedBeforePlan;
+      ended.push(id);
+      ended.splice(0, Math.max(0, ended.length - ENDED_BEFORE_PLAN_KEEP));
+    } else {
+      const r = known ?? (await this.plan(ins as PlannedInstruction));
+      if (ins.kind === 'enable') r.enableNow = true;
+      if (ins.kind === 'expire' || ins.kind === 'revoke') r.removeNow = true;
+      if (ins.kind === 'revoke') r.revoked = true;
+      if (ins.kind === 'resend' && (r.step === 'created' || r.step === 'enabled')) {
+        // The old password is stored nowhere: a new one is set and sent on the next pass.
+        this.sink.cancel(id);
+        r.emailPending = true;
+      }
     }
-    const r = known ?? (await this.plan(ins as Extract<Instruction, { plan: unknown }>));
-    if (ins.kind === 'enable') r.enableNow = true;
-    if (ins.kind === 'expire' || ins.kind === 'revoke') r.removeNow = true;
-    if (ins.kind === 'revoke') r.revoked = true;
-    if (ins.kind === 'resend' && (r.step === 'created' || r.step === 'enabled')) {
-      // The old password is stored nowhere: a new one is set and sent on the next pass.
-      this.sink.cancel(id);
-      r.emailPending = true;
-    }
+    this.store.markSeen(ins.id);
     await this.store.save();
     return true;
   }
 
   /**
-   * Tells the server an instruction could not be applied (it marks the grant failed with the
-   * reason). The rest of the poll goes on: one bad instruction must not cut the endpoint off.
+   * An instruction that could not be parsed: reported once (the server fails a grant that was
+   * only requested, and audits it otherwise). One naming a grant this agent runs and asking to
+   * end it (revoke, expire) is obeyed all the same: failing safe means ending access.
    */
   reject(rej: RejectedInstruction): Promise<void> {
     return this.exclusive(async () => {
-      this.log.error({ instructionId: rej.id, grantId: rej.grantId, reason: rej.reason }, 'instruction rejected');
-      if (rej.id && !this.store.markSeen(rej.id)) return;
-      if (!rej.grantId) return;
-      this.store.state.outbox.push({ id: randomUUID(), grantId: rej.grantId, type: 'rejected', at: new Date(this.now()).toISOString(), detail: rej.reason });
+      if (rej.id && this.store.seen(rej.id)) return;
+      const r = rej.grantId ? this.grants[rej.grantId] : undefined;
+      if (r && (rej.kind === 'revoke' || rej.kind === 'expire')) {
+        r.removeNow = true;
+        if (rej.kind === 'revoke') r.revoked = true;
+      }
+      const key = `${rej.grantId}|${rej.reason}`;
+      if (rej.grantId && !this.rejectedSent.has(key)) {
+        this.rejectedSent.add(key);
+        this.log.error({ instructionId: rej.id, grantId: rej.grantId, reason: rej.reason }, 'instruction rejected');
+        this.store.state.outbox.push({ id: randomUUID(), grantId: rej.grantId, type: 'rejected', at: new Date(this.now()).toISOString(), detail: rej.reason });
+      }
+      if (rej.id) this.store.markSeen(rej.id);
       await this.store.save();
     });
   }
 
-  private async plan(ins: Extract<Instruction, { plan: unknown }>): Promise<GrantRecord> {
+  private async plan(ins: PlannedInstruction): Promise<GrantRecord> {
     const taken = new Set(Object.values(this.grants).map((g) => g.username));
     const username = await newAccountName(async (n) => taken.has(n) || (await this.backend.lookup(n)) !== null);
-    const r: GrantRecord = { plan: ins.plan, username, ...nextUid(this.store.state, this.backend.uidRange), step: 'planned', enableNow: false, removeNow: false, attempts: 0, alerted: false, emailPending: false, revoked: false };
+    const endedAlready = this.store.state.endedBeforePlan.includes(ins.plan.grantId);
+    const r: GrantRecord = {
+      plan: ins.plan, username, ...nextUid(this.store.state, this.backend.uidRange), step: 'planned',
+      enableNow: false, removeNow: endedAlready, attempts: 0, alerted: false, emailPending: false, revoked: endedAlready,
+      backstop: 'none', backstopAttempts: 0,
+    };
     this.grants[ins.plan.grantId] = r;
     this.log.info({ grantId: ins.plan.grantId, username, kind: ins.kind }, 'grant planned');
     return r;
@@ -118,8 +143,7 @@ export class GrantRunner {
   nextDueAt(): number | null {
     let next: number | null = null;
     for (const r of Object.values(this.grants)) {
-      const t = this.dueAt(r);
-      if (t !== null && (next === null || t < next)) next = t;
+      for (const t of [this.dueAt(r), backstopDueAt(r)]) if (t !== null && (next === null || t < next)) next = t;
     }
     return next;
   }
@@ -137,11 +161,14 @@ export class GrantRunner {
 
   private async step(id: string, r: GrantRecord): Promise<void> {
     const t = this.now();
+    const backstopDue = backstopDueAt(r);
+    if (backstopDue !== null && backstopDue <= t && t < Date.parse(r.plan.endAt)) await armBackstop(this.parts, r);
     const due = this.dueAt(r);
     if (due === null || due > t) return;
-    const mustRemove = r.removeNow || t >= Date.parse(r.plan.endAt);
+    // A removal once begun goes on, whatever the clock says now (it may have been set back).
+    const mustRemove = REMOVAL_UNDER_WAY.includes(r.step) || r.removeNow || t >= Date.parse(r.plan.endAt);
     try {
-      if (mustRemove) await this.remove(r);
+      if (mustRemove) await removeGrantAccount(this.parts, r);
       else if (r.step === 'planned' || r.step === 'creating') await this.create(r);
       else if (this.needsNewPassword(r)) await this.resetPassword(r);
       else if (r.step === 'created') await this.enable(r);
@@ -213,69 +240,13 @@ export class GrantRunner {
   }
 
   private async enable(r: GrantRecord): Promise<void> {
-    // Armed first: a crash between the two then leaves a timer with nothing to do, never an
-    // enabled account without its timer.
-    const backstop = await this.armBackstop(r);
+    // The timer first: a crash between the two then leaves a timer with nothing to do, not an
+    // enabled account whose timer was never asked for.
+    const backstop = await armBackstop(this.parts, r);
     await this.backend.enable(r.username, new Date(r.plan.endAt));
     r.step = 'enabled';
     this.report(r, 'enabled', `backstop: ${backstop}`);
     this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account enabled');
-  }
-
-  /**
-   * The OS timer that makes the account dead at the end even if this agent is not running then.
-   * Its failure does not hold the grant back (the account expiry set at enable still stands): it
-   * is logged and named in the enabled report.
-   */
-  private async armBackstop(r: GrantRecord): Promise<string> {
-    return this.backend.armBackstop(r.username, new Date(r.plan.endAt)).catch((err: Error) => {
-      this.log.error({ grantId: r.plan.grantId, username: r.username, err: err.message }, 'OS backstop timer not armed');
-      return `not armed (${err.message})`;
-    });
-  }
-
-  /**
-   * disable → (recorded) → log off → delete → (recorded, reported removed) → purge. A retry
-   * resumes at the step that failed; the account is dead from the first step on.
-   */
-  private async remove(r: GrantRecord): Promise<void> {
-    this.sink.cancel(r.plan.grantId);
-    r.emailPending = false;
-    if (r.step === 'planned') return this.finishRemoval(r);
-    const from: RemovalStep = r.step === 'disabled' ? 'logoff' : r.step === 'deleted' ? 'purge' : 'disable';
-    if (from === 'disable') {
-      r.step = 'removing';
-      await this.store.save();
-    }
-    let existed = r.step !== 'deleted';
-    await removeAccount(this.backend, { name: r.username, id: r.accountId ?? (r.uid === undefined ? '' : String(r.uid)) }, from, async (step, o) => {
-      if (step === 'disable') {
-        existed = o.existed;
-        if (!existed) return;
-        r.step = 'disabled';
-        this.report(r, 'disabled');
-      } else if (step === 'logoff' && o.ended !== undefined) {
-        this.report(r, 'logged-off', `${o.ended} process(es) ended`);
-      } else if (step === 'delete') {
-        r.step = 'deleted';
-        // Purge failures are counted and alerted on their own: the account itself is gone.
-        r.attempts = 0;
-        r.alerted = false;
-        this.report(r, 'removed', existed ? undefined : 'the account was already gone');
-        this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account disabled, logged off and deleted');
-        if (existed) void this.sink.ended(r);
-      } else if (step === 'purge') {
-        r.step = 'removed';
-        return;
-      }
-      await this.store.save();
-    });
-  }
-
-  /** A grant that never got an account. */
-  private finishRemoval(r: GrantRecord): void {
-    r.step = 'removed';
-    this.report(r, 'removed');
   }
 
   private async failed(id: string, r: GrantRecord, removing: boolean, err: unknown): Promise<void> {
@@ -299,42 +270,15 @@ export class GrantRunner {
 
   /**
    * Start-up and periodic check against the OS: accounts we manage that no live
-   * grant explains are removed, and grants whose account vanished are closed.
+   * grant explains are removed, and grants whose account vanished go on to their purge.
    */
   reconcile(): Promise<void> {
-    return this.exclusive(() => this.checkAgainstOs());
+    return this.exclusive(() => checkAgainstOs(this.parts, Object.values(this.grants)));
   }
 
-  /**
-   * At start: arms the OS timers of enabled grants again. A reboot drops them (systemd's
-   * transient timers, the detached process elsewhere), and a crash may have come between
-   * disarming and arming one.
-   */
+  /** At start: the OS timers a reboot or a crash may have taken (grantEnd.ts). */
   rearmBackstops(): Promise<void> {
-    return this.exclusive(async () => {
-      for (const r of Object.values(this.grants)) {
-        if (r.step === 'enabled' && Date.parse(r.plan.endAt) > this.now()) await this.armBackstop(r);
-      }
-    });
-  }
-
-  private async checkAgainstOs(): Promise<void> {
-    const live = new Map(Object.values(this.grants).filter((r) => !GONE.includes(r.step)).map((r) => [r.username, r]));
-    for (const acct of await this.backend.listManaged()) {
-      if (live.has(acct.name)) continue;
-      this.log.warn({ username: acct.name }, 'removing a managed account no grant explains');
-      await removeAccount(this.backend, { name: acct.name, id: acct.id }, 'disable').catch((err) =>
-        this.log.error({ username: acct.name, err: (err as Error).message }, 'could not remove a managed account no grant explains; will retry'),
-      );
-    }
-    for (const r of live.values()) {
-      if ((r.step === 'created' || r.step === 'enabled' || r.step === 'disabled') && !(await this.backend.lookup(r.username))) {
-        // Someone else deleted it: what it left behind is still ours to purge.
-        r.step = 'deleted';
-        this.report(r, 'removed', 'the account was already gone');
-      }
-    }
-    await this.store.save();
+    return this.exclusive(() => rearmBackstops(this.parts, Object.values(this.grants)));
   }
 
   private report(r: GrantRecord, type: ReportType, detail?: string): void {

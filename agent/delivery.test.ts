@@ -7,7 +7,7 @@ import type { ServerClient } from './client.ts';
 import { EmailDelivery } from './delivery.ts';
 import type { NameResolver } from './fqdn.ts';
 import type { SettingsStore } from './settings.ts';
-import type { GrantRecord } from './state.ts';
+import { GrantRecord } from './state.ts';
 
 const SMTP_PASSWORD = 'Smtp-Pass-9471';
 
@@ -30,7 +30,7 @@ describe('agent credentials delivery (real SMTP server)', () => {
     return { d, outcomes };
   }
 
-  const record = (email: string, plan: Partial<GrantRecord['plan']> = {}): GrantRecord => ({
+  const record = (email: string, plan: Partial<GrantRecord['plan']> = {}): GrantRecord => GrantRecord.parse({
     plan: { grantId: `g-${email}`, group: 'Administrators', email, startAt: '2026-11-21T13:05:00Z', enableAt: '2026-11-21T13:02:00Z', endAt: new Date(Date.now() + 60_000).toISOString(), serverSideSmtp: false, ...plan },
     username: 'jdoe',
     step: 'created',

@@ -37,6 +37,13 @@ export const GrantRecord = z.object({
   emailPending: z.boolean().default(false),
   /** Ended early by the admin (for the access-ended email). */
   revoked: z.boolean().default(false),
+  /**
+   * The OS backstop timer (agent/os/*: armBackstop): 'arming' is saved before the call, so a
+   * crash in the middle is seen at start; 'failed' is retried with backoff from `backstopRetryAt`.
+   */
+  backstop: z.enum(['none', 'arming', 'armed', 'failed']).default('none'),
+  backstopAttempts: z.number().default(0),
+  backstopRetryAt: z.iso.datetime().optional(),
 });
 export type GrantRecord = z.infer<typeof GrantRecord>;
 
@@ -62,6 +69,11 @@ export const AgentState = z.object({
     .optional(),
   /** The next uid to hand out (Unix); only ever grows, so no account inherits an earlier one's files. */
   nextUid: z.number().int().optional(),
+  /**
+   * Grants a revoke named before their plan arrived (a bare revoke pushed during a server
+   * outage): a provision that comes later must not create the account. Newest last.
+   */
+  endedBeforePlan: z.array(z.string()).default([]),
   /** Recently applied instruction ids, newest last. */
   seenInstructions: z.array(z.string()),
   outbox: z.array(Report),
@@ -83,10 +95,14 @@ export class StateStore {
     return new StateStore(file, AgentState.parse(raw));
   }
 
-  static async create(file: string, state: AgentState): Promise<StateStore> {
+  static async create(file: string, state: z.input<typeof AgentState>): Promise<StateStore> {
     const s = new StateStore(file, AgentState.parse(state));
     await s.save();
     return s;
+  }
+
+  seen(id: string): boolean {
+    return this.state.seenInstructions.includes(id);
   }
 
   /** Remembers an applied instruction id; returns false if it was already seen. */

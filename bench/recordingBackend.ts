@@ -24,6 +24,7 @@ let nextUid = 2_000_000;
 export class RecordingBackend implements AccountBackend {
   readonly os = 'linux';
   readonly uidRange = null;
+  readonly backstopSurvivesReboot = true;
   private accounts = new Map<string, Account>();
 
   constructor(private readonly record: (e: BackendEvent) => void) {}

@@ -35,6 +35,7 @@ f="$(dirname "$0")/../userdel-fails"
 n=$(cat "$f" 2>/dev/null || echo 0)
 if [ "\${n:-0}" -gt 0 ]; then
   echo $((n - 1)) > "$f"
+  date +%s%3N >> "$f.log"
   echo "userdel: cannot lock /etc/group; try again later." >&2
   exit 10
 fi
@@ -186,14 +187,16 @@ export class ChaosAgent {
     return readFile(this.logFile, 'utf8').catch(() => '');
   }
 
-  /** The next `n` userdel runs of this agent fail (exit 10); takes effect at once, no restart. */
+  /** The next `n` userdel runs of this agent fail (exit 10), on top of any still to come; no restart. */
   async failDeletes(n: number): Promise<void> {
-    await writeFile(path.join(this.root, 'userdel-fails'), `${n}\n`);
+    const file = path.join(this.root, 'userdel-fails');
+    const left = Number((await readFile(file, 'utf8').catch(() => '0')).trim()) || 0;
+    await writeFile(file, `${left + n}\n`);
   }
 
-  /** How many of the failures asked for are still to come. */
-  async deleteFailuresLeft(): Promise<number> {
-    return Number((await readFile(path.join(this.root, 'userdel-fails'), 'utf8').catch(() => '0')).trim()) || 0;
+  /** When each userdel failure happened (ms since epoch). */
+  async deleteFailures(): Promise<number[]> {
+    return (await readFile(path.join(this.root, 'userdel-fails.log'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
   }
 
   private async faultBin(): Promise<string> {

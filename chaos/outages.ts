@@ -227,10 +227,12 @@ async function settle(stack: ChaosStack, agent: ChaosAgent, sampler: Sampler, gr
     const name: string = doc.username;
     const downs = agent.downIntervals();
     const downAtEnd = downs.some((i) => i.from <= g.endAt && i.to >= g.endAt);
-    const alive = sampler.lastAlive.get(name) ?? 0;
-    const usable = alive - g.endAt;
-    f.usableAfterEndMs.push(usable);
-    if (usable > (downAtEnd ? 2 : 1) * S) f.violations.push(`${name} could still log in ${usable} ms after its end (agent ${downAtEnd ? 'down' : 'up'} at the end)`);
+    const alive = sampler.lastAlive.get(name);
+    if (alive !== undefined) {
+      const usable = alive - g.endAt;
+      f.usableAfterEndMs.push(usable);
+      if (usable > (downAtEnd ? 2 : 1) * S) f.violations.push(`${name} could still log in ${usable} ms after its end (agent ${downAtEnd ? 'down' : 'up'} at the end)`);
+    }
     const gone = (sampler.goneAt.get(name) ?? Infinity) - g.endAt;
     const downtime = downs.reduce((sum, i) => sum + Math.max(0, Math.min(i.to, g.endAt + gone) - Math.max(i.from, g.endAt)), 0);
     f.deletedAfterEndMs.push(gone);

@@ -21,6 +21,8 @@ export interface ChaosSummary {
   maxUsableAfterEndMs: number;
   maxSettleMs: number;
   maxDbRecoveryMs: number;
+  /** userdel runs the delete-fails faults made fail, in all. */
+  deleteFailures: number;
   passwordsChecked: number;
   durationMs: number;
   results: ScenarioResult[];
@@ -61,6 +63,7 @@ export async function runChaos(opts: { scenarios: number; seed: number; log?: (l
     maxUsableAfterEndMs: Math.max(0, ...results.flatMap((r) => r.usableAfterEndMs)),
     maxSettleMs: Math.max(0, ...results.map((r) => r.maxSettleMs)),
     maxDbRecoveryMs: Math.max(0, ...results.flatMap((r) => r.dbRecoveryMs)),
+    deleteFailures: results.reduce((n, r) => n + r.deleteFailures, 0),
     passwordsChecked: passwords.size,
     durationMs: Date.now() - t0,
     results,
@@ -74,6 +77,7 @@ export function formatSummary(s: ChaosSummary): string {
     `faults: ${totalFaults} (${Object.entries(s.faults).map(([k, n]) => `${k} ${n}`).join(', ')})`,
     `violations: ${s.violations.length}`,
     `accounts dead (locked and expired) at most ${s.maxUsableAfterEndMs} ms after their end (budget ${DISABLE_BUDGET_MS} ms, ${LATENESS_BUDGET_MS} ms with the agent down at the end; sampled every 100 ms)`,
+    `userdel failures caused by delete-fails: ${s.deleteFailures} (accounts stayed dead meanwhile: see the line above)`,
     `removal lateness: max ${s.maxBeyondDowntimeMs} ms beyond the agent's downtime (budget ${LATENESS_BUDGET_MS} ms), max ${s.maxRawLatenessMs} ms raw, over ${s.removalsMeasured} removals`,
     `grant settled at most ${Math.round(s.maxSettleMs / 100) / 10} s after its end; API back at most ${s.maxDbRecoveryMs} ms after FerretDB restarts`,
     `generated passwords checked: ${s.passwordsChecked}`,

@@ -37,8 +37,9 @@ const PlannedInstruction = z.object({
   plan: Plan,
 });
 /**
- * A revoke the server pushes while it cannot read its database: it names the grant only, and the
- * agent finds the plan in its own state (an agent that does not know the grant has nothing to end).
+ * A revoke naming the grant only: the agent finds the plan in its own state, and remembers a grant
+ * it does not know yet as ended. (The server's push during a database outage carries the plan
+ * when it has it, for agents that predate this form.)
  */
 const BareRevoke = z.object({
   id: z.string().min(1),
@@ -68,6 +69,8 @@ export type PollResponse = z.infer<typeof PollResponse>;
 export interface RejectedInstruction {
   id: string | null;
   grantId: string | null;
+  /** What it asked for, when that much could be read. */
+  kind: string | null;
   reason: string;
 }
 
@@ -81,10 +84,10 @@ export function parseInstructions(raw: unknown[]): { valid: Instruction[]; rejec
       valid.push(r.data);
       continue;
     }
-    const o = (item ?? {}) as { id?: unknown; grantId?: unknown; plan?: { grantId?: unknown } };
+    const o = (item ?? {}) as { id?: unknown; kind?: unknown; grantId?: unknown; plan?: { grantId?: unknown } };
     const str = (v: unknown) => (typeof v === 'string' && v.length > 0 && v.length <= 200 ? v : null);
     const reason = r.error.issues.slice(0, 3).map((i) => `${i.path.join('.') || '(instruction)'}: ${i.message}`).join('; ');
-    rejected.push({ id: str(o.id), grantId: str(o.plan?.grantId) ?? str(o.grantId), reason: `instruction rejected by the agent: ${reason}`.slice(0, 1000) });
+    rejected.push({ id: str(o.id), grantId: str(o.plan?.grantId) ?? str(o.grantId), kind: str(o.kind), reason: `instruction rejected by the agent: ${reason}`.slice(0, 1000) });
   }
   return { valid, rejected };
 }
@@ -124,10 +127,11 @@ export const Ack = z.object({ ids: z.array(z.string().min(1)).max(1000) }).stric
 /**
  * disabled: the first step of a removal is done (no logon possible any more);
  * removed: the account is deleted; cleanup-failed: what it left behind could not be purged yet;
- * rejected: an instruction for the grant was malformed and not applied.
+ * rejected: an instruction for the grant was malformed and not applied;
+ * backstop-failed: the OS timer that ends the account if the agent cannot could not be armed (retried).
  */
 export const REPORT_TYPES = [
-  'created', 'enabled', 'disabled', 'logged-off', 'removed', 'failed', 'removal-failed', 'cleanup-failed', 'rejected',
+  'created', 'enabled', 'disabled', 'logged-off', 'removed', 'failed', 'removal-failed', 'cleanup-failed', 'rejected', 'backstop-failed',
   'password-reset', 'email-sent', 'email-failed',
 ] as const;
 export type ReportType = (typeof REPORT_TYPES)[number];

@@ -89,6 +89,8 @@ export interface AccountBackend {
    * enable stands).
    */
   armBackstop(name: string, at: Date): Promise<'timer' | 'expiry-only'>;
+  /** Whether an armed timer outlives a reboot; if not, the agent arms its grants' timers again at start. */
+  readonly backstopSurvivesReboot: boolean;
   /** Removes the account's timer (the agent ended the grant itself). Missing = success. */
   disarmBackstop(name: string): Promise<void>;
   /** Sets a new password (stdin only). */

@@ -12,6 +12,8 @@ export interface RunOptions {
   stdin?: string;
   /** Exit codes that count as success (default `[0]`); any other rejects with `ExecError`. */
   okCodes?: number[];
+  /** The child's environment (default: this process's). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /** A command failed. The message names the program and its stderr, never its argv or stdin. */
@@ -31,9 +33,9 @@ export type Runner = (file: string, argv: string[], opts?: RunOptions) => Promis
  * Runs `file` with `argv` directly (no shell, so nothing in argv is ever
  * interpreted) and collects its output. Does not log.
  */
-export const run: Runner = (file, argv, { stdin, okCodes = [0] } = {}) =>
+export const run: Runner = (file, argv, { stdin, okCodes = [0], env } = {}) =>
   new Promise((resolve, reject) => {
-    const child = spawn(file, argv, { stdio: 'pipe' });
+    const child = spawn(file, argv, { stdio: 'pipe', ...(env ? { env } : {}) });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on('data', (b: Buffer) => out.push(b));

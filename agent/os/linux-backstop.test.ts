@@ -1,12 +1,21 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { runAs, shadowOf, until } from '../../test/support/accounts.ts';
 import { inAnHour, newName, newPassword } from './contract.ts';
 import { run } from './exec.ts';
-import { BACKSTOP_SCRIPT, backstopSpec, systemdRunArgv, unitFiles } from './linux-backstop.ts';
+import { BACKSTOP_SCRIPT, backstopSpec, systemdArg, systemdRunArgv, type BackstopSpec } from './linux-backstop.ts';
+
+/** The timer systemd-run makes, as unit files: what `systemd-analyze verify` can read. */
+function unitFiles(s: BackstopSpec): { timer: string; service: string } {
+  const quote = (a: string) => `"${systemdArg(a).replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`;
+  return {
+    timer: ['[Unit]', `Description=${s.description}`, '', '[Timer]', ...Object.entries(s.timer).map(([k, v]) => `${k}=${v}`), `Unit=${s.unit}.service`, ''].join('\n'),
+    service: ['[Unit]', `Description=${s.description}`, '', '[Service]', ...Object.entries(s.service).map(([k, v]) => `${k}=${v}`), `ExecStart=${s.command.map(quote).join(' ')}`, ''].join('\n'),
+  };
+}
 import { LinuxBackend, MARKER_GROUP } from './linux.ts';
 import { makeSandboxRoot } from './sandboxRoot.ts';
 
@@ -16,11 +25,12 @@ describe('Linux backstop: the systemd timer as systemd reads it', () => {
   const at = new Date('2031-02-03T04:05:06.700Z');
   const spec = backstopSpec('jtabc', '2001000042', at);
 
-  it('fires at the end to the second, in UTC, and is gone once it has fired', () => {
-    assert.equal(spec.timer.OnCalendar, '2031-02-03 04:05:06 UTC');
+  it('fires at the end rounded up to the second (never early), in UTC, and is gone once it has fired', () => {
+    assert.equal(spec.timer.OnCalendar, '2031-02-03 04:05:07 UTC');
+    assert.equal(backstopSpec('jtabc', '1', new Date('2031-02-03T04:05:06.000Z')).timer.OnCalendar, '2031-02-03 04:05:06 UTC');
     assert.equal(spec.timer.AccuracySec, '1s');
     const argv = systemdRunArgv(spec);
-    assert.ok(argv.includes('--on-calendar=2031-02-03 04:05:06 UTC'));
+    assert.ok(argv.includes('--on-calendar=2031-02-03 04:05:07 UTC'));
     assert.ok(argv.includes('--timer-property=AccuracySec=1s') && argv.includes('--collect'));
     assert.deepEqual(argv.slice(argv.indexOf('--') + 1, argv.indexOf('--') + 3), ['/bin/sh', '-c']);
     // systemd reads $ as its own variables: the script reaches sh with $$ turned back into $.
@@ -105,5 +115,19 @@ describe('Linux backstop: the systemd timer as systemd reads it', () => {
     } finally {
       session.kill();
     }
+  });
+
+  it('arming again for the same end keeps the running timer; for another end replaces it', async () => {
+    const { name } = await enabledAccount();
+    const pidOf = () => readFile(path.join(root, 'run', 'jit-agent', 'backstop', `${name}.pid`), 'utf8');
+    const end = inAnHour();
+    await b.armBackstop(name, end);
+    const first = await pidOf();
+    await b.armBackstop(name, end);
+    assert.equal(await pidOf(), first, 'the same process');
+    await b.armBackstop(name, new Date(end.getTime() + 60_000));
+    assert.notEqual(await pidOf(), first);
+    assert.throws(() => process.kill(Number(first), 0), 'the old one is gone');
+    await b.disarmBackstop(name);
   });
 });

@@ -17,6 +17,8 @@ export interface PurgeOptions {
   root: string;
   /** Folders searched by uid (real ones even in a sandbox: see LinuxBackendOptions.leftoverDirs). */
   leftoverDirs: string[];
+  /** No account has the name again: the files kept by name (sudo's timestamp, the linger flag) are its. */
+  nameFree: boolean;
   run: Runner;
 }
 
@@ -24,10 +26,12 @@ export interface PurgeOptions {
 export async function purgeLeftovers(account: AccountRef, o: PurgeOptions): Promise<void> {
   const uid = account.id;
   const inRoot = (p: string) => path.join(o.root, p);
+  // Whatever still runs under the uid (the account was deleted by someone else while in use).
+  for (const flag of ['-U', '-u']) await o.run('pkill', ['-KILL', flag, uid], { okCodes: [0, 1] });
   const home = inRoot(`/home/${account.name}`);
   const homeLeft = await lstat(home).catch(() => null);
   if (homeLeft && String(homeLeft.uid) === uid) await rm(home, { recursive: true, force: true });
-  for (const file of [`/run/sudo/ts/${account.name}`, `/var/lib/systemd/linger/${account.name}`]) await rm(inRoot(file), { force: true });
+  if (o.nameFree) for (const file of [`/run/sudo/ts/${account.name}`, `/var/lib/systemd/linger/${account.name}`]) await rm(inRoot(file), { force: true });
 
   const dirs: string[] = [];
   for (const d of o.leftoverDirs) if ((await lstat(d).catch(() => null))?.isDirectory()) dirs.push(d);
@@ -38,8 +42,10 @@ export async function purgeLeftovers(account: AccountRef, o: PurgeOptions): Prom
 
   const left = await find(['-uid', uid, '-print']);
   const ipcLeft = (await ipcObjectsOf(uid)).length;
-  if (left || ipcLeft) {
+  const running = (await o.run('pgrep', ['-u', uid], { okCodes: [0, 1] })).stdout.trim();
+  if (left || ipcLeft || running) {
     const files = left ? `${left.split('\n').slice(0, 5).join(', ')} ` : '';
-    throw new AccountError('COMMAND_FAILED', `uid ${uid} still owns ${files}${ipcLeft ? `${ipcLeft} IPC object(s)` : ''}`.trim());
+    const procs = running ? `processes ${running.split('\n').join(', ')} ` : '';
+    throw new AccountError('COMMAND_FAILED', `uid ${uid} still owns ${procs}${files}${ipcLeft ? `${ipcLeft} IPC object(s)` : ''}`.trim());
   }
 }

@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Group } from '../../protocol/groups.ts';
 import {
@@ -21,7 +20,7 @@ import {
   type LogoffResult,
 } from './backend.ts';
 import { ExecError, run as defaultRun, type RunResult, type Runner } from './exec.ts';
-import { backstopSpec, backstopUnit, sleeperArgv, systemdRunArgv, systemdRuns } from './linux-backstop.ts';
+import { armLinuxBackstop, disarmLinuxBackstop, SAFE_PATH, type BackstopHost } from './linux-backstop.ts';
 import { LEFTOVER_DIRS, purgeLeftovers } from './linux-purge.ts';
 
 // Re-exported for the tests and bench/. Linux: a supplementary group; the tag is the GECOS field.
@@ -63,6 +62,8 @@ export class LinuxBackend implements AccountBackend {
   readonly os = 'linux';
   private readonly root: string | undefined;
   readonly uidRange: { min: number; max: number };
+  /** Transient systemd timers, and the detached process elsewhere, end with a reboot. */
+  readonly backstopSurvivesReboot = false;
   private readonly leftoverDirs: string[];
   /** Pid files of backstop processes where systemd is not init. */
   private readonly backstopDir: string;
@@ -211,49 +212,29 @@ export class LinuxBackend implements AccountBackend {
   /** What the deleted account left (linux-purge.ts); nothing is touched while any account has that uid again. */
   async purge(account: AccountRef): Promise<void> {
     assertValidName(account.name);
-    if ((await this.table('passwd')).some((r) => r[2] === account.id)) return;
+    const passwd = await this.table('passwd');
+    if (passwd.some((r) => r[2] === account.id)) return;
+    // A directory service's account (LDAP, SSSD) may have the uid too: then it is not ours either.
+    if (!this.root && (await this.cmd('getent', ['passwd', account.id], { ok: [0, 2] })).stdout.trim()) return;
     this.assertKillable(account.id);
-    await purgeLeftovers(account, { root: this.root ?? '/', leftoverDirs: this.leftoverDirs, run: this.run });
+    const nameFree = !passwd.some((r) => r[0] === account.name);
+    await purgeLeftovers(account, { root: this.root ?? '/', leftoverDirs: this.leftoverDirs, nameFree, run: (f, a, o) => this.cmd(f, a, { ...(o?.okCodes ? { ok: o.okCodes } : {}) }) });
   }
 
-  /**
-   * A systemd timer where systemd is init (linux-backstop.ts), else a detached process that runs
-   * the same script at the end; its pid is kept in `backstopDir` so disarm finds it.
-   */
+  /** The OS backstop timer (linux-backstop.ts): a systemd timer, else a detached process. */
   async armBackstop(name: string, at: Date): Promise<'timer' | 'expiry-only'> {
     const { id } = await requireManaged(this, name);
     this.assertKillable(id);
-    await this.disarmBackstop(name);
-    if (!this.root && systemdRuns()) {
-      await this.cmd('systemd-run', systemdRunArgv(backstopSpec(name, id, at)));
-      return 'timer';
-    }
-    const child = spawn('/bin/sh', sleeperArgv(name, id, this.root ?? '', at), { detached: true, stdio: 'ignore' });
-    child.unref();
-    await mkdir(this.backstopDir, { recursive: true, mode: 0o700 });
-    await writeFile(path.join(this.backstopDir, `${name}.pid`), String(child.pid));
-    return 'timer';
+    return armLinuxBackstop(this.backstopHost(), name, id, at);
   }
 
   async disarmBackstop(name: string): Promise<void> {
     assertValidName(name);
-    if (!this.root && systemdRuns()) {
-      // 5: no such unit (never armed, or it fired and was collected).
-      await this.cmd('systemctl', ['stop', '--', `${backstopUnit(name)}.timer`], { ok: [0, 5] });
-      return;
-    }
-    const pidFile = path.join(this.backstopDir, `${name}.pid`);
-    const pid = Number(await readFile(pidFile, 'utf8').catch(() => ''));
-    // Only a process that still is our sleeper for this account (pids are reused).
-    const cmdline = pid > 0 ? (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0') : [];
-    if (cmdline.includes('jit-backstop') && cmdline.includes(name)) {
-      try {
-        process.kill(-pid, 'SIGKILL'); // its process group: the shell and its sleep
-      } catch {
-        // gone meanwhile
-      }
-    }
-    await rm(pidFile, { force: true });
+    await disarmLinuxBackstop(this.backstopHost(), name);
+  }
+
+  private backstopHost(): BackstopHost {
+    return { root: this.root, dir: this.backstopDir, cmd: (file, argv, ok) => this.cmd(file, argv, { ...(ok ? { ok } : {}) }) };
   }
 
   /** Uninstall: groupdel of the marker group once it has no members. */
@@ -323,7 +304,9 @@ export class LinuxBackend implements AccountBackend {
     opts: { stdin?: string; ok?: number[]; errors?: Partial<Record<number, AccountErrorCode>> } = {},
   ): Promise<RunResult> {
     try {
-      return await this.run(file, argv, { stdin: opts.stdin, okCodes: opts.ok });
+      // Tools only from the system folders (never an inherited PATH), but in a sandbox (tests).
+      const env = this.root ? undefined : { ...process.env, PATH: SAFE_PATH };
+      return await this.run(file, argv, { stdin: opts.stdin, okCodes: opts.ok, ...(env ? { env } : {}) });
     } catch (e) {
       const code = e instanceof ExecError ? opts.errors?.[e.result.code] : undefined;
       throw new AccountError(code ?? 'COMMAND_FAILED', e instanceof Error ? e.message : String(e));

@@ -29,6 +29,8 @@ export async function purgeMac(dir: MacDirectory, account: AccountRef): Promise<
   // A new account of the same name (another uid) owns what is named after it.
   const named = records.some(([n]) => n === account.name) ? [] : byName(account.name);
   const home = `/Users/${account.name}`;
+  // Whatever still runs under the uid (the record was deleted by someone else while in use).
+  for (const flag of ['-U', '-u']) await dir.mustRun(MAC_BIN.pkill, ['-KILL', flag, uid], `ending uid ${uid}'s processes`, [0, 1]);
 
   const h = await statOf(dir, home);
   if (h?.uid === uid) {

@@ -146,6 +146,9 @@ describe('MacBackend (recorded macOS): purge', function () {
     const roots = '/private/tmp /private/var/tmp /private/var/folders /private/var/at /private/var/mail';
     assert.deepEqual(lines(mac.calls), [
       '/usr/bin/dscl . -list /Users UniqueID',
+      // What still runs under the uid (a record deleted by someone else while in use).
+      `/usr/bin/pkill -KILL -U ${uid}`,
+      `/usr/bin/pkill -KILL -u ${uid}`,
       '/usr/bin/stat -f %u:%HT /Users/jtleft',
       '/usr/bin/chflags -R nouchg /Users/jtleft',
       '/bin/rm -rf /Users/jtleft',

@@ -72,6 +72,8 @@ export class MacBackend implements AccountBackend {
    * is local and is seen).
    */
   readonly uidRange = { min: TEMP_UID_RANGE.min, max: TEMP_UID_RANGE.max };
+  /** A launchd daemon's plist in /Library/LaunchDaemons is loaded again at boot. */
+  readonly backstopSurvivesReboot = true;
   private readonly dir: MacDirectory;
 
   constructor(opts: MacBackendOptions = {}) {

@@ -94,6 +94,8 @@ export interface WindowsBackendOptions {
 export class WindowsBackend implements AccountBackend {
   readonly os = 'windows';
   readonly uidRange = null;
+  /** A scheduled task is stored by Task Scheduler: it survives a reboot. */
+  readonly backstopSurvivesReboot = true;
   private readonly exec: PsExecutor;
   private readonly helperDir: string;
   private readonly purgeDelays: number[];

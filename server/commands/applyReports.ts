@@ -101,6 +101,7 @@ function toEvent(r: Report): GrantEvent | null {
     case 'disabled':
     case 'logged-off':
     case 'cleanup-failed':
+    case 'backstop-failed':
     case 'password-reset':
     case 'email-sent':
     case 'email-failed':

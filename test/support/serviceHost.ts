@@ -155,6 +155,7 @@ export function fakeBackend(names: string[], log: string[][] = [], failDelete?: 
   const backend: AccountBackend = {
     os: 'fake',
     uidRange: { min: 5000, max: 5999 },
+    backstopSurvivesReboot: true,
     lookup: async (n) => accounts.get(n) ?? null,
     createDisabled: async () => {
       throw new Error('not here');

@@ -1,0 +1,141 @@
+/**
+ * The end of a grant on the endpoint, for the policy layer (accounts.ts): the removal of its
+ * account, step by step and recorded; the OS backstop timer; and the check against the OS that
+ * removes managed accounts no grant explains. Every function runs inside GrantRunner's lock.
+ */
+import type { Logger } from 'pino';
+import { backoffMs } from '../mail/retryLoops.ts';
+import type { ReportType } from '../protocol/messages.ts';
+import type { AccountBackend } from './os/backend.ts';
+import { removeAccount, type RemovalStep } from './removal.ts';
+import type { CredentialSink } from './sink.ts';
+import type { GrantRecord, StateStore } from './state.ts';
+
+export interface RunnerParts {
+  store: StateStore;
+  backend: AccountBackend;
+  sink: CredentialSink;
+  log: Logger;
+  now(): number;
+  report(r: GrantRecord, type: ReportType, detail?: string): void;
+}
+
+/** Steps after which the removal has begun and is retried until done. */
+export const REMOVAL_UNDER_WAY: readonly GrantRecord['step'][] = ['removing', 'disabled', 'deleted'];
+/** Steps at which the account no longer exists. */
+const GONE: readonly GrantRecord['step'][] = ['deleted', 'removed', 'failed'];
+/** Failed backstop arms are alerted after this many. */
+const BACKSTOP_ALERT_AFTER = 3;
+
+/**
+ * disable → (recorded) → log off → delete → (recorded, reported removed) → purge. A retry
+ * resumes at the step that failed; the account is dead from the first step on. Purge acts only
+ * on the id the OS reported for our account (never on a uid merely planned for it).
+ */
+export async function removeGrantAccount(p: RunnerParts, r: GrantRecord): Promise<void> {
+  p.sink.cancel(r.plan.grantId);
+  r.emailPending = false;
+  if (r.step === 'planned') {
+    r.step = 'removed';
+    p.report(r, 'removed');
+    return;
+  }
+  const from: RemovalStep = r.step === 'disabled' ? 'logoff' : r.step === 'deleted' ? 'purge' : 'disable';
+  if (from === 'disable') {
+    r.step = 'removing';
+    await p.store.save();
+  }
+  let existed = r.step !== 'deleted';
+  await removeAccount(p.backend, { name: r.username, id: r.accountId ?? '' }, from, async (step, o) => {
+    if (step === 'disable') {
+      existed = o.existed;
+      if (!existed) return;
+      r.step = 'disabled';
+      p.report(r, 'disabled');
+    } else if (step === 'logoff' && o.ended !== undefined) {
+      p.report(r, 'logged-off', `${o.ended} process(es) ended`);
+    } else if (step === 'delete') {
+      r.step = 'deleted';
+      // Purge failures are counted and alerted on their own: the account itself is gone.
+      r.attempts = 0;
+      r.alerted = false;
+      p.report(r, 'removed', existed ? undefined : 'the account was already gone');
+      p.log.info({ grantId: r.plan.grantId, username: r.username }, 'account disabled, logged off and deleted');
+      if (existed) void p.sink.ended(r);
+    } else if (step === 'purge') {
+      r.step = 'removed';
+      return;
+    }
+    await p.store.save();
+  });
+}
+
+/**
+ * Arms the OS timer that makes the account dead at the end even if the agent is not running then.
+ * 'arming' is saved first, so a crash in the middle is armed again at start. A failure does not
+ * hold the grant back (the account expiry set at enable still stands): it is retried with backoff
+ * and alerted (`backstop-failed`) after a few.
+ */
+export async function armBackstop(p: RunnerParts, r: GrantRecord): Promise<string> {
+  r.backstop = 'arming';
+  await p.store.save();
+  try {
+    const kind = await p.backend.armBackstop(r.username, new Date(r.plan.endAt));
+    r.backstop = 'armed';
+    r.backstopAttempts = 0;
+    delete r.backstopRetryAt;
+    return kind;
+  } catch (err) {
+    const reason = (err as Error).message;
+    r.backstop = 'failed';
+    r.backstopAttempts += 1;
+    r.backstopRetryAt = new Date(p.now() + backoffMs(r.backstopAttempts)).toISOString();
+    p.log.error({ grantId: r.plan.grantId, username: r.username, attempts: r.backstopAttempts, err: reason }, 'OS backstop timer not armed, will retry');
+    if (r.backstopAttempts === BACKSTOP_ALERT_AFTER) p.report(r, 'backstop-failed', reason);
+    return `not armed (${reason})`;
+  } finally {
+    await p.store.save();
+  }
+}
+
+/** An enabled grant whose timer still has to be armed, and when. */
+export function backstopDueAt(r: GrantRecord): number | null {
+  if (r.step !== 'enabled' || r.backstop === 'armed') return null;
+  return r.backstopRetryAt ? Date.parse(r.backstopRetryAt) : 0;
+}
+
+/**
+ * At start: arms again the timers a reboot dropped (where the OS keeps them only in memory) and
+ * those whose arming a crash interrupted. A timer the OS keeps is left as it is: arming again
+ * replaces it, and a failure in between would leave the account without one.
+ */
+export async function rearmBackstops(p: RunnerParts, grants: GrantRecord[]): Promise<void> {
+  for (const r of grants) {
+    if (r.step !== 'enabled' || Date.parse(r.plan.endAt) <= p.now()) continue;
+    if (r.backstop !== 'armed' || !p.backend.backstopSurvivesReboot) await armBackstop(p, r);
+  }
+}
+
+/**
+ * Start-up and periodic check against the OS: managed accounts no live grant explains are removed
+ * (through the one removal), and a grant whose account someone else deleted goes on to its purge,
+ * which also ends what still runs under the account's id.
+ */
+export async function checkAgainstOs(p: RunnerParts, grants: GrantRecord[]): Promise<void> {
+  const live = new Map(grants.filter((r) => !GONE.includes(r.step)).map((r) => [r.username, r]));
+  for (const acct of await p.backend.listManaged()) {
+    if (live.has(acct.name)) continue;
+    p.log.warn({ username: acct.name }, 'removing a managed account no grant explains');
+    await removeAccount(p.backend, { name: acct.name, id: acct.id }, 'disable').catch((err) =>
+      p.log.error({ username: acct.name, err: (err as Error).message }, 'could not remove a managed account no grant explains; will retry'),
+    );
+  }
+  for (const r of live.values()) {
+    if ((r.step === 'created' || r.step === 'enabled' || r.step === 'disabled') && !(await p.backend.lookup(r.username))) {
+      r.step = 'deleted';
+      r.removeNow = true;
+      p.report(r, 'removed', 'the account was already gone');
+    }
+  }
+  await p.store.save();
+}
