@@ -28,6 +28,7 @@ export const ERRORS = {
   'endpoint.hostname_taken': { status: 409, message: 'Another machine is enrolled with this hostname.' },
   'endpoint.no_answer': { status: 504, message: 'The endpoint did not answer in time.' },
   'grant.not_active': { status: 409, message: 'The grant has no account to send credentials for.' },
+  'idempotency.key_reused': { status: 422, message: 'This Idempotency-Key was used for another request.' },
   'settings.not_found': { status: 404, message: 'No such settings.' },
   'settings.missing': { status: 409, message: 'No SMTP settings are configured for this.' },
   'route.not_found': { status: 404, message: 'No such route.' },

@@ -45,23 +45,33 @@ const enrollQueues = new WeakMap<Ctx['c'], SerialQueues>();
  * enrolling again (same `machineId` and OS) replaces its record in place: the
  * endpoint keeps its id and grants, gets a new credential, and the old one
  * stops working. Another machine, or one without an identity, asking for a
- * taken hostname gets 409 `endpoint.hostname_taken`. A refused request stores
- * nothing and leaves the token usable.
+ * taken hostname gets 409 `endpoint.hostname_taken`. A refused request (a bad
+ * hostname, an unknown token, a taken name) stores nothing and leaves the token
+ * usable.
+ *
+ * A request that fails part-way (the database gone) is not undone: the steps are
+ * separate writes. Once the token is claimed it is spent, and once the record is
+ * written a re-enrolled machine's old credential has stopped working, though the
+ * agent never got the new one; it needs a new token then. Enrolling again with it
+ * is safe: the record is replaced again and the live grants are not handed over
+ * twice (`handOverLiveGrants`). Why the route lifts the request deadline before the
+ * first write (`beforeWrites`; http/deadline.ts): a 503 while it still runs would
+ * be exactly that case, made by a database that is only slow.
  *
  * The token is claimed by deleting it: of two agents racing with one token,
  * only one deletes it. Why not a conditional update: FerretDB's SQLite backend
  * uses an index only for filters on `_id` alone, so the claim stays O(1)
  * however many tokens exist.
  */
-export async function enroll(ctx: Ctx, req: EnrollRequest): Promise<EnrollResponse> {
+export async function enroll(ctx: Ctx, req: EnrollRequest, beforeWrites: () => void = () => {}): Promise<EnrollResponse> {
   const problem = hostnameProblem(req.hostname);
   if (problem) throw invalid([{ field: 'hostname', message: problem }]);
   let queues = enrollQueues.get(ctx.c);
   if (!queues) enrollQueues.set(ctx.c, (queues = new SerialQueues()));
-  return queues.run(req.hostname.toLowerCase(), () => enrollNow(ctx, req));
+  return queues.run(req.hostname.toLowerCase(), () => enrollNow(ctx, req, beforeWrites));
 }
 
-async function enrollNow(ctx: Ctx, req: EnrollRequest): Promise<EnrollResponse> {
+async function enrollNow(ctx: Ctx, req: EnrollRequest, beforeWrites: () => void): Promise<EnrollResponse> {
   const now = new Date();
   const tokenId = hashToken(req.token);
   const token = await ctx.c.enrollmentTokens.findOne({ _id: tokenId });
@@ -72,6 +82,7 @@ async function enrollNow(ctx: Ctx, req: EnrollRequest): Promise<EnrollResponse> 
     const ids = holders.map((e) => e._id).join(', ');
     throw new ApiError('endpoint.hostname_taken', [{ field: 'hostname', message: `${req.hostname} is enrolled as endpoint ${ids} from another machine` }]);
   }
+  beforeWrites();
   const claimed = await ctx.c.enrollmentTokens.deleteOne({ _id: tokenId });
   if (claimed.deletedCount !== 1) throw apiError('enrollment.invalid_token');
   const secret = newToken('jita');
@@ -104,13 +115,17 @@ async function enrollNow(ctx: Ctx, req: EnrollRequest): Promise<EnrollResponse> 
  * the old one ran, and its sweep removes their accounts as unexplained. So each live grant's plan
  * is sent again: the new agent creates a fresh account (and mails fresh credentials) for what
  * is left of the window, or reports it removed at once if the window is over or it was revoked.
+ * A grant that has an instruction of that kind still waiting for the endpoint is skipped: the
+ * new agent gets that one (a re-enrollment repeated before the agent polled hands over once).
  */
 async function handOverLiveGrants(ctx: Ctx, endpointId: string): Promise<void> {
-  // Not an _id filter: a scan, but once per re-enrollment.
+  // Not _id filters: scans, but once per re-enrollment.
   const live = await ctx.c.grants.find({ endpointId, state: { $in: [...LIVE_STATES] } }).toArray();
+  const waiting = new Set((await ctx.c.instructions.find({ endpointId, ackedAt: null }, { projection: { grantId: 1, kind: 1 } }).toArray()).map((i) => `${i.grantId}:${i.kind}`));
   for (const g of live) {
     // A grant already ending must not get a new account: the new agent only reports it gone.
     const kind = g.revokeRequested ? 'revoke' : g.state === 'revocation-failed' ? 'expire' : 'provision';
+    if (waiting.has(`${g._id}:${kind}`)) continue;
     await queueInstruction(ctx, g, kind);
     await audit(ctx.c, { actor: agentActor(endpointId), type: 'grant.handed-over', grantId: g._id, endpointId, detail: { reason: 'the endpoint enrolled again: its new agent receives the plan' } });
   }

@@ -19,16 +19,24 @@ export function planOf(g: GrantDoc): Plan {
   };
 }
 
-/** Queues an instruction for the grant's endpoint and wakes its long-poll. */
-export async function queueInstruction(ctx: Ctx, g: GrantDoc, kind: InstructionDoc['kind']): Promise<void> {
-  await ctx.c.instructions.insertOne({
-    _id: randomUUID(),
-    endpointId: g.endpointId,
-    grantId: g._id,
-    kind,
-    plan: planOf(g),
-    createdAt: new Date(),
-    ackedAt: null,
-  });
+/**
+ * Queues an instruction for the grant's endpoint and wakes its long-poll. With
+ * `id`, an instruction of that id stored already (a repeated request) is kept
+ * and nothing is added.
+ */
+export async function queueInstruction(ctx: Ctx, g: GrantDoc, kind: InstructionDoc['kind'], id: string = randomUUID()): Promise<void> {
+  try {
+    await ctx.c.instructions.insertOne({
+      _id: id,
+      endpointId: g.endpointId,
+      grantId: g._id,
+      kind,
+      plan: planOf(g),
+      createdAt: new Date(),
+      ackedAt: null,
+    });
+  } catch (err) {
+    if ((err as { code?: number }).code !== 11000) throw err;
+  }
   ctx.hub.notify(g.endpointId);
 }

@@ -10,6 +10,17 @@
  * design; its database reads are bounded by the driver) and SMTP tests (they
  * wait for a mail server or an endpoint).
  *
+ * Lifted (`liftDeadline`) once they start writing: the writes that are not
+ * idempotent, a grant create (API and wizard) and an agent's enrollment. Why: the
+ * 503 says "nothing happened, try again", but the handler goes on, so a slow
+ * create would be stored after it and its retry would make every grant (and every
+ * temporary administrator account) twice, and a slow enrollment would replace the
+ * credential the agent never got. Their reads and checks stay under the deadline
+ * (nothing is written yet, so its 503 is true); from their first write they wait
+ * for the database as long as the driver lets them, which with the database down
+ * still fails within its limits (server selection 2 s; a frozen one 3 s per call
+ * on the socket) and answers 503 then.
+ *
  * What the handler does after the deadline answered is not undone: its answer
  * is dropped (`res.locals.timedOut`), and its database calls end by the driver's
  * limits.
@@ -22,6 +33,8 @@ declare module 'express-serve-static-core' {
   interface Locals {
     /** Set when the deadline answered: whatever the handler does later is not sent. */
     timedOut?: boolean;
+    /** Stops the deadline (see `liftDeadline`); set while it runs. */
+    stopDeadline?: () => void;
   }
 }
 
@@ -35,6 +48,17 @@ const EXEMPT: { method: string | null; path: RegExp }[] = [
 
 export function isExempt(req: Pick<Request, 'method' | 'path'>): boolean {
   return EXEMPT.some((x) => (x.method === null || x.method === req.method) && x.path.test(req.path));
+}
+
+/**
+ * Takes the request out of the deadline from here on: call it just before the
+ * first write of a request that must not be answered "try again" while it goes
+ * on (see above). Throws if the deadline has answered already: then nothing may
+ * be started.
+ */
+export function liftDeadline(res: Response): void {
+  if (res.locals.timedOut) throw apiError('db.unavailable');
+  res.locals.stopDeadline?.();
 }
 
 /** Sends `e` the way the client of `path` expects it (JSON for the API, a page for the console). */
@@ -61,6 +85,7 @@ export function requestDeadline(ctx: Ctx, answer: Answer): RequestHandler {
       over = true;
       clearTimeout(timer);
     };
+    res.locals.stopDeadline = end;
     res.once('finish', end);
     res.once('close', end);
     timer = setTimeout(fire, ms);

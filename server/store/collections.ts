@@ -163,6 +163,19 @@ export interface LoginThrottleDoc {
   updatedAt: Date;
 }
 
+/**
+ * A grant create made with an Idempotency-Key (commands/idempotentCreate.ts): the
+ * grants it makes, so a repeat of the request gets them instead of new ones.
+ */
+export interface CreateRequestDoc {
+  /** sha256 of the caller (audit actor) and the key. */
+  _id: string;
+  /** sha256 of the request as sent: the same key with another request is refused. */
+  fingerprint: string;
+  grants: GrantDoc[];
+  createdAt: Date;
+}
+
 /** A data migration that has run (see `migrate`). */
 export interface MigrationDoc {
   _id: string;
@@ -184,6 +197,7 @@ export interface Collections {
   sessions: Collection<SessionDoc>;
   loginThrottle: Collection<LoginThrottleDoc>;
   migrations: Collection<MigrationDoc>;
+  createRequests: Collection<CreateRequestDoc>;
 }
 
 export function collections(db: Db): Collections {
@@ -199,6 +213,7 @@ export function collections(db: Db): Collections {
     sessions: db.collection('sessions'),
     loginThrottle: db.collection('loginThrottle'),
     migrations: db.collection('migrations'),
+    createRequests: db.collection('createRequests'),
   };
 }
 
@@ -221,6 +236,7 @@ export async function ensureIndexes(c: Collections): Promise<void> {
     c.users.createIndex({ apiTokenHash: 1 }),
     c.sessions.createIndex({ expiresAt: 1 }),
     c.audit.createIndex({ type: 1, at: -1 }),
+    c.createRequests.createIndex({ createdAt: 1 }),
   ]);
   await migrate(c);
 }

@@ -81,6 +81,17 @@ describe('enrollment: hostnames, re-enrollment and token lifetime', function () 
       assert.deepEqual(sent.sort(), [`${live}:provision`, `${revoked}:revoke`].sort());
     });
 
+    it('a re-enrollment repeated before the new agent took the handover (a retry after a failure) hands nothing over twice', async () => {
+      const first = await enroll({ token: await token(), hostname: 'retried', machineId: machine('retried') });
+      const live = (await stack.api.request('POST', '/api/v1/grants', grantBody('retried', 60, 600, { group: 'Users' }))).body.grants[0].id;
+      const { c } = stack.server!.ctx;
+      await c.instructions.updateMany({ endpointId: first.body.endpointId }, { $set: { ackedAt: new Date() } });
+      for (let i = 0; i < 2; i++) assert.equal((await enroll({ token: await token(), hostname: 'retried', machineId: machine('retried') })).status, 201);
+      const open = await c.instructions.find({ grantId: live, ackedAt: null }).toArray();
+      assert.deepEqual(open.map((x) => x.kind), ['provision']);
+      assert.equal(await c.audit.countDocuments({ grantId: live, type: 'grant.handed-over' }), 1);
+    });
+
     it('refuses a taken hostname from another machine, or without a machine identity (409), keeping the token', async () => {
       assert.equal((await enroll({ token: await token(), hostname: 'taken-box', machineId: machine('one') })).status, 201);
       const t = await token();

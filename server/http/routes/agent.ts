@@ -10,6 +10,7 @@ import type { Ctx } from '../../context.ts';
 import { apiError } from '../../errors.ts';
 import { outageOf } from '../../journal/registry.ts';
 import { requireAgent } from '../auth.ts';
+import { liftDeadline } from '../deadline.ts';
 import { validate } from '../validate.ts';
 
 const PollQuery = z.strictObject({ wait: z.coerce.number().min(0).max(60).optional() });
@@ -18,8 +19,9 @@ const PollQuery = z.strictObject({ wait: z.coerce.number().min(0).max(60).option
 export function agentRoutes(ctx: Ctx): Router {
   const r = Router();
 
+  // Out of the request deadline from its first write (see http/deadline.ts and enrollment.ts).
   r.post('/enroll', async (req, res) => {
-    res.status(201).json(await enroll(ctx, validate(EnrollRequest, req.body)));
+    res.status(201).json(await enroll(ctx, validate(EnrollRequest, req.body), () => liftDeadline(res)));
   });
 
   r.use(requireAgent(ctx));

@@ -1,5 +1,6 @@
 import { Router } from 'express';
-import { createGrants } from '../../commands/createGrants.ts';
+import { planGrants, writeGrants } from '../../commands/createGrants.ts';
+import { createGrantsOnce, idempotencyKey } from '../../commands/idempotentCreate.ts';
 import { resendCredentials } from '../../commands/resendCredentials.ts';
 import { requestRevoke } from '../../commands/revokeGrant.ts';
 import type { Ctx } from '../../context.ts';
@@ -8,14 +9,30 @@ import { presentGrant, presentGrantWithTimeline } from '../../presenters/grant.t
 import { createGrantSchema, grantIdSchema, listGrantsSchema } from '../../schemas/grants.ts';
 import { timeline } from '../../store/audit.ts';
 import { grantFilter } from '../../store/grants.ts';
+import { liftDeadline } from '../deadline.ts';
 import { validate } from '../validate.ts';
 
 export function grantRoutes(ctx: Ctx): Router {
   const r = Router();
 
+  /**
+   * Out of the request deadline from its first write (http/deadline.ts): a create is
+   * answered when it is stored, or refused by the driver's own limits. With an
+   * `Idempotency-Key` a repeat gets the grants of the first request instead of new
+   * ones (commands/idempotentCreate.ts).
+   */
   r.post('/grants', async (req, res) => {
-    const input = validate(createGrantSchema(ctx.config, new Date()), req.body);
-    const grants = await createGrants(ctx, input, res.locals.actor);
+    const actor = res.locals.actor;
+    const key = idempotencyKey(req.get('idempotency-key'));
+    const plan = () => planGrants(ctx, validate(createGrantSchema(ctx.config, new Date()), req.body), actor);
+    const writing = () => liftDeadline(res);
+    let grants;
+    if (key) grants = await createGrantsOnce(ctx, actor, key, req.body, plan, writing);
+    else {
+      const planned = await plan();
+      writing();
+      grants = await writeGrants(ctx, planned);
+    }
     res.status(201).json({ grants: grants.map(presentGrant) });
   });
 

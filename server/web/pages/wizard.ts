@@ -1,7 +1,10 @@
 import { DateTime } from 'luxon';
 import type { Request, Response, Router } from 'express';
 import { OS_LABEL } from '../../../protocol/groups.ts';
-import { createGrants } from '../../commands/createGrants.ts';
+import { planGrants, writeGrants } from '../../commands/createGrants.ts';
+import { createGrantsOnce, idempotencyKey } from '../../commands/idempotentCreate.ts';
+import { liftDeadline } from '../../http/deadline.ts';
+import { newToken } from '../../secrets.ts';
 import { ApiError } from '../../errors.ts';
 import { enableAtFor } from '../../domain/lifecycle.ts';
 import type { EndpointDoc } from '../../store/collections.ts';
@@ -14,7 +17,11 @@ const ZONES = Intl.supportedValuesOf('timeZone');
 
 /**
  * The JIT wizard: form → summary → create. Both steps check the form with the
- * API's schema; the create step goes through createGrants like the API.
+ * API's schema; the create step stores the grants as the API does. The summary's
+ * form carries a fresh token (`idem`), the create's idempotency key: the same form
+ * sent twice (a reload, a retry after an error page) gets the grants of the first
+ * and makes none. The create is out of the request deadline from its first write
+ * (see http/deadline.ts).
  */
 export function wizardPages(r: Router, { ctx }: Web): void {
   const showForm = async (res: Response, f: WizardForm, errors: FieldErrors = {}, status = 200) => {
@@ -49,7 +56,17 @@ export function wizardPages(r: Router, { ctx }: Web): void {
     if (!input || !endpoint) return showForm(res, f, errors, 400);
     if (action !== 'create') return showSummary(res, f, endpoint);
     try {
-      const grants = await createGrants(ctx, input, res.locals.actor);
+      const actor = res.locals.actor;
+      const key = idempotencyKey(str(req.body.idem) || undefined, 'idem');
+      const plan = () => planGrants(ctx, input, actor);
+      const writing = () => liftDeadline(res);
+      let grants;
+      if (key) grants = await createGrantsOnce(ctx, actor, key, f, plan, writing);
+      else {
+        const planned = await plan();
+        writing();
+        grants = await writeGrants(ctx, planned);
+      }
       res.redirect(303, `/grants/${grants[0]!._id}?created=1`);
     } catch (err) {
       if (err instanceof ApiError && err.fields.length) return showForm(res, f, formErrors(err.fields), 400);
@@ -73,6 +90,7 @@ export function wizardPages(r: Router, { ctx }: Web): void {
       endAt: fmt(end),
       leadTime: lead >= 60 ? `${Math.round(lead / 60)} min` : `${lead} s`,
       duration: duration(f),
+      idem: newToken('idem', 16),
     });
   };
 }
