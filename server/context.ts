@@ -17,6 +17,8 @@ export interface Scheduler {
   schedule(name: JobName, at: Date, data: { grantId: string; attempt?: number }): Promise<void>;
   /** Drops every job of a grant that has ended for good. */
   forget(grantId: string): Promise<void>;
+  /** When the grants' `name` jobs still to run are due, by grant (grants without one are left out). */
+  pending(name: JobName, grantIds: string[]): Promise<Map<string, Date[]>>;
 }
 
 /** What every command gets: config, storage, the agent hub, the scheduler, the mailer, caches and a logger. */

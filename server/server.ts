@@ -9,6 +9,7 @@ import pino, { type Logger } from 'pino';
 import { AgentHub } from './agents/hub.ts';
 import { Presence } from './agents/presence.ts';
 import { queueInstruction } from './commands/instructions.ts';
+import { REPAIR_EVERY_MS, repairRevokes } from './commands/revokeRepair.ts';
 import { scheduleGrantJobs } from './commands/scheduleGrant.ts';
 import { SmtpTests } from './agents/smtpTests.ts';
 import { ServerMailer } from './mail/mailer.ts';
@@ -48,7 +49,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
     config,
     c,
     hub,
-    scheduler: agendaScheduler(agenda),
+    scheduler: agendaScheduler(agenda, db),
     smtpTests: new SmtpTests(hub),
     presence: new Presence(c, hub, (config.longPollSeconds + 10) * 1000),
     endpointCache: new EndpointCache(c),
@@ -63,6 +64,12 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
   await rebuildSchedule(ctx);
   // Revoke journal and live-grants index; replays revokes journaled during a database outage.
   const outage = await setupOutageHandling(ctx, db);
+  // Revokes a database outage or a crash left half-done (revokeRepair.ts): now, then every minute.
+  await repairRevokes(ctx, 0);
+  const repair = setInterval(() => {
+    repairRevokes(ctx).catch((err: unknown) => ctx.log.warn({ err }, 'repair of half-done revokes failed; tried again in a minute'));
+  }, REPAIR_EVERY_MS);
+  repair.unref();
 
   const http = createApp(ctx).listen(config.port, config.host);
   await new Promise<void>((resolve, reject) => http.once('listening', resolve).once('error', reject));
@@ -81,6 +88,7 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
       http.closeAllConnections();
       await new Promise((resolve) => http.close(resolve));
       outage.stop();
+      clearInterval(repair);
       await agenda.stop();
       await ctx.presence.flush().catch((err: Error) => log.warn({ err }, 'could not store last-seen times'));
       await client.close();

@@ -144,6 +144,17 @@ export class AgentHub {
     return this.waiters.has(endpointId);
   }
 
+  /**
+   * True when an instruction pushed now reaches the endpoint even if the database
+   * cannot be read: it holds an open long-poll, and this process has answered it
+   * before (its settings revision is known), which a poll needs to answer held
+   * instructions alone (commands/agentChannel.ts). A poll that has not yet been
+   * answered once since this process started does not count.
+   */
+  canReach(endpointId: string): boolean {
+    return this.waiters.has(endpointId) && this.revisions.has(endpointId);
+  }
+
   /** Wakes every waiting agent: at shutdown, or when settings that may concern all of them change. */
   notifyAll(): void {
     for (const id of [...this.waiters.keys()]) this.notify(id);

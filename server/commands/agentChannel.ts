@@ -37,15 +37,19 @@ export async function poll(ctx: Ctx, endpointId: string, waitMs: number, signal:
 }
 
 async function pending(ctx: Ctx, endpointId: string): Promise<PollResponse> {
-  const held = ctx.hub.pushed(endpointId);
   const smtpTests = ctx.smtpTests.forEndpoint(endpointId);
   const read = Promise.all([queued(ctx, endpointId), settingsRevision(ctx, endpointId)]);
   try {
-    const [stored, revision] = held.length ? await within(read, HELD_READ_BUDGET_MS, 'poll') : await read;
+    const [stored, revision] = ctx.hub.pushed(endpointId).length ? await within(read, HELD_READ_BUDGET_MS, 'poll') : await read;
     ctx.hub.rememberRevision(endpointId, revision);
+    // Taken after the read: one pushed while it ran comes too.
+    const held = ctx.hub.pushed(endpointId);
     const heldIds = new Set(held.map((h) => h.id));
     return { instructions: [...held, ...stored.filter((i) => !heldIds.has(i.id))], settingsRevision: revision, smtpTests };
   } catch (err) {
+    // Also taken now: a revoke pushed while the read waited on a database that then failed
+    // is answered here, instead of waiting for a poll that can read it (AgentHub.canReach).
+    const held = ctx.hub.pushed(endpointId);
     // The agent compares the revision with its own before it takes the instructions: only the
     // one it was last given keeps it from asking for settings the database cannot give.
     const revision = ctx.hub.lastRevision(endpointId);

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { Ctx } from '../context.ts';
-import { isDbUnavailable, within } from '../db/unavailable.ts';
+import { DbTimeoutError, isDbUnavailable, within } from '../db/unavailable.ts';
 import { isFinal } from '../domain/lifecycle.ts';
 import { ApiError, apiError } from '../errors.ts';
 import { outageOf } from '../journal/registry.ts';
@@ -8,62 +8,92 @@ import type { RevokeEntry } from '../journal/revokeJournal.ts';
 import { auditOnce } from '../store/audit.ts';
 import type { GrantDoc } from '../store/collections.ts';
 import { queueInstruction } from './instructions.ts';
-import { verifyAt } from './scheduleGrant.ts';
+import { ensureRevokeUnderway } from './revokeRepair.ts';
 import { applyEvent } from './transition.ts';
 
 /**
- * How long a revoke waits for the database before it falls back to the journal:
- * the answer, either way, must come within 5 s.
+ * What a revoke leaves of its request's time for the fallback after the database
+ * did not answer: appending to the journal (an fsync), pushing, answering.
  */
-const DB_BUDGET_MS = 2500;
+const FALLBACK_MARGIN_MS = 1500;
+/** The least a revoke waits for the database, however little time its request has left. */
+const MIN_DB_BUDGET_MS = 250;
 
-/** Ends a grant early: the agent logs the user off and deletes the account now. */
-export async function revokeGrant(ctx: Ctx, grantId: string, actor: string): Promise<GrantDoc> {
+/**
+ * Ends a grant early: the agent logs the user off and deletes the account now.
+ * Safe to repeat: a grant already revoking only gets what it lacks (its revoke
+ * instruction, its deletion check; revokeRepair.ts). `onWrite` is called before
+ * the first write.
+ */
+export async function revokeGrant(ctx: Ctx, grantId: string, actor: string, onWrite: () => void = () => {}): Promise<GrantDoc> {
   // A grant that already ended comes back unchanged (revoke never ends a grant by itself).
-  const g = await applyEvent(ctx, grantId, { type: 'revoke' }, actor);
+  const g = await applyEvent(ctx, grantId, { type: 'revoke' }, actor, onWrite);
   if (!g) throw apiError('grant.not_found');
-  if (isFinal(g.state)) {
-    outageOf(ctx)?.liveGrants.ended(grantId);
-    throw apiError('grant.not_revocable');
-  }
-  await queueInstruction(ctx, g, 'revoke');
-  await ctx.scheduler.schedule('grant.verify', verifyAt(ctx, new Date()), { grantId, attempt: 0 });
+  if (isFinal(g.state)) throw apiError('grant.not_revocable');
+  onWrite();
+  // revocation-failed: the admin asks again, so the agent is told again.
+  if (g.state !== 'revoking') await queueInstruction(ctx, g, 'revoke');
+  await ensureRevokeUnderway(ctx, [g], g.state !== 'revoking');
   return g;
 }
 
-/** Stored (`journaled: false`), or accepted while the database was unreachable (`journaled: true`). */
-export type RevokeAnswer = { journaled: false; grant: GrantDoc } | { journaled: true; grantId: string; requestedAt: string };
+/**
+ * Stored (`journaled: false`), or accepted while the database did not answer
+ * (`journaled: true`; `agentConnected`: it was pushed to the agent's open long-poll).
+ */
+export type RevokeAnswer = { journaled: false; grant: GrantDoc } | { journaled: true; grantId: string; requestedAt: string; agentConnected: boolean };
+
+export interface RevokeRequest {
+  /** When the request's deadline answers it (http/deadline.ts); the database gets that less the fallback's margin. */
+  deadlineAt?: number;
+  /** True once the request has been answered otherwise (the deadline's 503): nothing more may be promised. */
+  answered?: () => boolean;
+}
 
 /**
- * The API's revoke: it takes effect or is refused within 5 s.
+ * The API's and the console's revoke: it takes effect or is refused within the request's time.
  * - The database answers: the normal revoke (`revokeGrant`).
- * - It does not (unreachable, or no answer within DB_BUDGET_MS), and the grant's agent
- *   holds an open long-poll: the revoke is appended to the journal on disk (fsynced),
- *   pushed to the agent from memory (its poll answers it without the database), and
- *   `journaled: true` comes back (the API answers 202). The database gets the revoke and
- *   its audit event as soon as it is back (`replayRevokes`).
- * - Otherwise 503 db.unavailable, and nothing was journaled or sent.
+ * - It does not, and the grant's agent holds an open long-poll that can be answered without the
+ *   database (`AgentHub.canReach`): the revoke is appended to the journal on disk (fsynced),
+ *   pushed to the agent from memory, and `journaled: true, agentConnected: true` comes back (202).
+ *   The database gets the revoke and its audit event as soon as it is back (`replayRevokes`).
+ * - It does not, the agent is not connected, but the revoke may have been (partly) stored or may
+ *   still be: the database ran out of time while the revoke was still running, or failed after its
+ *   first write. Refusing would be false (the revoke may well complete), so it is journaled as well
+ *   (and held for the agent's next poll), and `journaled: true, agentConnected: false` comes back
+ *   (202, `pending: true`): it is finished when the database answers, by the replay, by the call
+ *   still running and by the repair of half-done revokes (revokeRepair.ts), whichever comes first.
+ * - It failed before writing anything and the agent is not connected: 503 db.unavailable, and
+ *   nothing was done (also when the request was answered already, or the grant is unknown here).
  * A grant with a revoke still in the journal is answered as journaled again at once.
  */
-export async function requestRevoke(ctx: Ctx, grantId: string, actor: string): Promise<RevokeAnswer> {
+export async function requestRevoke(ctx: Ctx, grantId: string, actor: string, req: RevokeRequest = {}): Promise<RevokeAnswer> {
   const o = outageOf(ctx);
   if (!o) return { journaled: false, grant: await revokeGrant(ctx, grantId, actor) };
+  const reach = (endpointId: string | undefined) => (endpointId ? ctx.hub.canReach(endpointId) : false);
   const pending = o.journal.pendingFor(grantId);
-  if (pending) return { journaled: true, grantId, requestedAt: pending.at };
+  if (pending) return { journaled: true, grantId, requestedAt: pending.at, agentConnected: reach(pending.endpointId) };
+  let wrote = false;
   try {
-    return { journaled: false, grant: await within(revokeGrant(ctx, grantId, actor), DB_BUDGET_MS, 'revoke') };
+    return { journaled: false, grant: await within(revokeGrant(ctx, grantId, actor, () => (wrote = true)), budgetMs(ctx, req.deadlineAt), 'revoke') };
   } catch (err) {
     if (!isDbUnavailable(err)) throw err;
+    const stillRunning = err instanceof DbTimeoutError;
     const live = o.liveGrants.get(grantId);
-    const connected = live ? ctx.hub.isConnected(live.endpointId) : false;
-    ctx.log.warn({ grantId, err: (err as Error).message, known: !!live, agentConnected: connected }, 'revoke: database unavailable');
-    if (!live || !connected) throw apiError('db.unavailable');
+    const connected = reach(live?.endpointId);
+    ctx.log.warn({ grantId, err: (err as Error).message, known: !!live, agentConnected: connected, stillRunning, wrote }, 'revoke: database unavailable');
+    if (!live || (!connected && !stillRunning && !wrote) || req.answered?.()) throw apiError('db.unavailable');
     const entry: RevokeEntry = { v: 1, id: randomUUID(), kind: 'revoke', grantId, endpointId: live.endpointId, actor, at: new Date().toISOString(), instructionId: randomUUID() };
     await o.journal.append(entry);
     ctx.hub.push(live.endpointId, { id: entry.instructionId, kind: 'revoke', grantId, plan: live.plan });
-    ctx.log.warn({ grantId, endpointId: live.endpointId, journalId: entry.id }, 'revoke journaled and pushed to the connected agent; stored when the database is back');
-    return { journaled: true, grantId, requestedAt: entry.at };
+    ctx.log.warn({ grantId, endpointId: live.endpointId, journalId: entry.id, agentConnected: connected }, 'revoke journaled (and held for the agent); stored when the database is back');
+    return { journaled: true, grantId, requestedAt: entry.at, agentConnected: connected };
   }
+}
+
+/** How long a revoke waits for the database: what its request has left, less the fallback's margin. */
+function budgetMs(ctx: Ctx, deadlineAt = Date.now() + ctx.config.requestDeadlineSeconds * 1000): number {
+  return Math.max(MIN_DB_BUDGET_MS, deadlineAt - Date.now() - FALLBACK_MARGIN_MS);
 }
 
 const replays = new WeakMap<Ctx, Promise<number>>();
@@ -106,11 +136,12 @@ export const journaledRevokeAuditId = (entryId: string) => `revoke-journal:${ent
  * One journaled revoke, as the normal command would have done it, by its
  * original actor: first the audit event `grant.revoke-requested` (at the time it
  * was asked, also in `detail.journaledAt`), once per entry; then the revoke
- * itself (`revokeGrant`). A grant that has ended is left alone, and so is one
- * already revoking whose agent acked the pushed revoke; one revoking without
- * that ack (its revoke may have been stored just before the database went, or
- * this process restarted) gets the normal command again, which changes no state
- * and audits nothing but queues the revoke for its agent and a deletion check.
+ * itself (`revokeGrant`). A grant that has ended is left alone. One already
+ * revoking whose agent acked the pushed revoke gets only its deletion check if
+ * it has none (`leftAlone`: no new instruction); one revoking without that ack
+ * (its revoke may have been stored just before the database went, or this
+ * process restarted) gets the normal command again, which changes no state and
+ * audits nothing but adds the revoke instruction and the deletion check it lacks.
  * Safe to repeat: a replay cut short (database gone again, crash before the
  * journal was cut) redoes nothing that was done.
  */
@@ -136,6 +167,7 @@ async function applyJournaled(ctx: Ctx, e: RevokeEntry): Promise<void> {
       },
     });
   } else ctx.log.warn({ entry: e }, 'journaled revoke names no stored grant: nothing to do');
+  if (leftAlone && g && !isFinal(g.state)) await ensureRevokeUnderway(ctx, [g], true);
   if (!leftAlone) {
     try {
       await revokeGrant(ctx, e.grantId, e.actor);

@@ -30,15 +30,26 @@ async function forgetFinished(ctx: Ctx, grantId: string): Promise<void> {
  *
  * A state without a reason clears the old one (`revocation-failed` → `removed`: the
  * grant is no longer failing); the reason stays in the audit trail.
+ *
+ * A revoke that moves no state (the grant is in `revocation-failed`) is still stored
+ * as `revokeRequested` (audited `grant.revoke-requested`, once), so the removal that
+ * follows ends the grant `revoked`, not `removed`.
+ *
+ * `onWrite` is called before the first write, if there is one (see requestRevoke).
  * Returns the grant as stored afterwards, or null if there is no such grant.
  */
-export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, actor: string): Promise<GrantDoc | null> {
+export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, actor: string, onWrite: () => void = () => {}): Promise<GrantDoc | null> {
   const step = await ctx.grantLocks.run(grantId, async () => {
     const g = await ctx.c.grants.findOne({ _id: grantId });
     if (!g) return null;
     const revokeRequested = g.revokeRequested || event.type === 'revoke';
     const t = next(g.state, event, { revokeRequested });
+    if (!t && revokeRequested && !g.revokeRequested && !isFinal(g.state)) {
+      onWrite();
+      return { g: await rememberRevoke(ctx, g, actor), t };
+    }
     if (!t) return { g, t };
+    onWrite();
     await auditOnce(ctx.c, transitionAuditId(grantId, t.to), {
       actor,
       type: `grant.${t.to}`,
@@ -55,9 +66,10 @@ export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, a
   if (!step) return null;
   const { g, t } = step;
   if (!t) {
-    // A repeated final event (an agent resending `removed` after a timeout) finishes what
-    // its first copy may not have: both steps are idempotent.
-    if (isFinal(g.state) && event.type === 'removed') {
+    // Any event on a grant that has ended (a final report sent again after a crash between
+    // storing the state and its clean-up, a revoke of an ended grant) finishes what the
+    // transition's own call may not have: both steps are idempotent.
+    if (isFinal(g.state)) {
       await finish(ctx, g);
       await noteNeverEnabled(ctx, g);
     }
@@ -75,6 +87,20 @@ export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, a
     void ctx.mailer.sendAccessEnded(g, t.to === 'revoked' ? 'revoked' : 'expired');
   }
   return g;
+}
+
+/** Stores that a revoke was asked for a grant whose state it does not change (see applyEvent). */
+async function rememberRevoke(ctx: Ctx, g: GrantDoc, actor: string): Promise<GrantDoc> {
+  await auditOnce(ctx.c, transitionAuditId(g._id, 'revoke-requested'), {
+    actor,
+    type: 'grant.revoke-requested',
+    grantId: g._id,
+    endpointId: g.endpointId,
+    detail: { state: g.state },
+  });
+  const updatedAt = new Date();
+  await ctx.c.grants.updateOne({ _id: g._id }, { $set: { revokeRequested: true, updatedAt } });
+  return { ...g, revokeRequested: true, updatedAt };
 }
 
 async function finish(ctx: Ctx, g: GrantDoc): Promise<void> {

@@ -9,7 +9,8 @@ import { ObjectId, type Db } from 'mongodb';
 import type { Logger } from 'pino';
 import { SerialQueues } from './serialQueues.ts';
 
-const COLLECTION = 'agendaJobs';
+/** Where Agenda keeps the jobs. */
+export const JOBS_COLLECTION = 'agendaJobs';
 
 export interface AgendaOptions {
   /** How often Agenda polls for due jobs: milliseconds, or e.g. "200 ms", "1 second", "5 minutes". */
@@ -21,7 +22,7 @@ export interface AgendaOptions {
 export function createAgenda(db: Db, opts: AgendaOptions): Agenda {
   const backend = new MongoBackend({
     mongo: db,
-    collection: COLLECTION,
+    collection: JOBS_COLLECTION,
     // ensureIndex: kept on. FerretDB's SQLite backend creates the compound
     // findAndLockNextJobIndex fine, and re-creating it on every start (same name, same keys)
     // is a no-op there as on MongoDB. (It would fail, on both, if someone changed `sort`
@@ -111,7 +112,7 @@ export class JobDeletedError extends Error {
  */
 function reportDeletedJobs(repo: JobRepository, db: Db): void {
   const save = repo.saveJobState.bind(repo);
-  const jobs = db.collection(COLLECTION);
+  const jobs = db.collection(JOBS_COLLECTION);
   repo.saveJobState = async (job, options) => {
     try {
       await save(job, options);

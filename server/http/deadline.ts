@@ -35,6 +35,8 @@ declare module 'express-serve-static-core' {
     timedOut?: boolean;
     /** Stops the deadline (see `liftDeadline`); set while it runs. */
     stopDeadline?: () => void;
+    /** When the deadline answers (ms since the epoch), for handlers with a fallback of their own (a revoke). */
+    deadlineAt?: number;
   }
 }
 
@@ -86,6 +88,7 @@ export function requestDeadline(ctx: Ctx, answer: Answer): RequestHandler {
       clearTimeout(timer);
     };
     res.locals.stopDeadline = end;
+    res.locals.deadlineAt = Date.now() + ms;
     res.once('finish', end);
     res.once('close', end);
     timer = setTimeout(fire, ms);

@@ -1,5 +1,11 @@
 import type { AuditDoc, GrantDoc } from '../store/collections.ts';
 
+/** What requestRevoke (commands/revokeGrant.ts) answers for a revoke the database did not take in time. */
+export interface JournaledRevoke {
+  requestedAt: string;
+  agentConnected: boolean;
+}
+
 /** A grant as the API shows it. */
 export function presentGrant(g: GrantDoc) {
   return {
@@ -65,4 +71,25 @@ function neverEnabledSummary(detail: Record<string, unknown>): string {
   return u.to
     ? `never enabled: the endpoint was unresponsive from ${u.from} to ${u.to}${restart}`
     : `never enabled: the endpoint has been unresponsive since ${u.from}${restart}`;
+}
+
+/**
+ * A revoke accepted while the database did not answer (202): journaled, and pushed to the
+ * connected agent, or `pending` (the agent is offline: it gets it when the database answers).
+ */
+export function presentJournaledRevoke(grantId: string, r: JournaledRevoke) {
+  return {
+    grant: { id: grantId, state: 'revoking' as const },
+    journaled: true,
+    ...(r.agentConnected ? {} : { pending: true }),
+    agentConnected: r.agentConnected,
+    requestedAt: r.requestedAt,
+    message: journaledRevokeMessage(r.agentConnected),
+  };
+}
+
+export function journaledRevokeMessage(agentConnected: boolean): string {
+  return agentConnected
+    ? 'The database is unreachable: the revoke was sent to the endpoint and journaled on the server; it is recorded when the database is back.'
+    : 'The database did not answer in time: the revoke was journaled on the server and is completed (recorded and sent to the endpoint, which is not connected now) as soon as the database answers.';
 }

@@ -1,5 +1,7 @@
 import type { Agenda } from 'agenda';
+import type { Db } from 'mongodb';
 import type { Ctx, JobName, Scheduler } from '../context.ts';
+import { JOBS_COLLECTION } from '../db/agenda.ts';
 import { jobHandlers, type JobData } from './jobs.ts';
 import { StartupHold, startupSettleMs } from './startupHold.ts';
 
@@ -8,7 +10,7 @@ import { StartupHold, startupSettleMs } from './startupHold.ts';
  * time) and inserted only once, so rescheduling everything at start (to rebuild
  * from the grants, the truth) never runs a step twice or moves a deadline.
  */
-export function agendaScheduler(agenda: Agenda): Scheduler {
+export function agendaScheduler(agenda: Agenda, db: Db): Scheduler {
   return {
     async schedule(name, at, data) {
       const due = at.toISOString();
@@ -20,6 +22,18 @@ export function agendaScheduler(agenda: Agenda): Scheduler {
     },
     async forget(grantId) {
       await agenda.cancel({ data: { grantId } });
+    },
+    async pending(name, grantIds) {
+      const out = new Map<string, Date[]>();
+      if (!grantIds.length) return out;
+      // Agenda's own fields: a job still to run has a nextRunAt (a one-off job that ran has null).
+      const jobs = db.collection<{ data?: { grantId?: string }; nextRunAt?: Date | null }>(JOBS_COLLECTION);
+      const found = await jobs.find({ name, 'data.grantId': { $in: grantIds }, nextRunAt: { $ne: null } }, { projection: { 'data.grantId': 1, nextRunAt: 1 } }).toArray();
+      for (const j of found) {
+        const id = j.data?.grantId;
+        if (typeof id === 'string' && j.nextRunAt) out.set(id, [...(out.get(id) ?? []), j.nextRunAt]);
+      }
+      return out;
     },
   };
 }

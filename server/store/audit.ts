@@ -40,9 +40,11 @@ export const reportAuditId = (endpointId: string, reportId: string): string => `
 /**
  * The audit id of a grant's move into `state`. A grant enters each state at
  * most once (the lifecycle has no cycles; see domain/lifecycle.test.ts), so
- * this names one event, and `hasEntered` can look it up by `_id` alone.
+ * this names one event, and `hasEntered` can look it up by `_id` alone. Also
+ * for what happens to a grant once: `requested` (its creation), `never-enabled`,
+ * `revoke-requested` (a revoke that moved no state; see commands/transition.ts).
  */
-export const transitionAuditId = (grantId: string, state: GrantState | 'never-enabled'): string => `grant:${grantId}:${state}`;
+export const transitionAuditId = (grantId: string, state: GrantState | 'never-enabled' | 'revoke-requested'): string => `grant:${grantId}:${state}`;
 
 /** Whether the grant ever entered `state`, by its transition's audit event. */
 export async function hasEntered(c: Collections, grantId: string, state: GrantState): Promise<boolean> {

@@ -11,6 +11,7 @@ import { hashToken, newToken } from '../secrets.ts';
 import { audit } from '../store/audit.ts';
 import type { Role, UserDoc } from '../store/collections.ts';
 import type { WebOptions } from './options.ts';
+import { forgetSessions } from './sessions.ts';
 
 export const MIN_PASSWORD = 12;
 /** Verified against when the email is unknown, so both cases cost the same. */
@@ -45,6 +46,7 @@ const isDuplicateKey = (err: unknown) => (err as { code?: unknown }).code === 11
 export async function updateUser(ctx: Ctx, userId: string, change: { role: Role; disabled: boolean }, actor: string): Promise<UserDoc> {
   const u = await ctx.c.users.findOneAndUpdate({ _id: userId }, { $set: { ...change, updatedAt: new Date() } }, { returnDocument: 'after' });
   if (!u) throw apiError('user.not_found');
+  if (change.disabled) forgetSessions(ctx, userId);
   if (change.disabled) await ctx.c.sessions.deleteMany({ userId });
   await audit(ctx.c, { actor, type: 'user.updated', detail: { email: u.email, ...change } });
   return u;
@@ -58,6 +60,7 @@ export async function updateUser(ctx: Ctx, userId: string, change: { role: Role;
 export async function changePassword(ctx: Ctx, user: UserDoc, password: string, actor: string, keepSessionId: string): Promise<void> {
   checkPassword(password);
   await ctx.c.users.updateOne({ _id: user._id }, { $set: { passwordHash: await hash(password), updatedAt: new Date() }, $unset: { apiTokenHash: '' } });
+  forgetSessions(ctx, user._id, keepSessionId);
   const ended = await ctx.c.sessions.deleteMany({ userId: user._id, _id: { $ne: keepSessionId } });
   await audit(ctx.c, { actor, type: 'user.password-changed', detail: { email: user.email, sessionsEnded: ended.deletedCount, apiTokenRevoked: Boolean(user.apiTokenHash) } });
 }

@@ -5,7 +5,7 @@ import { resendCredentials } from '../../commands/resendCredentials.ts';
 import { requestRevoke } from '../../commands/revokeGrant.ts';
 import type { Ctx } from '../../context.ts';
 import { apiError } from '../../errors.ts';
-import { presentGrant, presentGrantWithTimeline } from '../../presenters/grant.ts';
+import { presentGrant, presentGrantWithTimeline, presentJournaledRevoke } from '../../presenters/grant.ts';
 import { createGrantSchema, grantIdSchema, listGrantsSchema } from '../../schemas/grants.ts';
 import { timeline } from '../../store/audit.ts';
 import { grantFilter } from '../../store/grants.ts';
@@ -51,21 +51,17 @@ export function grantRoutes(ctx: Ctx): Router {
   });
 
   /**
-   * 200 with the grant when the database took the revoke. 202 when it could not be reached
-   * but the grant's agent is connected: the revoke was journaled on the server's disk and
-   * sent to the agent, and is stored (with its audit event) once the database is back.
-   * 503 db.unavailable otherwise: nothing was done.
+   * 200 with the grant when the database took the revoke. 202 when it did not answer in time
+   * (commands/revokeGrant.ts `requestRevoke`): `journaled: true` (on the server's disk, stored
+   * with its audit event once the database is back) and either pushed to the connected agent,
+   * or, with the agent offline but the revoke possibly under way, `pending: true` (it is
+   * finished when the database answers). 503 db.unavailable otherwise: nothing was done.
    */
   r.post('/grants/:id/revoke', async (req, res) => {
     const { id } = validate(grantIdSchema, req.params);
-    const out = await requestRevoke(ctx, id, res.locals.actor);
+    const out = await requestRevoke(ctx, id, res.locals.actor, { deadlineAt: res.locals.deadlineAt, answered: () => !!res.locals.timedOut });
     if (!out.journaled) return void res.json(presentGrant(out.grant));
-    res.status(202).json({
-      grant: { id, state: 'revoking' },
-      journaled: true,
-      requestedAt: out.requestedAt,
-      message: 'The database is unreachable: the revoke was sent to the connected agent and journaled; it is stored when the database is back.',
-    });
+    res.status(202).json(presentJournaledRevoke(id, out));
   });
 
   r.post('/grants/:id/resend', async (req, res) => {

@@ -1,11 +1,11 @@
 import type { Router } from 'express';
 import { z } from 'zod';
 import { resendCredentials } from '../../commands/resendCredentials.ts';
-import { revokeGrant } from '../../commands/revokeGrant.ts';
+import { requestRevoke } from '../../commands/revokeGrant.ts';
 import { GRANT_STATES, hasAccount, isFinal, type GrantState } from '../../domain/lifecycle.ts';
 import { apiError } from '../../errors.ts';
 import { validate } from '../../http/validate.ts';
-import { presentAuditEvent, presentGrantWithTimeline } from '../../presenters/grant.ts';
+import { journaledRevokeMessage, presentAuditEvent, presentGrantWithTimeline } from '../../presenters/grant.ts';
 import { grantIdSchema } from '../../schemas/grants.ts';
 import { timeline } from '../../store/audit.ts';
 import { grantFilter } from '../../store/grants.ts';
@@ -14,8 +14,8 @@ import { grantRow } from '../models.ts';
 import { render } from '../render.ts';
 
 const ACTIONS = {
-  revoke: { title: 'Revoke now', says: 'The user is logged off now and the account deleted with its home folder. This cannot be undone.', run: revokeGrant, done: 'revoked' },
-  resend: { title: 'Resend credentials', says: 'The endpoint sets a new random password (the old one stops working) and emails it again.', run: resendCredentials, done: 'resent' },
+  revoke: { title: 'Revoke now', says: 'The user is logged off now and the account deleted with its home folder. This cannot be undone.', done: 'revoked' },
+  resend: { title: 'Resend credentials', says: 'The endpoint sets a new random password (the old one stops working) and emails it again.', done: 'resent' },
 } as const;
 type Action = keyof typeof ACTIONS;
 const ActionParams = z.strictObject({ id: z.string().min(1).max(100), action: z.enum(['revoke', 'resend']) });
@@ -68,11 +68,22 @@ export function grantPages(r: Router, { ctx }: Web): void {
     render(res, 'confirm', { ...base(res, ACTIONS[action].title, 'grants'), g: grantRow(g), action, a: ACTIONS[action] });
   });
 
+  /**
+   * A revoke goes through the API's `requestRevoke`: with the database unreachable it can still
+   * be journaled and pushed to the agent, and the page then says what was done (202), as the
+   * grant's own page needs the database.
+   */
   r.post('/grants/:id/:action', async (req, res) => {
     const { id, action } = validate(ActionParams, req.params);
     need(res, 'grants.write');
     const a = ACTIONS[action as Action];
-    await a.run(ctx, id, res.locals.actor);
+    if (action === 'revoke') {
+      const out = await requestRevoke(ctx, id, res.locals.actor, { deadlineAt: res.locals.deadlineAt, answered: () => !!res.locals.timedOut });
+      if (out.journaled) {
+        const model = { grantId: id, agentConnected: out.agentConnected, requestedAt: out.requestedAt, message: journaledRevokeMessage(out.agentConnected) };
+        return render(res, 'revokeJournaled', { ...base(res, 'Revoke accepted', 'grants'), ...model }, 202);
+      }
+    } else await resendCredentials(ctx, id, res.locals.actor);
     res.redirect(303, `/grants/${id}?done=${a.done}`);
   });
 }
