@@ -37,10 +37,11 @@ export function toApiError(err: unknown): ApiError {
   if (isDbUnavailable(err)) return apiError('db.unavailable');
   const { type, status, errno } = err as HttpErrorLike;
   if (typeof type === 'string' && BY_TYPE[type]) return apiError(BY_TYPE[type]);
+  // The router sets status 400 on the URIError of a path parameter it cannot decode; one without
+  // a status comes from decoding some other part of the request (a cookie): the client's too.
+  if (err instanceof URIError && (status === undefined || status === 400)) return apiError('request.bad_url');
   const clientError = typeof status === 'number' && status >= 400 && status < 500;
   if (!clientError) return apiError('internal');
-  // The router sets status 400 on the URIError of a path parameter it cannot decode.
-  if (err instanceof URIError) return apiError('request.bad_url');
   // body-parser passes zlib's error (with its errno) on, as a 400, when the body does not decompress.
   if (typeof errno === 'number') return apiError('body.bad_encoding');
   return apiError('request.invalid');

@@ -96,6 +96,20 @@ describe('client errors: 4xx with a stable id, nothing logged as a server error'
     }
   });
 
+  it('treats a cookie that is not valid percent-encoding as no cookie: no 500 on the console, the login page or the API', async () => {
+    const bad = 'Cookie: jit_session=%E0%A4%A; jit_login_csrf=%E0%A4%A';
+    const login = await raw(port, `GET /login HTTP/1.1\nHost: x\n${bad}\nConnection: close`);
+    assert.equal(login.status, 200, login.headers);
+    const page = await raw(port, `GET /grants HTTP/1.1\nHost: x\n${bad}\nConnection: close`);
+    assert.equal(page.status, 303, page.headers);
+    assert.match(page.headers, /Location: \/login/i);
+    expectApi(await raw(port, `GET /api/v1/grants HTTP/1.1\nHost: x\n${bad}\nConnection: close`), 401, 'auth.required');
+    const form = 'email=a%40b.c&password=x&_csrf=y';
+    const post = await raw(port, `POST /login HTTP/1.1\nHost: x\n${bad}\nContent-Type: application/x-www-form-urlencoded\nContent-Length: ${form.length}\nConnection: close`, form);
+    assert.equal(post.status, 403, post.headers);
+    assert.match(post.body, /The form expired/);
+  });
+
   it('answers a body that is not gzip but says so with 400 body.bad_encoding (API and login)', async () => {
     const h = `Content-Type: application/json\nContent-Encoding: gzip\nContent-Length: ${gibberish.length}\nConnection: close`;
     expectApi(await raw(port, `POST /api/v1/grants HTTP/1.1\nHost: x\n${admin}\n${h}`, gibberish), 400, 'body.bad_encoding');
