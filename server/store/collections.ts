@@ -160,6 +160,8 @@ export interface LoginThrottleDoc {
   _id: string;
   failures: number;
   lockedUntil: Date | null;
+  /** The lock (its `lockedUntil`) whose refused attempts are audited already: once per lock. */
+  refusalAuditedFor?: Date;
   updatedAt: Date;
 }
 

@@ -86,7 +86,7 @@ export async function userByApiToken(ctx: Ctx, token: string): Promise<UserDoc |
 export async function login(ctx: Ctx, opts: WebOptions, emailIn: string, password: string): Promise<UserDoc> {
   const started = Date.now();
   try {
-    return await checkLogin(ctx, opts, emailIn.trim().toLowerCase(), password);
+    return await checkThrottled(ctx, opts, emailIn.trim().toLowerCase(), password, { via: 'login', actor: 'system' });
   } finally {
     const wait = opts.loginMinMs - (Date.now() - started);
     if (wait > 0) await new Promise((r) => setTimeout(r, wait));
@@ -94,7 +94,17 @@ export async function login(ctx: Ctx, opts: WebOptions, emailIn: string, passwor
 }
 
 /**
- * One login attempt per email at a time, in this process. Why: on FerretDB 1.24.2
+ * Checks a signed-in user's current password (before a password change) through
+ * the same per-email queue, counter and lock as a login. Why: without it the form
+ * is an unthrottled oracle for whoever holds a stolen session. A wrong password
+ * throws 401 auth.invalid, the lock 429 auth.locked.
+ */
+export async function checkCurrentPassword(ctx: Ctx, opts: WebOptions, user: UserDoc, password: string): Promise<void> {
+  await checkThrottled(ctx, opts, user.email, password, { via: 'password-change', actor: userActor(user) });
+}
+
+/**
+ * One check per email at a time, in this process. Why: on FerretDB 1.24.2
  * an update is a read then a write, so parallel guesses each read the same count
  * (measured: 50 parallel `$inc` by `_id` on one document added 4, and parallel
  * upserts of one `_id` fail with E11000); 20 parallel wrong passwords stored
@@ -104,33 +114,54 @@ export async function login(ctx: Ctx, opts: WebOptions, emailIn: string, passwor
  */
 const loginQueues = new WeakMap<Ctx['c'], SerialQueues>();
 
-function checkLogin(ctx: Ctx, opts: WebOptions, email: string, password: string): Promise<UserDoc> {
-  let queues = loginQueues.get(ctx.c);
-  if (!queues) loginQueues.set(ctx.c, (queues = new SerialQueues()));
-  return queues.run(email, () => checkLoginNow(ctx, opts, email, password));
+interface CheckAs {
+  /** What asked, in the audit events' detail. */
+  via: 'login' | 'password-change';
+  /** Who the audit events name: "system" for a login, the user for a signed-in check. */
+  actor: string;
 }
 
-async function checkLoginNow(ctx: Ctx, opts: WebOptions, email: string, password: string): Promise<UserDoc> {
+function checkThrottled(ctx: Ctx, opts: WebOptions, email: string, password: string, as: CheckAs): Promise<UserDoc> {
+  let queues = loginQueues.get(ctx.c);
+  if (!queues) loginQueues.set(ctx.c, (queues = new SerialQueues()));
+  return queues.run(email, () => checkNow(ctx, opts, email, password, as));
+}
+
+/**
+ * The check itself. A refusal while locked is audited once per lock
+ * (`auth.login-refused-locked`), not per attempt: a flood of attempts on a locked
+ * email writes nothing. A throttle row is deleted when read once it means
+ * nothing any more: its lock has run out, or it holds no lock and its last
+ * failure is older than `lockMinutes` (failures that far apart do not add up).
+ */
+async function checkNow(ctx: Ctx, opts: WebOptions, email: string, password: string, as: CheckAs): Promise<UserDoc> {
   const now = new Date();
-  const throttle = await ctx.c.loginThrottle.findOne({ _id: email });
-  if (throttle?.lockedUntil && throttle.lockedUntil > now) {
-    await audit(ctx.c, { actor: 'system', type: 'auth.login-refused-locked', detail: { email } });
-    throw new ApiError('auth.locked', [], `Too many failed logins: this account is locked until ${throttle.lockedUntil.toISOString().slice(11, 16)} UTC.`);
+  const detail = { email, ...(as.via === 'login' ? {} : { via: as.via }) };
+  let throttle = await ctx.c.loginThrottle.findOne({ _id: email });
+  const lapsed = throttle && (throttle.lockedUntil ? throttle.lockedUntil <= now : throttle.updatedAt.getTime() <= now.getTime() - opts.lockMinutes * 60_000);
+  if (lapsed) {
+    await ctx.c.loginThrottle.deleteOne({ _id: email });
+    throttle = null;
+  }
+  if (throttle?.lockedUntil) {
+    const until = throttle.lockedUntil;
+    if (throttle.refusalAuditedFor?.getTime() !== until.getTime()) {
+      await audit(ctx.c, { actor: as.actor, type: 'auth.login-refused-locked', detail });
+      await ctx.c.loginThrottle.updateOne({ _id: email }, { $set: { refusalAuditedFor: until } });
+    }
+    throw new ApiError('auth.locked', [], `Too many failed logins: this account is locked until ${until.toISOString().slice(11, 16)} UTC.`);
   }
   const user = await ctx.c.users.findOne({ email });
   const ok = await verify(user?.passwordHash ?? (await DUMMY_HASH), password).catch(() => false);
   if (!user || !ok || user.disabled) {
-    // A lock that has run out starts the count again.
-    const failures = (throttle?.lockedUntil ? 0 : (throttle?.failures ?? 0)) + 1;
+    const failures = (throttle?.failures ?? 0) + 1;
     const lockedUntil = failures >= opts.maxFailedLogins ? new Date(now.getTime() + opts.lockMinutes * 60_000) : null;
-    const update = lockedUntil || throttle?.lockedUntil
-      ? { $set: { failures: lockedUntil ? 0 : failures, lockedUntil, updatedAt: now } }
-      : { $inc: { failures: 1 }, $set: { lockedUntil, updatedAt: now } };
+    const update = lockedUntil ? { $set: { failures: 0, lockedUntil, updatedAt: now } } : { $inc: { failures: 1 }, $set: { lockedUntil, updatedAt: now } };
     await ctx.c.loginThrottle.updateOne({ _id: email }, update, { upsert: true });
-    await audit(ctx.c, { actor: 'system', type: lockedUntil ? 'auth.locked' : 'auth.login-failed', detail: { email, failures } });
-    throw lockedUntil ? apiError('auth.locked') : apiError('auth.invalid', 'Wrong email or password.');
+    await audit(ctx.c, { actor: as.actor, type: lockedUntil ? 'auth.locked' : 'auth.login-failed', detail: { ...detail, failures } });
+    throw lockedUntil ? apiError('auth.locked') : apiError('auth.invalid', as.via === 'login' ? 'Wrong email or password.' : 'The current password is wrong.');
   }
-  await ctx.c.loginThrottle.deleteOne({ _id: email });
-  await audit(ctx.c, { actor: userActor(user), type: 'auth.login', detail: { email } });
+  if (throttle) await ctx.c.loginThrottle.deleteOne({ _id: email });
+  if (as.via === 'login') await audit(ctx.c, { actor: userActor(user), type: 'auth.login', detail });
   return user;
 }

@@ -34,8 +34,40 @@ describe('console accounts: login lock and sessions', function () {
     const count = (type: string) => events.filter((e) => e.type === type).length;
     assert.equal(count('auth.login-failed'), 4);
     assert.equal(count('auth.locked'), 1);
-    assert.equal(count('auth.login-refused-locked'), 24 - 5 + 1);
+    // One per lock, however many attempts it refused (24 - 5 + 1 here): a flood writes nothing.
+    assert.equal(count('auth.login-refused-locked'), 1);
     assert.equal(count('auth.login'), 0);
+  });
+
+  it('throttles the current password on the password change like a login: after 5 wrong ones the right one is refused (locked), each failure audited', async () => {
+    const password = 'oracle password 1';
+    await user('oracle@example.com', password);
+    const c = client();
+    assert.equal((await c.login('oracle@example.com', password)).status, 303);
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await c.post('/account/password', { current: `wrong guess ${i} xx`, password: 'a new password 99' })).status);
+    assert.deepEqual(statuses, [400, 400, 400, 400, 429]);
+    const right = await c.post('/account/password', { current: password, password: 'a new password 99' });
+    assert.equal(right.status, 429, 'the right current password must be refused while locked');
+    assert.match(right.text, /locked until/);
+    assert.doesNotMatch(right.text, /Password changed/);
+    const events = await stack.server!.ctx.c.audit.find({ 'detail.email': 'oracle@example.com', 'detail.via': 'password-change' }).toArray();
+    assert.deepEqual(events.map((e) => e.type).sort(), ['auth.locked', 'auth.login-failed', 'auth.login-failed', 'auth.login-failed', 'auth.login-failed', 'auth.login-refused-locked'].sort());
+    assert.ok(events.every((e) => e.actor === 'user:oracle@example.com'));
+    assert.equal((await client().login('oracle@example.com', password)).status, 429, 'and the email is locked for logins too');
+  });
+
+  it('forgets a throttle row that means nothing any more when it reads it: failures older than the lock time do not add up', async () => {
+    const password = 'slow guesses 123';
+    await user('patient@example.com', password);
+    const { c } = stack.server!.ctx;
+    const long = new Date(Date.now() - 20 * 60_000);
+    await c.loginThrottle.insertOne({ _id: 'patient@example.com', failures: 4, lockedUntil: null, updatedAt: long });
+    assert.equal((await client().login('patient@example.com', 'a wrong password 1')).status, 401, 'a fifth failure 20 minutes after the fourth does not lock');
+    assert.equal((await c.loginThrottle.findOne({ _id: 'patient@example.com' }))!.failures, 1);
+    await c.loginThrottle.updateOne({ _id: 'patient@example.com' }, { $set: { lockedUntil: new Date(Date.now() - 1000), failures: 0 } });
+    assert.equal((await client().login('patient@example.com', password)).status, 303);
+    assert.equal(await c.loginThrottle.countDocuments({ _id: 'patient@example.com' }), 0);
   });
 
   it('changing the password signs out the other sessions and revokes the API token', async () => {

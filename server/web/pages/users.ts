@@ -1,19 +1,18 @@
 import type { Response, Router } from 'express';
-import { verify } from '@node-rs/argon2';
 import { z } from 'zod';
 import { ApiError, invalid } from '../../errors.ts';
 import { validate } from '../../http/validate.ts';
 import { base, need, str, type Web } from '../page.ts';
 import { ROLES, ROLE_LABEL } from '../roles.ts';
 import { render } from '../render.ts';
-import { changePassword, createApiToken, createUser, updateUser, userActor } from '../users.ts';
+import { changePassword, checkCurrentPassword, createApiToken, createUser, updateUser, userActor } from '../users.ts';
 import { formErrors } from '../wizardForm.ts';
 
 const NewUser = z.strictObject({ email: z.email({ error: 'must be a valid email address' }).max(254), role: z.enum(ROLES, { error: 'choose a role' }), password: z.string() });
 const UserChange = z.strictObject({ role: z.enum(ROLES), disabled: z.boolean() });
 
 /** Users and roles (admins), and each user's own account: password and personal API token. */
-export function userPages(r: Router, { ctx }: Web): void {
+export function userPages(r: Router, { ctx, opts }: Web): void {
   const page = async (res: Response, extra: object = {}, status = 200) => {
     const users = await ctx.c.users.find().sort({ email: 1 }).toArray();
     render(res, 'users', {
@@ -56,7 +55,13 @@ export function userPages(r: Router, { ctx }: Web): void {
 
   r.post('/account/password', async (req, res) => {
     const { user, session } = res.locals.signed;
-    if (!(await verify(user.passwordHash, str(req.body.current)).catch(() => false))) return account(res, { errors: { current: ['is wrong'] } }, 400);
+    try {
+      // Throttled and locked as logins are (web/users.ts).
+      await checkCurrentPassword(ctx, opts, user, str(req.body.current));
+    } catch (err) {
+      if (!(err instanceof ApiError) || (err.id !== 'auth.invalid' && err.id !== 'auth.locked')) throw err;
+      return account(res, { errors: { current: [err.id === 'auth.locked' ? err.message : 'is wrong'] } }, err.id === 'auth.locked' ? err.status : 400);
+    }
     try {
       await changePassword(ctx, user, str(req.body.password), userActor(user), session._id);
     } catch (err) {
