@@ -5,10 +5,11 @@ import type { ServerConfig } from '../config.ts';
 import type { Ctx } from '../context.ts';
 import { apiError, type ApiError } from '../errors.ts';
 import { outageOf } from '../journal/registry.ts';
+import { noteDatabaseUnavailable } from '../scheduler/startupHold.ts';
 import { consoleRoutes, isConsolePath, sendConsoleError } from '../web/console.ts';
 import { webOptions } from '../web/options.ts';
 import { requireAdmin } from './auth.ts';
-import { clientGone, logFailure, setErrorHeaders, toApiError } from './clientErrors.ts';
+import { clientGone, logFailure, prepareErrorAnswer, toApiError } from './clientErrors.ts';
 import { requestDeadline } from './deadline.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
@@ -48,6 +49,7 @@ export function createApp(ctx: Ctx): express.Express {
       () => false,
     );
     if (reachable) return void res.json({ ok: true, db: 'reachable' });
+    noteDatabaseUnavailable(ctx);
     res.status(503).set('Retry-After', String(ctx.config.retryAfterSeconds)).json({ ok: false, db: 'unreachable' });
   });
   app.use(API_PREFIX, agentRoutes(ctx));
@@ -77,7 +79,7 @@ export function createHttpServer(app: express.Express, config: Pick<ServerConfig
 }
 
 function sendApiError(ctx: Ctx, res: express.Response, e: ApiError): void {
-  setErrorHeaders(res, e, ctx.config.retryAfterSeconds);
+  prepareErrorAnswer(ctx, res, e);
   res.status(e.status).json(e.toJSON());
 }
 

@@ -9,6 +9,8 @@
  */
 import type { Request, Response } from 'express';
 import type { Logger } from 'pino';
+import type { Ctx } from '../context.ts';
+import { noteDatabaseUnavailable } from '../scheduler/startupHold.ts';
 import { isDbUnavailable } from '../db/unavailable.ts';
 import { ApiError, apiError, type ErrorId } from '../errors.ts';
 
@@ -47,9 +49,15 @@ export function toApiError(err: unknown): ApiError {
   return apiError('request.invalid');
 }
 
-/** Headers an error answer carries: Retry-After on a 503, so clients know when to come back. */
-export function setErrorHeaders(res: Response, e: ApiError, retryAfterSeconds: number): void {
-  if (e.status === 503) res.set('Retry-After', String(retryAfterSeconds));
+/**
+ * What every error answer does before it is sent (the API's, the console's, the
+ * deadline's): Retry-After on a 503, so clients know when to come back; and a
+ * database that could not serve the request is told to the deletion checks' hold
+ * (scheduler/startupHold.ts): an agent refused now sends its reports again later.
+ */
+export function prepareErrorAnswer(ctx: Ctx, res: Response, e: ApiError): void {
+  if (e.status === 503) res.set('Retry-After', String(ctx.config.retryAfterSeconds));
+  if (e.id === 'db.unavailable') noteDatabaseUnavailable(ctx);
 }
 
 /**

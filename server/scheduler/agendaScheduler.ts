@@ -3,7 +3,7 @@ import type { Db } from 'mongodb';
 import type { Ctx, JobName, Scheduler } from '../context.ts';
 import { JOBS_COLLECTION } from '../db/agenda.ts';
 import { jobHandlers, type JobData } from './jobs.ts';
-import { StartupHold, startupSettleMs } from './startupHold.ts';
+import { StartupHold, attachHold, startupSettleMs } from './startupHold.ts';
 
 /**
  * Agenda as the durable scheduler. Each job is unique by (name, grant, due
@@ -45,6 +45,7 @@ export function agendaScheduler(agenda: Agenda, db: Db): Scheduler {
  */
 export function defineJobs(agenda: Agenda, ctx: Ctx): StartupHold {
   const hold = new StartupHold(startupSettleMs(ctx.config));
+  attachHold(ctx, hold);
   const handlers = jobHandlers(ctx, hold);
   for (const name of Object.keys(handlers) as JobName[]) {
     agenda.define(name, async (job) => {

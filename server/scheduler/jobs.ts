@@ -37,9 +37,10 @@ export function jobHandlers(ctx: Ctx, hold: StartupHold): Record<JobName, (data:
       if (!g) return;
       const until = hold.until();
       if (Date.now() < until) {
-        // Just started: the agent may still be sending the reports it queued meanwhile.
+        // Just started, or the database just failed requests: the agent may still be sending
+        // the reports it queued meanwhile (see startupHold.ts).
         await ctx.scheduler.schedule('grant.verify', new Date(until), { grantId, attempt });
-        ctx.log.debug({ grantId, attempt, until: new Date(until).toISOString() }, 'deletion check held until the agents have had time to report after the start');
+        ctx.log.debug({ grantId, attempt, until: new Date(until).toISOString() }, 'deletion check held until the agents have had time to report after the start or a database outage');
         return;
       }
       // The next check first: if a step below fails, the grant is still checked again.

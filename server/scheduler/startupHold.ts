@@ -19,8 +19,17 @@
  * proves the agent is up, not that its queued reports are in. An endpoint that
  * is really down is alerted one settle time later than without the hold, which
  * for a check that runs minutes after the end anyway costs nothing.
+ *
+ * The same after a database outage while the server stayed up: agents' reports
+ * were refused (503 db.unavailable) and sit in their backoff, and the overdue
+ * checks would run as soon as the database is back. So every 503 db.unavailable
+ * this server answers (to anyone: API, console, agents, the request deadline)
+ * counts as a start: the checks wait a settle time from the last one. An agent
+ * refused at that time sends again within the settle time; one refused earlier,
+ * sooner.
  */
 import type { ServerConfig } from '../config.ts';
+import type { Ctx } from '../context.ts';
 
 /** agent/daemon.ts: backoff() is capped at 15 s and multiplied by 0.75–1.25. */
 const AGENT_RETRY_CAP_MS = 15_000 * 1.25;
@@ -33,6 +42,7 @@ export function startupSettleMs(config: Pick<ServerConfig, 'longPollSeconds'>): 
 
 export class StartupHold {
   private listeningAt: number | null = null;
+  private unavailableAt = 0;
 
   constructor(readonly settleMs: number) {}
 
@@ -41,11 +51,30 @@ export class StartupHold {
     this.listeningAt ??= at;
   }
 
+  /** Call when a request was answered 503 db.unavailable: whoever sent it comes back later. */
+  databaseUnavailable(at = Date.now()): void {
+    this.unavailableAt = Math.max(this.unavailableAt, at);
+  }
+
   /**
-   * When deletion checks may run. Before the server listens it is not known yet:
-   * a settle time from now, and the held job looks again then.
+   * When deletion checks may run: a settle time after the server started listening
+   * and after the last request the database could not serve. Before the server
+   * listens it is not known yet: a settle time from now, and the held job looks
+   * again then.
    */
   until(now = Date.now()): number {
-    return (this.listeningAt ?? now) + this.settleMs;
+    return Math.max(this.listeningAt ?? now, this.unavailableAt) + this.settleMs;
   }
+}
+
+const holds = new WeakMap<Ctx, StartupHold>();
+
+/** Makes the server's hold findable from its Ctx (by the error answers, see `noteDatabaseUnavailable`). */
+export function attachHold(ctx: Ctx, hold: StartupHold): void {
+  holds.set(ctx, hold);
+}
+
+/** Tells the server's hold that a request was answered 503 db.unavailable (see above). */
+export function noteDatabaseUnavailable(ctx: Ctx): void {
+  holds.get(ctx)?.databaseUnavailable();
 }

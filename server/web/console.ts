@@ -6,7 +6,7 @@ import express, { Router, type ErrorRequestHandler, type NextFunction, type Requ
 import path from 'node:path';
 import type { Ctx } from '../context.ts';
 import { apiError, type ApiError } from '../errors.ts';
-import { clientGone, logFailure, setErrorHeaders, toApiError } from '../http/clientErrors.ts';
+import { clientGone, logFailure, prepareErrorAnswer, toApiError } from '../http/clientErrors.ts';
 import type { WebOptions } from './options.ts';
 import { base, type Web } from './page.ts';
 import { auditPages } from './pages/audit.ts';
@@ -71,7 +71,7 @@ export function consoleRoutes(ctx: Ctx, opts: WebOptions): Router {
 
 /** The console's error page for `e` (a database that cannot be reached says so, with Retry-After). */
 export function sendConsoleError(ctx: Ctx, res: Response, e: ApiError): void {
-  setErrorHeaders(res, e, ctx.config.retryAfterSeconds);
+  prepareErrorAnswer(ctx, res, e);
   const signed = res.locals.signed;
   const error = { id: e.id, message: e.message, status: e.status, dbUnavailable: e.id === 'db.unavailable', retryAfterSeconds: ctx.config.retryAfterSeconds };
   const title = error.dbUnavailable ? 'Database unreachable' : 'Error';
