@@ -93,7 +93,8 @@ const mongodbUri: string | undefined = process.env.MONGODB_URI ?? config.mongodb
 const dataDir = path.resolve(process.env.JIT_DATA_DIR ?? config.dataDir, 'db');
 if (!mongodbUri && pidAlive(path.join(dataDir, 'ferretdb.pid'))) fail('the server is running on the embedded database: stop it first, or set MONGODB_URI');
 const embedded = mongodbUri ? null : await startFerretDB({ dataDir });
-const client = await connectDb(mongodbUri ?? embedded!.uri);
+// No socket timeout: ensureIndexes may build indexes and migrate a large database (see db/connect.ts).
+const client = await connectDb(mongodbUri ?? embedded!.uri, config.db, 'startup');
 try {
   const c = collections(client.db());
   await ensureIndexes(c);

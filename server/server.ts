@@ -23,7 +23,7 @@ import { LIVE_STATES, hasAccount } from './domain/lifecycle.ts';
 import { createApp } from './http/app.ts';
 import { setupOutageHandling } from './journal/setup.ts';
 import { agendaScheduler, defineJobs } from './scheduler/agendaScheduler.ts';
-import { collections, ensureIndexes } from './store/collections.ts';
+import { collections, ensureIndexes, type GrantDoc } from './store/collections.ts';
 import { EndpointCache } from './store/endpoints.ts';
 import { PolicyRevisions } from './store/policyRevisions.ts';
 
@@ -37,10 +37,10 @@ export interface RunningServer {
 export async function startServer(config: ServerConfig, log: Logger = pino({ name: 'jit-server' })): Promise<RunningServer> {
   const embedded = config.mongodbUri ? null : await startFerretDB({ dataDir: path.resolve(config.dataDir, 'db'), log: (m) => log.info(m) });
   const uri = config.mongodbUri ?? embedded!.uri;
+  const live = await startupWork(uri, config);
   const client = await connectDb(uri, config.db);
   const db = client.db();
   const c = collections(db);
-  await ensureIndexes(c);
 
   const agenda = createAgenda(db, { processEvery: config.schedulerProcessEvery, name: 'jit-server' });
   const hub = new AgentHub();
@@ -61,11 +61,11 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
   const startup = defineJobs(agenda, ctx);
   agenda.on('error', schedulerErrorLogger(log));
   await agenda.start();
-  await rebuildSchedule(ctx);
+  await rebuildSchedule(ctx, live);
   // Revoke journal and live-grants index; replays revokes journaled during a database outage.
-  const outage = await setupOutageHandling(ctx, db);
+  const outage = await setupOutageHandling(ctx, db, live);
   // Revokes a database outage or a crash left half-done (revokeRepair.ts): now, then every minute.
-  await repairRevokes(ctx, 0);
+  await repairRevokes(ctx, 0, live);
   const repair = setInterval(() => {
     repairRevokes(ctx).catch((err: unknown) => ctx.log.warn({ err }, 'repair of half-done revokes failed; tried again in a minute'));
   }, REPAIR_EVERY_MS);
@@ -98,12 +98,33 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
 }
 
 /**
+ * What a start needs the database for before anything else uses it: index builds and
+ * the data migration (ensureIndexes), then the live grants (for the schedule rebuild,
+ * the live-grants index and the repair of half-done revokes). On a client of its own
+ * without the socket timeout (db/connect.ts): over a large database these calls may
+ * need longer than a request's, and a start that fails on them would fail again at
+ * every retry. Closed before the server's own client starts working, so FerretDB
+ * still sees one writer at a time.
+ */
+async function startupWork(uri: string, config: ServerConfig): Promise<GrantDoc[]> {
+  const startup = await connectDb(uri, config.db, 'startup');
+  try {
+    const c = collections(startup.db());
+    await ensureIndexes(c);
+    // Not an _id filter: a scan on FerretDB, once per start.
+    return await c.grants.find({ state: { $in: [...LIVE_STATES] } }).toArray();
+  } finally {
+    await startup.close();
+  }
+}
+
+/**
  * The grants are the truth and jobs a cache of them: make sure every live
  * grant has its deadlines scheduled (a crash between insert and schedule loses
  * nothing). Unique jobs make this a no-op for grants already scheduled.
  */
-async function rebuildSchedule(ctx: Ctx): Promise<void> {
-  for await (const g of ctx.c.grants.find({ state: { $in: [...LIVE_STATES] } })) {
+async function rebuildSchedule(ctx: Ctx, live: GrantDoc[]): Promise<void> {
+  for (const g of live) {
     await scheduleGrantJobs(ctx, g);
     // Server-side emails in flight died with the last process, and their password with it:
     // the agent sets a new one and hands it over again.

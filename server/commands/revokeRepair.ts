@@ -64,11 +64,15 @@ async function checkComing(ctx: Ctx, g: GrantDoc): Promise<boolean> {
 /**
  * Finishes every revoke left half-done (see above). `settledMs`: only grants that
  * became revoking at least this long ago (0 at start, when no request is running).
+ * `live`: the live grants if read already (at start), else they are read.
  * Returns how many grants needed something.
  */
-export async function repairRevokes(ctx: Ctx, settledMs = SETTLED_MS): Promise<number> {
+export async function repairRevokes(ctx: Ctx, settledMs = SETTLED_MS, live?: GrantDoc[]): Promise<number> {
+  const settled = new Date(Date.now() - settledMs);
   // Not an _id filter: a scan on FerretDB, once a minute.
-  const revoking = await ctx.c.grants.find({ state: 'revoking', updatedAt: { $lte: new Date(Date.now() - settledMs) } }).toArray();
+  const revoking = live
+    ? live.filter((g) => g.state === 'revoking' && g.updatedAt <= settled)
+    : await ctx.c.grants.find({ state: 'revoking', updatedAt: { $lte: settled } }).toArray();
   const done = await ensureRevokeUnderway(ctx, revoking);
   let repaired = 0;
   for (const [grantId, u] of done) {

@@ -10,7 +10,7 @@ import { planOf } from '../commands/instructions.ts';
 import { replayRevokes } from '../commands/revokeGrant.ts';
 import type { Ctx } from '../context.ts';
 import { within } from '../db/unavailable.ts';
-import { LIVE_STATES } from '../domain/lifecycle.ts';
+import type { GrantDoc } from '../store/collections.ts';
 import { LiveGrants } from '../store/liveGrants.ts';
 import { attachOutage } from './registry.ts';
 import { RevokeJournal } from './revokeJournal.ts';
@@ -22,10 +22,11 @@ export function journalFile(dataDir: string): string {
   return path.resolve(dataDir, 'journal', 'revokes.jsonl');
 }
 
-export async function setupOutageHandling(ctx: Ctx, db: Db): Promise<{ stop(): void }> {
+/** `live`: the live grants as read at start (server.ts), for the live-grants index. */
+export async function setupOutageHandling(ctx: Ctx, db: Db, live: GrantDoc[]): Promise<{ stop(): void }> {
   const journal = await RevokeJournal.open(journalFile(ctx.config.dataDir), (msg, detail) => ctx.log.warn(detail ?? {}, msg));
   const liveGrants = new LiveGrants();
-  for await (const g of ctx.c.grants.find({ state: { $in: [...LIVE_STATES] } })) liveGrants.note(g._id, g.endpointId, planOf(g));
+  for (const g of live) liveGrants.note(g._id, g.endpointId, planOf(g));
 
   // One ping in flight at a time, however many health checks wait on it.
   let inFlight: Promise<void> | null = null;
