@@ -9,7 +9,7 @@ import { noteDatabaseUnavailable } from '../scheduler/startupHold.ts';
 import { consoleRoutes, isConsolePath, sendConsoleError } from '../web/console.ts';
 import { webOptions } from '../web/options.ts';
 import { requireAdmin } from './auth.ts';
-import { clientGone, logFailure, prepareErrorAnswer, toApiError } from './clientErrors.ts';
+import { clientGone, logAfterDeadline, logFailure, prepareErrorAnswer, toApiError } from './clientErrors.ts';
 import { requestDeadline } from './deadline.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
@@ -86,8 +86,8 @@ function sendApiError(ctx: Ctx, res: express.Response, e: ApiError): void {
 function errorHandler(ctx: Ctx): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const e = toApiError(err);
-    // The deadline answered already: what the handler did since is only worth a note.
-    if (res.locals.timedOut) return void ctx.log.debug({ method: req.method, path: req.path, err: (err as Error)?.message }, 'handler ended after its deadline');
+    // The deadline answered already: nothing more is sent (a bug is still logged as one).
+    if (res.locals.timedOut) return void logAfterDeadline(ctx.log, req, err, e);
     logFailure(ctx.log, req, err, e);
     if (clientGone(req, e)) return;
     if (res.headersSent) return void req.socket.destroy();

@@ -70,5 +70,16 @@ export function logFailure(log: Logger, req: Request, err: unknown, e: ApiError)
   else log.debug({ id: e.id, method: req.method, path: req.path }, 'request refused');
 }
 
+/**
+ * Logs what a handler raised after the request deadline had answered it (http/deadline.ts):
+ * the database failing then is expected and only worth a note (debug), as is a client's
+ * mistake; anything else is our bug and is logged as an error, as it would have been.
+ */
+export function logAfterDeadline(log: Logger, req: Request, err: unknown, e: ApiError): void {
+  const where = { method: req.method, path: req.path };
+  if (e.status >= 500 && e.id !== 'db.unavailable') log.error({ err, ...where }, 'request failed after its deadline answered');
+  else log.debug({ ...where, err: (err as Error)?.message }, 'handler ended after its deadline');
+}
+
 /** Nobody is left to answer: the client closed the connection. */
 export const clientGone = (req: Request, e: ApiError) => e.id === 'request.aborted' || req.socket.destroyed;

@@ -6,7 +6,7 @@ import express, { Router, type ErrorRequestHandler, type NextFunction, type Requ
 import path from 'node:path';
 import type { Ctx } from '../context.ts';
 import { apiError, type ApiError } from '../errors.ts';
-import { clientGone, logFailure, prepareErrorAnswer, toApiError } from '../http/clientErrors.ts';
+import { clientGone, logAfterDeadline, logFailure, prepareErrorAnswer, toApiError } from '../http/clientErrors.ts';
 import type { WebOptions } from './options.ts';
 import { base, type Web } from './page.ts';
 import { auditPages } from './pages/audit.ts';
@@ -81,8 +81,8 @@ export function sendConsoleError(ctx: Ctx, res: Response, e: ApiError): void {
 function consoleErrors(ctx: Ctx): ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toApiError(err);
-    // The deadline answered already (http/deadline.ts).
-    if (res.locals.timedOut) return void ctx.log.debug({ method: req.method, path: req.path, err: (err as Error)?.message }, 'handler ended after its deadline');
+    // The deadline answered already (http/deadline.ts): nothing more is sent (a bug is still logged as one).
+    if (res.locals.timedOut) return void logAfterDeadline(ctx.log, req, err, e);
     logFailure(ctx.log, req, err, e);
     if (clientGone(req, e)) return;
     if (res.headersSent) return void req.socket.destroy();
