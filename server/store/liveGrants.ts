@@ -6,10 +6,10 @@
  *
  * Loaded from the database at start, then kept current from what passes
  * through this process: a plan delivered to or acked by its agent adds it (so
- * every grant an agent can act on is here), a revoke that ended it or the
- * agent's `removed` report drops it. A grant that ended without either stays
- * until the next start; that costs nothing but a revoke instruction to an
- * agent that no longer has the grant, which it ignores.
+ * every grant an agent can act on is here), and its move to a final state
+ * drops it (commands/transition.ts `finish`, run again for any later event on
+ * it, so a crash in between is made good). One kept too long costs nothing but
+ * a revoke instruction to an agent that no longer has the grant, which it ignores.
  * One server process per database (see docs/agents.md) keeps this complete.
  */
 import type { Plan } from '../../protocol/messages.ts';
@@ -34,9 +34,5 @@ export class LiveGrants {
   /** Forgets a grant that has ended for good. */
   ended(grantId: string): void {
     this.byId.delete(grantId);
-  }
-
-  get size(): number {
-    return this.byId.size;
   }
 }

@@ -8,7 +8,6 @@ import { enroll } from '../../commands/enrollment.ts';
 import { replayRevokes } from '../../commands/revokeGrant.ts';
 import type { Ctx } from '../../context.ts';
 import { apiError } from '../../errors.ts';
-import { outageOf } from '../../journal/registry.ts';
 import { requireAgent } from '../auth.ts';
 import { liftDeadline } from '../deadline.ts';
 import { validate } from '../validate.ts';
@@ -59,9 +58,8 @@ export function agentRoutes(ctx: Ctx): Router {
     // revoke would end the grant as 'removed' instead of 'revoked'. The agent's outbox retries.
     if ((await replayRevokes(ctx)) > 0) throw apiError('db.unavailable');
     const endpointId = res.locals.endpoint._id;
+    // A grant a report ends leaves the live-grants index in its transition (commands/transition.ts `finish`).
     const accepted = await applyReports(ctx, endpointId, reports);
-    const live = outageOf(ctx)?.liveGrants;
-    for (const rep of reports) if (rep.type === 'removed' && live?.get(rep.grantId)?.endpointId === endpointId) live.ended(rep.grantId);
     res.json({ accepted });
   });
 
