@@ -92,7 +92,8 @@ describe('end to end: when things are down', function () {
       const grace = (stack.config.longPollSeconds + 10) * 1000;
       await until(() => Date.now() > frozenAt + grace + 1000, 30_000, 'silent for longer than the online grace');
       child.kill('SIGCONT');
-      const g = await stack.api.waitGrant(id, (x) => x.state === 'removed', 30_000);
+      // The note is written just after the final state: wait for both.
+      const g = await stack.api.waitGrant(id, (x) => x.state === 'removed' && types(x).includes('grant.never-enabled'), 30_000);
       assert.ok(await accountGone(own.root, username));
       assert.ok(!types(g).includes('agent.enabled'), 'never enabled, correctly');
       const ev = g.timeline.find((e: { type: string }) => e.type === 'grant.never-enabled');
