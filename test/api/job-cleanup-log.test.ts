@@ -62,7 +62,8 @@ describe("a finished grant's leftover Agenda jobs", function () {
     const due = Date.now() + 1900;
     await ctx.scheduler.schedule('grant.enable', new Date(due), { grantId: id });
     while (!(await jobOf(id))?.lockedAt) {
-      if (Date.now() > due + 3000) throw new Error('the job was never locked');
+      // Not seen locked (a busy machine: the scan came late and the job ran at once): try again.
+      if (Date.now() > due) return false;
       await sleep(20);
     }
     if (Date.now() > due - 300) {
