@@ -5,6 +5,7 @@ import { isFinal } from '../domain/lifecycle.ts';
 import { ApiError, apiError } from '../errors.ts';
 import { outageOf } from '../journal/registry.ts';
 import type { RevokeEntry } from '../journal/revokeJournal.ts';
+import type { LiveGrants } from '../store/liveGrants.ts';
 import { auditOnce } from '../store/audit.ts';
 import type { GrantDoc } from '../store/collections.ts';
 import { queueInstruction } from './instructions.ts';
@@ -52,6 +53,11 @@ export interface RevokeRequest {
 
 /**
  * The API's and the console's revoke: it takes effect or is refused within the request's time.
+ * - The grant's agent holds an open long-poll that can be answered without the database
+ *   (`AgentHub.canReach`): the revoke is journaled (fsynced) and pushed to it at once, so access
+ *   ends now whatever the database does; then the normal revoke is tried. Stored in time: the
+ *   entry leaves the journal (200); not: `journaled: true, agentConnected: true` (202), and the
+ *   replay stores it when the database is back.
  * - The database answers: the normal revoke (`revokeGrant`).
  * - It does not, and the grant's agent holds an open long-poll that can be answered without the
  *   database (`AgentHub.canReach`): the revoke is appended to the journal on disk (fsynced),
@@ -73,6 +79,8 @@ export async function requestRevoke(ctx: Ctx, grantId: string, actor: string, re
   const reach = (endpointId: string | undefined) => (endpointId ? ctx.hub.canReach(endpointId) : false);
   const pending = o.journal.pendingFor(grantId);
   if (pending) return { journaled: true, grantId, requestedAt: pending.at, agentConnected: reach(pending.endpointId) };
+  const known = o.liveGrants.get(grantId);
+  if (known && reach(known.endpointId)) return revokeReachable(ctx, grantId, actor, known, req);
   let wrote = false;
   try {
     return { journaled: false, grant: await within(revokeGrant(ctx, grantId, actor, () => (wrote = true)), budgetMs(ctx, req.deadlineAt), 'revoke') };
@@ -88,6 +96,37 @@ export async function requestRevoke(ctx: Ctx, grantId: string, actor: string, re
     ctx.hub.push(live.endpointId, { id: entry.instructionId, kind: 'revoke', grantId, plan: live.plan });
     ctx.log.warn({ grantId, endpointId: live.endpointId, journalId: entry.id, agentConnected: connected }, 'revoke journaled (and held for the agent); stored when the database is back');
     return { journaled: true, grantId, requestedAt: entry.at, agentConnected: connected };
+  }
+}
+
+/** Journaled entries a request is still handling: the replay leaves them to it. */
+const inFlight = new WeakMap<Ctx, Set<string>>();
+const inFlightOf = (ctx: Ctx) => inFlight.get(ctx) ?? inFlight.set(ctx, new Set()).get(ctx)!;
+
+/** A connected agent's grant: journaled and pushed first, then stored if the database answers in time. */
+async function revokeReachable(ctx: Ctx, grantId: string, actor: string, live: NonNullable<ReturnType<LiveGrants['get']>>, req: RevokeRequest): Promise<RevokeAnswer> {
+  const o = outageOf(ctx)!;
+  const entry: RevokeEntry = { v: 1, id: randomUUID(), kind: 'revoke', grantId, endpointId: live.endpointId, actor, at: new Date().toISOString(), instructionId: randomUUID() };
+  const held = inFlightOf(ctx);
+  held.add(entry.id);
+  try {
+    await o.journal.append(entry);
+    ctx.hub.push(live.endpointId, { id: entry.instructionId, kind: 'revoke', grantId, plan: live.plan });
+    try {
+      const grant = await within(revokeGrant(ctx, grantId, actor), budgetMs(ctx, req.deadlineAt), 'revoke');
+      await o.journal.remove(new Set([entry.id]));
+      return { journaled: false, grant };
+    } catch (err) {
+      if (!isDbUnavailable(err)) {
+        // A refusal (the grant has ended, is unknown): nothing to store later either.
+        await o.journal.remove(new Set([entry.id]));
+        throw err;
+      }
+      ctx.log.warn({ grantId, endpointId: live.endpointId, journalId: entry.id, err: (err as Error).message }, 'revoke pushed to the agent and journaled; stored when the database is back');
+      return { journaled: true, grantId, requestedAt: entry.at, agentConnected: true };
+    }
+  } finally {
+    held.delete(entry.id);
   }
 }
 
@@ -111,7 +150,9 @@ export function replayRevokes(ctx: Ctx): Promise<number> {
   if (running) return running;
   const run = (async () => {
     const done = new Set<string>();
+    const held = inFlightOf(ctx);
     for (const e of o.journal.list()) {
+      if (held.has(e.id)) continue; // its request is still storing it
       try {
         await applyJournaled(ctx, e);
       } catch (err) {
