@@ -131,4 +131,27 @@ function failing<K extends keyof AccountBackend>(b: AccountBackend, method: K, t
     assert.deepEqual(reports(store, p.grantId).filter((t) => t === 'backstop-failed'), ['backstop-failed']);
     await linux.disarmBackstop(g.username);
   });
+
+  it('disables every account whose end has come before it logs off, deletes and purges any of them', async () => {
+    const calls: string[] = [];
+    const recording = new Proxy(linux, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (typeof v !== 'function') return v;
+        return (...args: unknown[]) => {
+          if (['disable', 'logoff', 'delete', 'purge'].includes(String(prop))) calls.push(String(prop));
+          return v.apply(target, args);
+        };
+      },
+    }) as AccountBackend;
+    const { store, r } = await runner(recording);
+    const plans = [plan(0, 2), plan(0, 2), plan(0, 2)];
+    for (const p of plans) await r.accept(provision(p));
+    await r.runDue();
+    for (const p of plans) assert.equal(store.state.grants[p.grantId]!.step, 'enabled');
+    await until(() => Date.now() > Date.parse(plans[2]!.endAt), 5000, 'the ends');
+    await r.runDue();
+    assert.deepEqual(calls.slice(0, 4), ['disable', 'disable', 'disable', 'logoff']);
+    for (const p of plans) assert.equal(store.state.grants[p.grantId]!.step, 'removed');
+  });
 });

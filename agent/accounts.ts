@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import { backoffMs } from '../mail/retryLoops.ts';
 import { grantIdOf, type Instruction, type RejectedInstruction, type ReportType } from '../protocol/messages.ts';
 import { newAccountName, newPassword } from './credentials.ts';
-import { armBackstop, backstopDueAt, checkAgainstOs, rearmBackstops, REMOVAL_UNDER_WAY, removeGrantAccount, type RunnerParts } from './grantEnd.ts';
+import { armBackstop, backstopDueAt, checkAgainstOs, disableAhead, rearmBackstops, REMOVAL_UNDER_WAY, removeGrantAccount, type RunnerParts } from './grantEnd.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
 import { removeAccount } from './removal.ts';
 import type { CredentialSink, DeliveryResult } from './sink.ts';
@@ -123,6 +123,7 @@ export class GrantRunner {
   runDue(): Promise<void> {
     this.pending ??= this.exclusive(async () => {
       this.pending = null;
+      for (const r of Object.values(this.grants)) if (this.mustRemove(r, this.now()) && (this.dueAt(r) ?? Infinity) <= this.now()) await disableAhead(this.parts, r);
       for (const [id, r] of Object.entries(this.grants)) await this.step(id, r);
       this.prune();
     });
@@ -165,8 +166,7 @@ export class GrantRunner {
     if (backstopDue !== null && backstopDue <= t && t < Date.parse(r.plan.endAt)) await armBackstop(this.parts, r);
     const due = this.dueAt(r);
     if (due === null || due > t) return;
-    // A removal once begun goes on, whatever the clock says now (it may have been set back).
-    const mustRemove = REMOVAL_UNDER_WAY.includes(r.step) || r.removeNow || t >= Date.parse(r.plan.endAt);
+    const mustRemove = this.mustRemove(r, t);
     try {
       if (mustRemove) await removeGrantAccount(this.parts, r);
       else if (r.step === 'planned' || r.step === 'creating') await this.create(r);
@@ -180,6 +180,11 @@ export class GrantRunner {
     await this.store.save();
     // Creation and enabling can both be due in one pass (a grant starting now).
     if (r.step === 'created' && this.dueAt(r)! <= this.now()) await this.step(id, r);
+  }
+
+  /** A removal once begun goes on, whatever the clock says now (it may have been set back). */
+  private mustRemove(r: GrantRecord, t: number): boolean {
+    return REMOVAL_UNDER_WAY.includes(r.step) || r.removeNow || t >= Date.parse(r.plan.endAt);
   }
 
   private async create(r: GrantRecord): Promise<void> {

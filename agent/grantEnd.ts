@@ -71,6 +71,27 @@ export async function removeGrantAccount(p: RunnerParts, r: GrantRecord): Promis
 }
 
 /**
+ * The first removal step alone, for every grant whose end has come, before any of them goes on
+ * to log off, delete and purge: with several grants ending at once, the last one's account is
+ * then dead as soon as the first's, not after the others' whole removals. A failure here is left
+ * to the removal itself, which retries and alerts.
+ */
+export async function disableAhead(p: RunnerParts, r: GrantRecord): Promise<void> {
+  if (r.step !== 'enabled') return;
+  try {
+    r.step = 'removing';
+    await p.store.save();
+    if (!(await p.backend.lookup(r.username))) return;
+    await p.backend.disable(r.username);
+    r.step = 'disabled';
+    p.report(r, 'disabled');
+    await p.store.save();
+  } catch (err) {
+    p.log.warn({ grantId: r.plan.grantId, username: r.username, err: (err as Error).message }, 'disable ahead of the removal failed; the removal retries it');
+  }
+}
+
+/**
  * Arms the OS timer that makes the account dead at the end even if the agent is not running then.
  * 'arming' is saved first, so a crash in the middle is armed again at start. A failure does not
  * hold the grant back (the account expiry set at enable still stands): it is retried with backoff
