@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import type { Group } from '../../protocol/groups.ts';
+import { GROUPS, type Group } from '../../protocol/groups.ts';
 import {
   AccountError,
   assertValidName,
@@ -20,23 +20,13 @@ import {
   type LogoffResult,
 } from './backend.ts';
 import { ExecError, run as defaultRun, type RunResult, type Runner } from './exec.ts';
+import { assertPassword, EXPIRED, expiryDay, members, passwordUsable, expired, pickGroup, type Row } from './linux-files.ts';
 import { armLinuxBackstop, disarmLinuxBackstop, SAFE_PATH, type BackstopHost } from './linux-backstop.ts';
 import { LEFTOVER_DIRS, purgeLeftovers } from './linux-purge.ts';
 
 // Re-exported for the tests and bench/. Linux: a supplementary group; the tag is the GECOS field.
-export { MARKER_GROUP };
-const DAY_MS = 86_400_000;
-/** Shadow expiry day 1 (1970-01-02): "expired" for shadow-utils and PAM, our "disabled". */
-const EXPIRED = '1';
+export { MARKER_GROUP, expiryDay };
 
-/** Which Unix group stands for each wizard group, first existing one wins. */
-const UNIX_GROUPS: Record<Group, string[]> = {
-  Administrators: ['sudo', 'wheel'], // Debian/Ubuntu, RHEL/Fedora/Arch
-  'Power Users': [], // Linux has no such thing
-  Users: ['users'],
-};
-
-type Row = string[];
 
 export interface LinuxBackendOptions {
   /** Sandbox root: work on ROOT/etc instead of /etc (tests). */
@@ -92,7 +82,7 @@ export class LinuxBackend implements AccountBackend {
     if (!pw) return null;
     const sp = shadow.find((r) => r[0] === name) ?? [];
     const memberOf = groups.filter((g) => members(g).includes(name)).map((g) => g[0]);
-    const wizardGroups = (Object.keys(UNIX_GROUPS) as Group[]).filter((wg) => {
+    const wizardGroups = GROUPS.filter((wg) => {
       const unix = pickGroup(wg, groups);
       return unix !== undefined && memberOf.includes(unix);
     });
@@ -312,36 +302,4 @@ export class LinuxBackend implements AccountBackend {
       throw new AccountError(code ?? 'COMMAND_FAILED', e instanceof Error ? e.message : String(e));
     }
   }
-}
-
-/**
- * Shadow expiry is a whole day number and the account counts as expired from 00:00 UTC
- * of that day. Why the day after: rounding `expiresAt` down would cut access short by up
- * to a day; this backstop may fire up to a day late, never early (the agent ends access on time).
- */
-export function expiryDay(expiresAt: Date): number {
-  return Math.floor(expiresAt.getTime() / DAY_MS) + 1;
-}
-
-function pickGroup(group: Group, groups: Row[]): string | undefined {
-  return UNIX_GROUPS[group].find((u) => groups.some((g) => g[0] === u));
-}
-
-function members(groupRow: Row): string[] {
-  return (groupRow[3] ?? '').split(',').filter(Boolean);
-}
-
-/** passwd -S says "P": a hash, not locked ('!'), not '*', not empty. */
-function passwordUsable(field: string | undefined): boolean {
-  return !!field && !field.startsWith('!') && !field.startsWith('*');
-}
-
-function expired(field: string | undefined): boolean {
-  return !!field && Math.floor(Date.now() / DAY_MS) >= Number(field);
-}
-
-function assertPassword(password: string): void {
-  // Why: chpasswd reads one `name:password` per line (a newline would start another record)
-  // into a C string (a NUL would silently truncate the password).
-  if (!password || /[\n\0]/.test(password)) throw new AccountError('COMMAND_FAILED', 'password empty or with a newline or NUL');
 }
