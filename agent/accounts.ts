@@ -163,7 +163,10 @@ export class GrantRunner {
   private async step(id: string, r: GrantRecord): Promise<void> {
     const t = this.now();
     const backstopDue = backstopDueAt(r);
-    if (backstopDue !== null && backstopDue <= t && t < Date.parse(r.plan.endAt)) await armBackstop(this.parts, r);
+    if (backstopDue !== null && backstopDue <= t && t < Date.parse(r.plan.endAt)) {
+      await armBackstop(this.parts, r);
+      await this.store.save();
+    }
     const due = this.dueAt(r);
     if (due === null || due > t) return;
     const mustRemove = this.mustRemove(r, t);

@@ -41,10 +41,8 @@ export async function removeGrantAccount(p: RunnerParts, r: GrantRecord): Promis
     return;
   }
   const from: RemovalStep = r.step === 'disabled' ? 'logoff' : r.step === 'deleted' ? 'purge' : 'disable';
-  if (from === 'disable') {
-    r.step = 'removing';
-    await p.store.save();
-  }
+  // Not saved yet: a crash before the disable is recorded simply runs the removal again from it.
+  if (from === 'disable') r.step = 'removing';
   let existed = r.step !== 'deleted';
   await removeAccount(p.backend, { name: r.username, id: r.accountId ?? '' }, from, async (step, o) => {
     if (step === 'disable') {
@@ -80,7 +78,6 @@ export async function disableAhead(p: RunnerParts, r: GrantRecord): Promise<void
   if (r.step !== 'enabled') return;
   try {
     r.step = 'removing';
-    await p.store.save();
     if (!(await p.backend.lookup(r.username))) return;
     await p.backend.disable(r.username);
     r.step = 'disabled';
@@ -93,13 +90,13 @@ export async function disableAhead(p: RunnerParts, r: GrantRecord): Promise<void
 
 /**
  * Arms the OS timer that makes the account dead at the end even if the agent is not running then.
- * 'arming' is saved first, so a crash in the middle is armed again at start. A failure does not
- * hold the grant back (the account expiry set at enable still stands): it is retried with backoff
- * and alerted (`backstop-failed`) after a few.
+ * Only 'armed' counts as armed: a crash before the step's save leaves another state, and the timer
+ * is armed again at start (arming is idempotent). A failure does not hold the grant back (the
+ * account expiry set at enable still stands): it is retried with backoff and alerted
+ * (`backstop-failed`) after a few. The caller saves the state.
  */
 export async function armBackstop(p: RunnerParts, r: GrantRecord): Promise<string> {
   r.backstop = 'arming';
-  await p.store.save();
   try {
     const kind = await p.backend.armBackstop(r.username, new Date(r.plan.endAt));
     r.backstop = 'armed';
@@ -114,8 +111,6 @@ export async function armBackstop(p: RunnerParts, r: GrantRecord): Promise<strin
     p.log.error({ grantId: r.plan.grantId, username: r.username, attempts: r.backstopAttempts, err: reason }, 'OS backstop timer not armed, will retry');
     if (r.backstopAttempts === BACKSTOP_ALERT_AFTER) p.report(r, 'backstop-failed', reason);
     return `not armed (${reason})`;
-  } finally {
-    await p.store.save();
   }
 }
 
@@ -135,6 +130,7 @@ export async function rearmBackstops(p: RunnerParts, grants: GrantRecord[]): Pro
     if (r.step !== 'enabled' || Date.parse(r.plan.endAt) <= p.now()) continue;
     if (r.backstop !== 'armed' || !p.backend.backstopSurvivesReboot) await armBackstop(p, r);
   }
+  await p.store.save();
 }
 
 /**

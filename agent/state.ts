@@ -38,8 +38,8 @@ export const GrantRecord = z.object({
   /** Ended early by the admin (for the access-ended email). */
   revoked: z.boolean().default(false),
   /**
-   * The OS backstop timer (agent/os/*: armBackstop): 'arming' is saved before the call, so a
-   * crash in the middle is seen at start; 'failed' is retried with backoff from `backstopRetryAt`.
+   * The OS backstop timer (agent/os/*: armBackstop): anything but 'armed' is armed again at start
+   * (a crash may have come in the middle); 'failed' is retried with backoff from `backstopRetryAt`.
    */
   backstop: z.enum(['none', 'arming', 'armed', 'failed']).default('none'),
   backstopAttempts: z.number().default(0),

@@ -7,6 +7,7 @@ import { lstat, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { AccountError, type AccountRef } from './backend.ts';
 import type { Runner } from './exec.ts';
+import { killAll } from './procs.ts';
 import { ipcObjectsOf, removeIpcObjects } from './sysvipc.ts';
 
 /** Where a deleted account's files can outlive it: shared temporary folders and the cron/at spools. */
@@ -27,7 +28,7 @@ export async function purgeLeftovers(account: AccountRef, o: PurgeOptions): Prom
   const uid = account.id;
   const inRoot = (p: string) => path.join(o.root, p);
   // Whatever still runs under the uid (the account was deleted by someone else while in use).
-  for (const flag of ['-U', '-u']) await o.run('pkill', ['-KILL', flag, uid], { okCodes: [0, 1] });
+  const { left: running } = await killAll(uid);
   const home = inRoot(`/home/${account.name}`);
   const homeLeft = await lstat(home).catch(() => null);
   if (homeLeft && String(homeLeft.uid) === uid) await rm(home, { recursive: true, force: true });
@@ -35,17 +36,15 @@ export async function purgeLeftovers(account: AccountRef, o: PurgeOptions): Prom
 
   const dirs: string[] = [];
   for (const d of o.leftoverDirs) if ((await lstat(d).catch(() => null))?.isDirectory()) dirs.push(d);
-  // -xdev: not into other file systems mounted below; find never follows symlinks here.
-  const find = async (action: string[]) => (dirs.length ? (await o.run('find', [...dirs, '-xdev', ...action], { okCodes: [0, 1] })).stdout.trim() : '');
-  await find(['-depth', '-uid', uid, '-delete']);
+  // -xdev: not into other file systems mounted below; find never follows symlinks here. What
+  // -delete could not remove is printed (-delete is false then): one run deletes and checks.
+  const left = dirs.length ? (await o.run('find', [...dirs, '-xdev', '-depth', '-uid', uid, '(', '-delete', '-o', '-print', ')'], { okCodes: [0, 1] })).stdout.trim() : '';
   await removeIpcObjects(uid, o.run);
 
-  const left = await find(['-uid', uid, '-print']);
   const ipcLeft = (await ipcObjectsOf(uid)).length;
-  const running = (await o.run('pgrep', ['-u', uid], { okCodes: [0, 1] })).stdout.trim();
-  if (left || ipcLeft || running) {
+  if (left || ipcLeft || running.length) {
     const files = left ? `${left.split('\n').slice(0, 5).join(', ')} ` : '';
-    const procs = running ? `processes ${running.split('\n').join(', ')} ` : '';
+    const procs = running.length ? `processes ${running.join(', ')} ` : '';
     throw new AccountError('COMMAND_FAILED', `uid ${uid} still owns ${procs}${files}${ipcLeft ? `${ipcLeft} IPC object(s)` : ''}`.trim());
   }
 }

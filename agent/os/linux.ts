@@ -20,6 +20,7 @@ import {
   type LogoffResult,
 } from './backend.ts';
 import { ExecError, run as defaultRun, type RunResult, type Runner } from './exec.ts';
+import { killAll } from './procs.ts';
 import { assertPassword, EXPIRED, expiryDay, members, passwordUsable, expired, pickGroup, type Row } from './linux-files.ts';
 import { armLinuxBackstop, disarmLinuxBackstop, SAFE_PATH, type BackstopHost } from './linux-backstop.ts';
 import { LEFTOVER_DIRS, purgeLeftovers } from './linux-purge.ts';
@@ -174,15 +175,10 @@ export class LinuxBackend implements AccountBackend {
       await this.cmd('loginctl', ['disable-linger', uid]).catch(() => {});
       await this.cmd('loginctl', ['terminate-user', uid]).catch(() => {});
     }
-    const pids = new Set<string>();
-    // Why -U and -u, numeric: real and effective uid differ for setuid programs; a numeric
-    // uid can't be mistaken for another name (pkill exits 2 for an unknown name).
-    for (const flag of ['-U', '-u']) {
-      const found = await this.cmd('pgrep', [flag, uid], { ok: [0, 1] });
-      for (const pid of found.stdout.split('\n').filter(Boolean)) pids.add(pid);
-    }
-    for (const flag of ['-U', '-u']) await this.cmd('pkill', ['-KILL', flag, uid], { ok: [0, 1] });
-    return { ended: pids.size };
+    // By numeric uid, real or effective (setuid programs): procs.ts, what pgrep/pkill -U/-u do.
+    const { killed, left } = await killAll(uid);
+    if (left.length) throw new AccountError('COMMAND_FAILED', `uid ${uid} still runs ${left.slice(0, 5).join(', ')} after SIGKILL`);
+    return { ended: killed };
   }
 
   /**
