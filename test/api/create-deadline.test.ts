@@ -192,9 +192,13 @@ describe('a grant create while the database is down', function () {
     const before = await counts(s);
     const sched = s.server!.ctx.scheduler;
     const schedule = sched.schedule;
-    sched.schedule = (...args) => {
+    // Frozen a while before the create's first job write, so that Agenda's scans (one per job
+    // name every 200 ms, kept up during the outage) queue ahead of it: each would wait for the
+    // driver's limits in turn, and the create got no answer at all (CI, 2026-11-30).
+    sched.schedule = async (...args) => {
       sched.schedule = schedule;
       s.freezeDb();
+      await sleep(1500);
       return schedule(...args);
     };
     const cut = await createIn(s, body, { 'idempotency-key': key });
