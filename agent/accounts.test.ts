@@ -8,7 +8,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import type { Instruction, Plan } from '../protocol/messages.ts';
+import { Plan, type Instruction } from '../protocol/messages.ts';
 import { runAs, until } from '../test/support/accounts.ts';
 import { GrantRunner } from './accounts.ts';
 import type { AccountBackend } from './os/backend.ts';
@@ -58,7 +58,7 @@ function failing<K extends keyof AccountBackend>(b: AccountBackend, method: K, t
   };
   const plan = (startIn: number, seconds: number): Plan => {
     const start = Date.now() + startIn * 1000;
-    return { grantId: randomUUID(), group: 'Users', email: 'a@example.com', startAt: new Date(start).toISOString(), enableAt: new Date(start).toISOString(), endAt: new Date(start + seconds * 1000).toISOString(), serverSideSmtp: false };
+    return Plan.parse({ grantId: randomUUID(), group: 'Users', email: 'a@example.com', startAt: new Date(start).toISOString(), enableAt: new Date(start).toISOString(), endAt: new Date(start + seconds * 1000).toISOString(), serverSideSmtp: false });
   };
   const provision = (p: Plan): Instruction => ({ id: randomUUID(), kind: 'provision', plan: p });
   const reports = (store: StateStore, grantId: string) => store.state.outbox.filter((o) => o.grantId === grantId).map((o) => o.type);

@@ -9,7 +9,10 @@ import type { Logger } from 'pino';
 import { backoffMs } from '../mail/retryLoops.ts';
 import { grantIdOf, type Instruction, type RejectedInstruction, type ReportType } from '../protocol/messages.ts';
 import { newAccountName, newPassword } from './credentials.ts';
-import { armBackstop, backstopDueAt, checkAgainstOs, disableAhead, rearmBackstops, REMOVAL_UNDER_WAY, removeGrantAccount, type RunnerParts } from './grantEnd.ts';
+import { checkElevation, enableElevation, endElevation } from './elevation.ts';
+import { armBackstop, backstopDueAt, checkAgainstOs, disableAhead, rearmBackstops, REMOVAL_UNDER_WAY, removeGrantAccount } from './grantEnd.ts';
+import type { RunnerParts } from './runnerParts.ts';
+import { checkGuard, takeSnapshot } from './guard.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
 import { removeAccount } from './removal.ts';
 import type { CredentialSink, DeliveryResult } from './sink.ts';
@@ -106,11 +109,12 @@ export class GrantRunner {
   }
 
   private async plan(ins: PlannedInstruction): Promise<GrantRecord> {
+    const elevate = ins.plan.operation === 'elevate-account';
     const taken = new Set(Object.values(this.grants).map((g) => g.username));
-    const username = await newAccountName(async (n) => taken.has(n) || (await this.backend.lookup(n)) !== null);
+    const username = elevate ? (ins.plan.account ?? '') : await newAccountName(async (n) => taken.has(n) || (await this.backend.lookup(n)) !== null);
     const endedAlready = this.store.state.endedBeforePlan.includes(ins.plan.grantId);
     const r: GrantRecord = {
-      plan: ins.plan, username, ...nextUid(this.store.state, this.backend.uidRange), step: 'planned',
+      plan: ins.plan, username, ...(elevate ? {} : nextUid(this.store.state, this.backend.uidRange)), step: 'planned',
       enableNow: false, removeNow: endedAlready, attempts: 0, alerted: false, emailPending: false, revoked: endedAlready,
       backstop: 'none', backstopAttempts: 0,
     };
@@ -170,11 +174,13 @@ export class GrantRunner {
     const due = this.dueAt(r);
     if (due === null || due > t) return;
     const mustRemove = this.mustRemove(r, t);
+    const elevate = r.plan.operation === 'elevate-account';
     try {
-      if (mustRemove) await removeGrantAccount(this.parts, r);
-      else if (r.step === 'planned' || r.step === 'creating') await this.create(r);
+      if (mustRemove && elevate) await endElevation(this.parts, r, Object.values(this.grants));
+      else if (mustRemove) await this.removeAccount(r);
+      else if (r.step === 'planned' || r.step === 'creating') await (elevate ? checkElevation(this.parts, r) : this.create(r));
       else if (this.needsNewPassword(r)) await this.resetPassword(r);
-      else if (r.step === 'created') await this.enable(r);
+      else if (r.step === 'created') await (elevate ? enableElevation(this.parts, r) : this.enable(r));
       r.attempts = 0;
       delete r.retryAt;
     } catch (err) {
@@ -183,6 +189,12 @@ export class GrantRunner {
     await this.store.save();
     // Creation and enabling can both be due in one pass (a grant starting now).
     if (r.step === 'created' && this.dueAt(r)! <= this.now()) await this.step(id, r);
+  }
+
+  /** The temporary account's removal, then the guard's last look (which never holds the removal back). */
+  private async removeAccount(r: GrantRecord): Promise<void> {
+    await removeGrantAccount(this.parts, r);
+    if (r.guard) await checkGuard(this.parts, r, Object.values(this.grants)).catch((err: Error) => this.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
   }
 
   /** A removal once begun goes on, whatever the clock says now (it may have been set back). */
@@ -248,6 +260,7 @@ export class GrantRunner {
   }
 
   private async enable(r: GrantRecord): Promise<void> {
+    await takeSnapshot(this.parts, r);
     // The timer first: a crash between the two then leaves a timer with nothing to do, not an
     // enabled account whose timer was never asked for.
     const backstop = await armBackstop(this.parts, r);

@@ -3,22 +3,13 @@
  * account, step by step and recorded; the OS backstop timer; and the check against the OS that
  * removes managed accounts no grant explains. Every function runs inside GrantRunner's lock.
  */
-import type { Logger } from 'pino';
 import { backoffMs } from '../mail/retryLoops.ts';
-import type { ReportType } from '../protocol/messages.ts';
-import type { AccountBackend } from './os/backend.ts';
 import { removeAccount, type RemovalStep } from './removal.ts';
-import type { CredentialSink } from './sink.ts';
-import type { GrantRecord, StateStore } from './state.ts';
+import { takeRightsAway } from './elevation.ts';
+import { checkGuard } from './guard.ts';
+import type { RunnerParts } from './runnerParts.ts';
+import type { GrantRecord } from './state.ts';
 
-export interface RunnerParts {
-  store: StateStore;
-  backend: AccountBackend;
-  sink: CredentialSink;
-  log: Logger;
-  now(): number;
-  report(r: GrantRecord, type: ReportType, detail?: string): void;
-}
 
 /** Steps after which the removal has begun and is retried until done. */
 export const REMOVAL_UNDER_WAY: readonly GrantRecord['step'][] = ['removing', 'disabled', 'deleted'];
@@ -77,6 +68,7 @@ export async function removeGrantAccount(p: RunnerParts, r: GrantRecord): Promis
 export async function disableAhead(p: RunnerParts, r: GrantRecord): Promise<void> {
   if (r.step !== 'enabled') return;
   try {
+    if (r.plan.operation === 'elevate-account') return await takeRightsAway(p, r);
     r.step = 'removing';
     if (!(await p.backend.lookup(r.username))) return;
     await p.backend.disable(r.username);
@@ -116,7 +108,8 @@ export async function armBackstop(p: RunnerParts, r: GrantRecord): Promise<strin
 
 /** An enabled grant whose timer still has to be armed, and when. */
 export function backstopDueAt(r: GrantRecord): number | null {
-  if (r.step !== 'enabled' || r.backstop === 'armed') return null;
+  // An elevation has no account of ours to end: the agent alone enforces it on Linux (see elevation.ts).
+  if (r.step !== 'enabled' || r.backstop === 'armed' || r.plan.operation === 'elevate-account') return null;
   return r.backstopRetryAt ? Date.parse(r.backstopRetryAt) : 0;
 }
 
@@ -127,7 +120,7 @@ export function backstopDueAt(r: GrantRecord): number | null {
  */
 export async function rearmBackstops(p: RunnerParts, grants: GrantRecord[]): Promise<void> {
   for (const r of grants) {
-    if (r.step !== 'enabled' || Date.parse(r.plan.endAt) <= p.now()) continue;
+    if (r.step !== 'enabled' || Date.parse(r.plan.endAt) <= p.now() || r.plan.operation === 'elevate-account') continue;
     if (r.backstop !== 'armed' || !p.backend.backstopSurvivesReboot) await armBackstop(p, r);
   }
   await p.store.save();
@@ -148,6 +141,11 @@ export async function checkAgainstOs(p: RunnerParts, grants: GrantRecord[]): Pro
     );
   }
   for (const r of live.values()) {
+    if (r.plan.operation === 'elevate-account') {
+      if (r.step === 'enabled') await checkGuard(p, r, grants).catch((err: Error) => p.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
+      continue;
+    }
+    if (r.step === 'enabled' && r.guard) await checkGuard(p, r, grants).catch((err: Error) => p.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
     if ((r.step === 'created' || r.step === 'enabled' || r.step === 'disabled') && !(await p.backend.lookup(r.username))) {
       r.step = 'deleted';
       r.removeNow = true;

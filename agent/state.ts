@@ -42,6 +42,22 @@ export const GrantRecord = z.object({
    * (a crash may have come in the middle); 'failed' is retried with backoff from `backstopRetryAt`.
    */
   backstop: z.enum(['none', 'arming', 'armed', 'failed']).default('none'),
+  /**
+   * elevate-account: the baseline, saved before the membership is changed: whether the account was
+   * in the group already (then nothing is taken away at the end), and whether a sudoers drop-in
+   * was (or may have been) written.
+   */
+  elevation: z.object({ wasMember: z.boolean(), sudo: z.boolean() }).optional(),
+  /** Administrators grants: the privileged groups when the grant was enabled (guard.ts), and what was found since. */
+  guard: z
+    .object({
+      members: z.array(z.object({ group: z.string(), name: z.string() })),
+      accounts: z.array(z.string()),
+      sudoers: z.string(),
+      found: z.array(z.string()).default([]),
+      sudoersReported: z.boolean().default(false),
+    })
+    .optional(),
   backstopAttempts: z.number().default(0),
   backstopRetryAt: z.iso.datetime().optional(),
 });

@@ -8,9 +8,33 @@ import { GROUPS, OPERATING_SYSTEMS } from './groups.ts';
 
 export const API_PREFIX = '/agent/v1';
 
+/**
+ * temporary-access: a new random account, mailed to the end user, deleted at the end;
+ * elevate-account: an existing account put in the group for the window and restored after.
+ */
+export const OPERATIONS = ['temporary-access', 'elevate-account'] as const;
+export type Operation = (typeof OPERATIONS)[number];
+/** At the end of an elevation: end every session of the account (default), or only tell the user. */
+export const END_ACTIONS = ['logoff', 'notify'] as const;
+/** What an agent tells the server it can do (its inventory); the server sends nothing else. */
+export const CAPABILITIES = ['elevate-account', 'passwordless-sudo'] as const;
+
 /** Everything the agent needs to run a grant on its own, even offline. */
 export const Plan = z.object({
   grantId: z.string().min(1),
+  /** Absent in plans from before elevation existed. */
+  operation: z.enum(OPERATIONS).default('temporary-access'),
+  /** elevate-account: the existing local account (Windows: also DOMAIN\\user or a SID). */
+  account: z.string().min(1).max(256).optional(),
+  endAction: z.enum(END_ACTIONS).default('logoff'),
+  /** Administrators on Linux/macOS: sudo without a password, through a drop-in under /etc/sudoers.d. */
+  passwordlessSudo: z.boolean().default(false),
+  /**
+   * A grant of Administrators watches the privileged groups while it is live: a member added that
+   * is neither one of our grants nor in `allowed` is a rogue admin, taken out (`remove`: and locked
+   * if it was made during the window, never deleted) or only reported (`report`).
+   */
+  guard: z.object({ action: z.enum(['remove', 'report']), allowed: z.array(z.string().max(256)).max(500) }).default({ action: 'remove', allowed: [] }),
   group: z.enum(GROUPS),
   email: z.string(),
   startAt: z.iso.datetime(),
@@ -128,11 +152,16 @@ export const Ack = z.object({ ids: z.array(z.string().min(1)).max(1000) }).stric
  * disabled: the first step of a removal is done (no logon possible any more);
  * removed: the account is deleted; cleanup-failed: what it left behind could not be purged yet;
  * rejected: an instruction for the grant was malformed and not applied;
- * backstop-failed: the OS timer that ends the account if the agent cannot could not be armed (retried).
+ * backstop-failed: the OS timer that ends the account if the agent cannot could not be armed (retried);
+ * rogue-admin: a member added to a privileged group during the window, and what was done about it;
+ * sudoers-changed: the sudoers files changed during a Linux window (reported, not undone);
+ * membership-changed: an elevation's membership was changed by someone else during the window.
+ * For elevate-account, created = the account was found and may be elevated, enabled = put in the
+ * group, disabled = taken out again (the rights are gone), removed = sessions ended, all restored.
  */
 export const REPORT_TYPES = [
   'created', 'enabled', 'disabled', 'logged-off', 'removed', 'failed', 'removal-failed', 'cleanup-failed', 'rejected', 'backstop-failed',
-  'password-reset', 'email-sent', 'email-failed',
+  'password-reset', 'email-sent', 'email-failed', 'rogue-admin', 'sudoers-changed', 'membership-changed',
 ] as const;
 export type ReportType = (typeof REPORT_TYPES)[number];
 
@@ -166,3 +195,29 @@ export type EnrollRequest = z.infer<typeof EnrollRequest>;
 
 export const EnrollResponse = z.object({ endpointId: z.string(), credential: z.string() });
 export type EnrollResponse = z.infer<typeof EnrollResponse>;
+
+/** One local account as the endpoint sees it, so the wizard can offer it and refuse a system account. */
+export const LocalAccount = z
+  .object({
+    name: z.string().min(1).max(256),
+    /** uid on Unix, SID on Windows. */
+    id: z.string().max(200),
+    /** A system account (Linux uid < 1000 or no login shell, macOS uid < 501 or a leading underscore, Windows built-ins). */
+    system: z.boolean(),
+    /** In the privileged group now. */
+    admin: z.boolean(),
+    /** One of ours (a temporary account). */
+    managed: z.boolean(),
+  })
+  .strict();
+export type LocalAccount = z.infer<typeof LocalAccount>;
+
+/** What the agent sends at start and when it changes: its local accounts and what it can do. */
+export const Inventory = z
+  .object({
+    accounts: z.array(LocalAccount).max(10_000),
+    /** CAPABILITIES it has; unknown names from newer agents are kept and ignored. */
+    capabilities: z.array(z.string().min(1).max(50)).max(50),
+  })
+  .strict();
+export type Inventory = z.infer<typeof Inventory>;

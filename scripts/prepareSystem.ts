@@ -2,7 +2,8 @@
  * Installs the Debian packages the tests use that npm cannot bring: Chromium for
  * the console's browser tests (playwright-core drives it; no browser is ever
  * downloaded), libfaketime for the chaos test's clock jumps, and Mono's C# compiler
- * and runtime, which compile and run the Windows logoff interop (agent/os/windows-wts.test.ts).
+ * and runtime, which compile and run the Windows logoff interop (agent/os/windows-wts.test.ts),
+ * and sudo, whose visudo checks the passwordless-sudo drop-in (agent/os/linux-elevation.ts).
  * Run by the test command; a no-op when all are present.
  */
 import { spawnSync } from 'node:child_process';
@@ -13,6 +14,7 @@ const NEEDED: Record<string, string> = {
   chromium: '/usr/bin/chromium',
   faketime: '/usr/bin/faketime',
   'mono-mcs': '/usr/bin/mcs',
+  sudo: '/usr/sbin/visudo',
 };
 
 const missing = Object.entries(NEEDED).filter(([, file]) => !existsSync(file)).map(([pkg]) => pkg);

@@ -49,6 +49,18 @@ export const ServerConfig = z
         waitQueueTimeoutMS: z.number().int().positive(),
       })
       .strict(),
+    /**
+     * elevate-account: accounts never elevated (names, matched without regard to case, on every
+     * endpoint); and the guard of every Administrators grant (rogueAdmins: take a member added
+     * during the window out, or only report it; allowedAdmins: members it leaves alone).
+     */
+    elevation: z
+      .object({
+        excludedAccounts: z.array(z.string().min(1).max(256)).max(500),
+        rogueAdmins: z.enum(['remove', 'report']),
+        allowedAdmins: z.array(z.string().min(1).max(256)).max(500),
+      })
+      .strict(),
     /** 32-byte key (64 hex chars or base64) that encrypts stored SMTP passwords. Never stored in the database. */
     secretKey: z.string().optional(),
     /** Folder whose email templates replace the built-in ones, file by file. */

@@ -1,4 +1,5 @@
 import type { Group } from '../../protocol/groups.ts';
+import type { ElevationBackend } from './elevation.ts';
 
 /**
  * What the OS tells us about one local account.
@@ -59,6 +60,8 @@ export interface AccountBackend {
    * never reused).
    */
   readonly uidRange: { min: number; max: number } | null;
+  /** elevate-account and the rogue-admin guard (elevation.ts); absent where not built yet. */
+  readonly elevation?: ElevationBackend;
   /** Returns null when no account of that name exists. */
   lookup(name: string): Promise<AccountInfo | null>;
   /**

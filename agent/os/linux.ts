@@ -24,6 +24,7 @@ import { killAll } from './procs.ts';
 import { assertPassword, EXPIRED, expiryDay, members, passwordUsable, expired, pickGroup, type Row } from './linux-files.ts';
 import { armLinuxBackstop, disarmLinuxBackstop, SAFE_PATH, type BackstopHost } from './linux-backstop.ts';
 import { LEFTOVER_DIRS, purgeLeftovers } from './linux-purge.ts';
+import { LinuxElevation } from './linux-elevation.ts';
 
 // Re-exported for the tests and bench/. Linux: a supplementary group; the tag is the GECOS field.
 export { MARKER_GROUP, expiryDay };
@@ -59,6 +60,7 @@ export class LinuxBackend implements AccountBackend {
   /** Pid files of backstop processes where systemd is not init. */
   private readonly backstopDir: string;
   private readonly run: Runner;
+  readonly elevation: LinuxElevation;
 
   constructor(opts: LinuxBackendOptions = {}) {
     if (opts.root !== undefined && (!path.isAbsolute(opts.root) || path.resolve(opts.root) === '/')) {
@@ -74,6 +76,13 @@ export class LinuxBackend implements AccountBackend {
     this.leftoverDirs = opts.leftoverDirs ?? LEFTOVER_DIRS;
     this.backstopDir = path.join(opts.root ?? '/', 'run', 'jit-agent', 'backstop');
     this.run = opts.run ?? defaultRun;
+    this.elevation = new LinuxElevation({
+      root: this.root,
+      cmd: (file, argv, ok) => this.cmd(file, argv, { ...(ok ? { ok } : {}) }),
+      prefix: () => this.prefix(),
+      table: (file) => this.table(file),
+      assertKillable: (uid) => this.assertKillable(uid),
+    });
   }
 
   async lookup(name: string): Promise<AccountInfo | null> {

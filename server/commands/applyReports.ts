@@ -61,7 +61,7 @@ async function applyOne(ctx: Ctx, endpointId: string, g: GrantDoc, r: Report): P
   }
   await auditOnce(ctx.c, reportAuditId(endpointId, r.id), {
     actor,
-    type: `agent.${r.type}`,
+    type: AUDIT_TYPES[r.type] ?? `agent.${r.type}`,
     grantId: g._id,
     endpointId,
     detail: { agentAt: r.at, ...(r.username ? { username: r.username } : {}), ...(r.detail ? { detail: r.detail } : {}) },
@@ -84,6 +84,9 @@ async function alreadySeen(ctx: Ctx, reportId: string): Promise<boolean> {
   return (await ctx.c.seenReports.findOne({ _id: reportId }, { projection: { _id: 1 } })) !== null;
 }
 
+/** Reports audited under another name than `agent.<type>`: the guard's findings. */
+const AUDIT_TYPES: Partial<Record<Report['type'], string>> = { 'rogue-admin': 'guard.rogue-admin', 'sudoers-changed': 'guard.sudoers-changed' };
+
 function toEvent(r: Report): GrantEvent | null {
   const reason = r.detail ?? r.type;
   switch (r.type) {
@@ -105,6 +108,9 @@ function toEvent(r: Report): GrantEvent | null {
     case 'password-reset':
     case 'email-sent':
     case 'email-failed':
+    case 'rogue-admin':
+    case 'sudoers-changed':
+    case 'membership-changed':
       return null;
   }
 }

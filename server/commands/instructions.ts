@@ -9,6 +9,11 @@ export function planOf(g: GrantDoc): Plan {
   const requestedBy = requesterLabel(g.createdBy);
   return {
     grantId: g._id,
+    operation: g.operation,
+    ...(g.account ? { account: g.account } : {}),
+    endAction: g.endAction ?? 'logoff',
+    passwordlessSudo: g.passwordlessSudo ?? false,
+    guard: g.guard ?? { action: 'remove', allowed: [] },
     group: g.group,
     email: g.email,
     startAt: g.startAt.toISOString(),

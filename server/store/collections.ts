@@ -9,14 +9,22 @@
  */
 import type { Collection, Db } from 'mongodb';
 import type { Group, OperatingSystem } from '../../protocol/groups.ts';
-import type { InstructionKind, Plan } from '../../protocol/messages.ts';
+import type { InstructionKind, LocalAccount, Operation, Plan } from '../../protocol/messages.ts';
 import type { GrantState } from '../domain/lifecycle.ts';
 
 export interface GrantDoc {
   _id: string;
   /** Grants made by one wizard submission (several endpoints) share it. */
   requestId: string;
-  operation: 'temporary-access';
+  operation: Operation;
+  /** elevate-account: the existing account on the endpoint, as given. */
+  account?: string;
+  /** elevate-account: what happens to the account's sessions at the end (logoff when absent). */
+  endAction?: Plan['endAction'];
+  /** Administrators on Linux/macOS: sudo without a password for the window. */
+  passwordlessSudo?: boolean;
+  /** The rogue-admin guard's policy, fixed when the grant is made (server config `elevation`). */
+  guard?: Plan['guard'];
   /** As typed, for display. */
   email: string;
   /** `emailKey(email)`, what searches match. Set on every grant; records from before it get it at start (`migrate`). */
@@ -81,6 +89,10 @@ export interface EndpointDoc {
   /** When the same machine last enrolled again, replacing this record's credential. */
   reenrolledAt?: Date;
   lastSeenAt: Date;
+  /** The agent's inventory: its local accounts (for the wizard and the checks) and what it can do. */
+  accounts?: LocalAccount[];
+  capabilities?: string[];
+  inventoryAt?: Date;
 }
 
 /** An unused enrollment token; deleted when an agent enrolls with it (see commands/enrollment.ts). */
