@@ -21,7 +21,7 @@ import { StateStore } from './state.ts';
 const canRun = process.platform === 'linux' && process.getuid?.() === 0;
 
 /** A delivery that is always under way: no password is set again for it. */
-const sink: CredentialSink = { deliver: () => {}, isActive: () => true, cancel: () => {}, ended: async () => {} };
+const sink: CredentialSink = { deliver: () => {}, isActive: () => true, cancel: () => {}, ended: async () => {}, elevated: async () => {} };
 
 /** The backend with `method` failing its first `times` calls. */
 function failing<K extends keyof AccountBackend>(b: AccountBackend, method: K, times: number): AccountBackend {

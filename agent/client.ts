@@ -5,6 +5,7 @@
 import {
   AgentSettings,
   API_PREFIX,
+  type Inventory,
   EnrollResponse,
   PollResponse,
   type CredentialHandover,
@@ -68,6 +69,10 @@ export class ServerClient {
 
   async ack(ids: string[]): Promise<void> {
     await this.send('/acks', { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ ids }), timeoutMs: 15_000 });
+  }
+
+  async inventory(inv: Inventory): Promise<void> {
+    await this.send('/inventory', { method: 'PUT', headers: JSON_TYPE, body: JSON.stringify(inv), timeoutMs: 15_000 });
   }
 
   /** Sends reports; returns the ids the server has taken. */

@@ -5,6 +5,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { GrantRunner } from './accounts.ts';
+import { InventoryReporter } from './inventory.ts';
+import type { AccountBackend } from './os/backend.ts';
 import { parseInstructions } from '../protocol/messages.ts';
 import type { ServerClient } from './client.ts';
 import type { SettingsStore } from './settings.ts';
@@ -21,6 +23,8 @@ const MAX_SLEEP_MS = 1000;
 
 export interface DaemonOptions {
   pollSeconds: number;
+  /** For the inventory of local accounts (inventory.ts); none is reported without it. */
+  backend?: AccountBackend;
 }
 
 export class Daemon {
@@ -29,6 +33,7 @@ export class Daemon {
   private timer: NodeJS.Timeout | undefined;
   private tasks: Promise<void>[] = [];
   private testsDone = new Set<string>();
+  private inventory: InventoryReporter | null = null;
 
   constructor(
     private readonly store: StateStore,
@@ -45,6 +50,7 @@ export class Daemon {
     await this.runner.runDue();
     await this.runner.rearmBackstops();
     this.scheduleTick();
+    if (this.opts.backend) this.inventory = new InventoryReporter(this.opts.backend, (inv) => this.client.inventory(inv));
     this.tasks = [this.pollLoop(), this.sendLoop(), this.reconcileLoop()];
   }
 
@@ -77,6 +83,8 @@ export class Daemon {
     let failures = 0;
     while (this.running) {
       try {
+        // Before each poll: at start, and after one that answered (a no-op while nothing changed).
+        await this.inventory?.report().catch((err: Error) => this.log.warn({ err: err.message }, 'inventory not reported, will retry'));
         const res = await this.client.poll(this.opts.pollSeconds, this.stopped.signal);
         // Settings first, so credentials for a grant in this batch go out with them.
         if (res.settingsRevision !== this.settings.revision) await this.settings.update(await this.client.settings());

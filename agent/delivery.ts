@@ -59,8 +59,20 @@ export class EmailDelivery implements CredentialSink {
   /** Tells the end user access is over; server-side SMTP grants get it from the server. */
   async ended(r: GrantRecord): Promise<void> {
     if (r.plan.serverSideSmtp) return;
-    const vars = { endpoint: this.opts.hostname, username: r.username, email: r.plan.email, reason: r.revoked ? ('revoked' as const) : ('expired' as const), end: new Date() };
+    const group = r.plan.operation === 'elevate-account' ? { group: r.plan.group } : {};
+    const vars = { endpoint: this.opts.hostname, username: r.username, email: r.plan.email, reason: r.revoked ? ('revoked' as const) : ('expired' as const), end: new Date(), ...group };
     await this.sendWith('access-ended', vars).catch((err: Error) => this.log.warn({ grantId: r.plan.grantId, err: err.message }, 'access-ended email failed'));
+  }
+
+  /** elevate-account: the person's own account is elevated (no password); server-side SMTP grants get it from the server. */
+  async elevated(r: GrantRecord): Promise<void> {
+    if (r.plan.serverSideSmtp) return;
+    const { plan } = r;
+    const vars = {
+      endpoint: this.opts.hostname, username: r.username, email: plan.email, group: plan.group, start: new Date(plan.startAt), end: new Date(plan.endAt),
+      endAction: plan.endAction, passwordlessSudo: plan.passwordlessSudo, ...(plan.requestedBy ? { requestedBy: plan.requestedBy } : {}),
+    };
+    await this.sendWith('elevated', vars).catch((err: Error) => this.log.warn({ grantId: plan.grantId, err: err.message }, 'elevated email failed'));
   }
 
   private async sendCredentials(r: GrantRecord, password: string): Promise<void> {
@@ -80,7 +92,7 @@ export class EmailDelivery implements CredentialSink {
     });
   }
 
-  private async sendWith<K extends 'credentials' | 'access-ended'>(kind: K, vars: EmailVars<K>): Promise<void> {
+  private async sendWith<K extends 'credentials' | 'access-ended' | 'elevated'>(kind: K, vars: EmailVars<K>): Promise<void> {
     const smtp = this.settings.smtp();
     if (!smtp) throw new Error('no SMTP settings in the Agent Settings policy');
     // Imported on demand: handlebars, luxon and nodemailer would otherwise sit in every idle agent.

@@ -53,7 +53,7 @@ const canRun = process.platform === 'linux' && process.getuid?.() === 0;
 
   const runner = async (now: () => number = Date.now) => {
     const store = await StateStore.create(path.join(dir, 'state.json'), { version: 1, serverUrl: 'http://x', endpointId: 'e', credential: 'c', hostname: 'h', sandboxRoot: root, grants: {}, seenInstructions: [], outbox: [] });
-    const sink: CredentialSink = { deliver: () => {}, isActive: () => false, cancel: () => {}, ended: async (r) => void ended.push(r.plan.grantId) };
+    const sink: CredentialSink = { deliver: () => {}, isActive: () => false, cancel: () => {}, ended: async (r) => void ended.push(r.plan.grantId), elevated: async () => {} };
     return { store, r: new GrantRunner(store, linux, sink, pino({ level: 'silent' }), now) };
   };
   const plan = (account: string, startIn: number, seconds: number, extra: Partial<Plan> = {}) => {
@@ -141,7 +141,7 @@ const canRun = process.platform === 'linux' && process.getuid?.() === 0;
     assert.deepEqual(await groupMembers('sudo'), ['dave']);
     // The agent dies here; it starts again after the end, from its state file.
     await new Promise((res) => setTimeout(res, 2100));
-    const again = new GrantRunner(await StateStore.load(store.file), linux, { deliver: () => {}, isActive: () => false, cancel: () => {}, ended: async () => {} }, pino({ level: 'silent' }));
+    const again = new GrantRunner(await StateStore.load(store.file), linux, { deliver: () => {}, isActive: () => false, cancel: () => {}, ended: async () => {}, elevated: async () => {} }, pino({ level: 'silent' }));
     await again.reconcile();
     await again.runDue();
     assert.deepEqual(await groupMembers('sudo'), []);

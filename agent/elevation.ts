@@ -56,6 +56,7 @@ export async function enableElevation(p: RunnerParts, r: GrantRecord): Promise<v
     await e.grantSudo(r.username, r.plan.grantId);
   }
   r.step = 'enabled';
+  void p.sink.elevated(r);
   p.report(r, 'enabled', `was a member before: ${r.elevation.wasMember ? 'yes' : 'no'}; passwordless sudo: ${r.elevation.sudo ? 'yes' : 'no'}`);
   p.log.info({ grantId: r.plan.grantId, account: r.username, group: r.plan.group, wasMember: r.elevation.wasMember }, 'account elevated');
 }

@@ -114,7 +114,7 @@ async function run(stateFile: string, pollSeconds: number): Promise<void> {
     outcome: (grantId, result) => void runner.deliveryOutcome(grantId, result),
   });
   const runner = new GrantRunner(store, backend, delivery, log);
-  const daemon = new Daemon(store, runner, client, settings, log, { pollSeconds });
+  const daemon = new Daemon(store, runner, client, settings, log, { pollSeconds, backend });
   await daemon.start();
   log.info({ endpointId: state.endpointId, sandbox: state.sandboxRoot ?? null }, 'agent running');
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {

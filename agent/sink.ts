@@ -10,6 +10,8 @@ export interface CredentialSink {
   cancel(grantId: string): void;
   /** Tells the end user their access is over (best effort). */
   ended(grant: GrantRecord): Promise<void>;
+  /** elevate-account: tells the end user their own account is elevated until the end (best effort). */
+  elevated(grant: GrantRecord): Promise<void>;
 }
 
 export type DeliveryResult = { ok: true; via: 'endpoint' | 'server' } | { ok: false; error: string };

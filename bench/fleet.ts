@@ -64,6 +64,7 @@ class InstantSink implements CredentialSink {
     this.active.delete(grantId);
   }
   async ended(): Promise<void> {}
+  async elevated(): Promise<void> {}
 }
 
 async function adminToken(url: string, token: string): Promise<string> {

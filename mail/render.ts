@@ -1,5 +1,5 @@
 /**
- * Renders the credentials and access-ended emails from Handlebars templates,
+ * Renders the credentials, elevated and access-ended emails from Handlebars templates,
  * with admin overrides, validated variables and header-safe subjects.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -39,8 +39,24 @@ const SCHEMAS = {
   }).refine((v) => v.start < v.end, { message: 'start must be before end', path: ['end'] }),
   'access-ended': z.strictObject({
     ...common,
+    /** A temporary account's random name, or the person's own account (elevate-account). */
+    username: singleLine(256),
     reason: z.enum(['expired', 'revoked']),
     end: z.date(),
+    /** elevate-account: the group the account was in for the window (its own account is kept). */
+    group: singleLine(50).optional(),
+  }),
+  /** elevate-account: the person's own account is in `group` until `end`; no password. */
+  elevated: z.strictObject({
+    ...common,
+    username: singleLine(256),
+    group: singleLine(50),
+    start: z.date(),
+    end: z.date(),
+    /** At the end: `logoff` ends every session of the account, `notify` only the rights. */
+    endAction: z.enum(['logoff', 'notify']),
+    passwordlessSudo: z.boolean(),
+    requestedBy: singleLine(320).optional(),
   }),
   /** "Test these settings" with a real message; `endpoint` names the sender (a host or "the server"). */
   'smtp-test': z.strictObject({
@@ -109,7 +125,8 @@ function formatInstant(date: Date, timeZone: string): string {
 /** Optional variables every template may test with {{#if}}: strict mode wants them present. */
 const OPTIONAL: Record<EmailKind, string[]> = {
   credentials: ['organisation', 'requestedBy'],
-  'access-ended': ['organisation'],
+  'access-ended': ['organisation', 'group'],
+  elevated: ['organisation', 'requestedBy'],
   'smtp-test': ['organisation'],
 };
 
@@ -131,6 +148,7 @@ export function renderEmail<K extends EmailKind>(kind: K, vars: EmailVars<K>, op
     // Plain booleans rather than a comparison helper, so override authors only need {{#if}}.
     ...('os' in v ? { windows: v.os === 'windows', macos: v.os === 'macos', linux: v.os === 'linux' } : {}),
     ...('reason' in v ? { expired: v.reason === 'expired', revoked: v.reason === 'revoked' } : {}),
+    ...('endAction' in v ? { logoff: v.endAction === 'logoff' } : {}),
   };
   const subject = template(kind, 'subject', opts.overrideDir)(data);
   if (subject.trim() === '' || CONTROL.test(subject)) {

@@ -28,6 +28,7 @@ export const ERRORS = {
   'endpoint.hostname_taken': { status: 409, message: 'Another machine is enrolled with this hostname.' },
   'endpoint.no_answer': { status: 504, message: 'The endpoint did not answer in time.' },
   'grant.not_active': { status: 409, message: 'The grant has no account to send credentials for.' },
+  'grant.no_credentials': { status: 409, message: 'An elevate-account grant has no credentials: the person signs in with their own.' },
   'idempotency.key_reused': { status: 422, message: 'This Idempotency-Key was used for another request.' },
   'settings.not_found': { status: 404, message: 'No such settings.' },
   'settings.missing': { status: 409, message: 'No SMTP settings are configured for this.' },

@@ -9,6 +9,7 @@ import { auditOnce, transitionAuditId } from '../store/audit.ts';
 import { emailKey, type EndpointDoc, type GrantDoc } from '../store/collections.ts';
 import { ambiguous, findEndpoints } from '../store/endpoints.ts';
 import { planOf, queueInstruction } from './instructions.ts';
+import { elevationIssues } from './elevationChecks.ts';
 import { scheduleGrantJobs } from './scheduleGrant.ts';
 
 /**
@@ -24,13 +25,20 @@ export async function createGrants(ctx: Ctx, input: CreateGrantInput, actor: str
 /** The grants a request makes, checked and not stored yet. */
 export async function planGrants(ctx: Ctx, input: CreateGrantInput, actor: string): Promise<GrantDoc[]> {
   const endpoints = await resolveEndpoints(ctx, input);
+  const refused = await elevationIssues(ctx, input, endpoints);
+  if (refused.length) throw invalid(refused);
   const now = new Date();
+  const elevation = input.operation === 'elevate-account' ? { account: input.account!, endAction: input.endAction } : {};
+  const guard = { action: ctx.config.elevation.rogueAdmins, allowed: ctx.config.elevation.allowedAdmins };
   const requestId = randomUUID();
   const enableAt = enableAtFor(input.startAt, ctx.config.leadTimeSeconds, now);
   return endpoints.map((e) => ({
     _id: randomUUID(),
     requestId,
     operation: input.operation,
+    ...elevation,
+    passwordlessSudo: input.passwordlessSudo,
+    guard,
     email: input.email,
     emailKey: emailKey(input.email),
     endpointId: e._id,
@@ -42,7 +50,8 @@ export async function planGrants(ctx: Ctx, input: CreateGrantInput, actor: strin
     serverSideSmtp: input.serverSideSmtp,
     state: 'requested',
     revokeRequested: false,
-    delivery: { status: 'pending', attempts: 0 },
+    // elevate-account mails no credentials (the person's own account): nothing to deliver or to close.
+    delivery: input.operation === 'elevate-account' ? { status: 'not-sent', attempts: 0, lastError: 'no credentials: the person’s own account is elevated' } : { status: 'pending', attempts: 0 },
     createdBy: actor,
     createdAt: now,
     updatedAt: now,
@@ -73,7 +82,7 @@ export async function writeGrants(ctx: Ctx, planned: GrantDoc[], resume = false)
       type: 'grant.requested',
       grantId: g._id,
       endpointId: g.endpointId,
-      detail: { email: g.email, group: g.group, startAt: g.startAt, enableAt: g.enableAt, endAt: g.endAt, serverSideSmtp: g.serverSideSmtp },
+      detail: { operation: g.operation, ...(g.account ? { account: g.account, endAction: g.endAction } : {}), email: g.email, group: g.group, startAt: g.startAt, enableAt: g.enableAt, endAt: g.endAt, serverSideSmtp: g.serverSideSmtp },
     });
     // The agent first: its own timers do the work; the jobs are the backstop (and are rebuilt at start).
     await queueInstruction(ctx, g, 'provision', provisionId(g._id));

@@ -12,6 +12,7 @@ import { queueInstruction } from './instructions.ts';
 export async function resendCredentials(ctx: Ctx, grantId: string, actor: string): Promise<GrantDoc> {
   const g = await ctx.c.grants.findOne({ _id: grantId });
   if (!g) throw apiError('grant.not_found');
+  if (g.operation === 'elevate-account') throw apiError('grant.no_credentials');
   if (!hasAccount(g.state)) throw apiError('grant.not_active');
   await audit(ctx.c, { actor, type: 'credentials.resend-requested', grantId, endpointId: g.endpointId, detail: {} });
   await queueInstruction(ctx, g, 'resend');

@@ -82,6 +82,7 @@ export async function applyEvent(ctx: Ctx, grantId: string, event: GrantEvent, a
     await finish(ctx, g);
     await noteNeverEnabled(ctx, g, t.from);
   }
+  if (t.to === 'enabled' && g.operation === 'elevate-account' && g.serverSideSmtp) void ctx.mailer.sendElevated(g);
   if ((t.to === 'removed' || t.to === 'revoked') && g.serverSideSmtp) {
     ctx.mailer.cancel(grantId);
     void ctx.mailer.sendAccessEnded(g, t.to === 'revoked' ? 'revoked' : 'expired');

@@ -9,7 +9,7 @@
  */
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
-import { renderEmail } from '../../mail/render.ts';
+import { renderEmail, type EmailVars } from '../../mail/render.ts';
 import { RetryLoops } from '../../mail/retryLoops.ts';
 import { sendMail } from '../../mail/smtp.ts';
 import { recordDelivery } from '../commands/delivery.ts';
@@ -63,16 +63,30 @@ export class ServerMailer {
 
   /** Tells the end user their access is over (best effort, a few tries). */
   async sendAccessEnded(g: GrantDoc, reason: 'expired' | 'revoked'): Promise<void> {
-    if (!g.username) return;
+    const username = g.username ?? g.account;
+    if (!username) return;
+    const group = g.operation === 'elevate-account' ? { group: g.group } : {};
+    await this.tryFew(g, 'access-ended', (organisation) => ({ endpoint: g.hostname, username, email: g.email, reason, end: new Date(), ...group, ...organisation }));
+  }
+
+  /** elevate-account: tells the end user their own account is elevated until the end (best effort). */
+  async sendElevated(g: GrantDoc): Promise<void> {
+    const requestedBy = requesterLabel(g.createdBy);
+    await this.tryFew(g, 'elevated', (organisation) => ({
+      endpoint: g.hostname, username: g.account ?? '', email: g.email, group: g.group, start: g.startAt, end: g.endAt,
+      endAction: g.endAction ?? 'logoff', passwordlessSudo: g.passwordlessSudo ?? false, ...(requestedBy ? { requestedBy } : {}), ...organisation,
+    }));
+  }
+
+  private async tryFew<K extends 'access-ended' | 'elevated'>(g: GrantDoc, kind: K, vars: (organisation: { organisation?: string }) => EmailVars<K>): Promise<void> {
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
         const settings = await this.settings();
-        const vars = { endpoint: g.hostname, username: g.username, email: g.email, reason, end: new Date(), ...(settings.organisation ? { organisation: settings.organisation } : {}) };
-        const mail = renderEmail('access-ended', vars, this.renderOpts(settings.timeZone));
+        const mail = renderEmail(kind, vars(settings.organisation ? { organisation: settings.organisation } : {}), this.renderOpts(settings.timeZone));
         await sendMail(settings, { to: g.email, ...mail });
         return;
       } catch (err) {
-        this.ctx.log.warn({ grantId: g._id, err: (err as Error).message }, 'access-ended email failed');
+        this.ctx.log.warn({ grantId: g._id, err: (err as Error).message }, `${kind} email failed`);
         await sleep(1000 * attempt);
       }
     }

@@ -12,6 +12,8 @@ export function presentGrant(g: GrantDoc) {
     id: g._id,
     requestId: g.requestId,
     operation: g.operation,
+    ...(g.operation === 'elevate-account' ? { account: g.account ?? null, endAction: g.endAction ?? 'logoff' } : {}),
+    passwordlessSudo: g.passwordlessSudo ?? false,
     email: g.email,
     endpoint: { id: g.endpointId, hostname: g.hostname },
     group: g.group,
@@ -22,12 +24,10 @@ export function presentGrant(g: GrantDoc) {
     state: g.state,
     reason: g.reason ?? null,
     username: g.username ?? null,
-    emailDelivery: {
-      status: g.delivery.status,
-      attempts: g.delivery.attempts,
-      lastError: g.delivery.lastError ?? null,
-      sentAt: g.delivery.sentAt?.toISOString() ?? null,
-    },
+    emailDelivery:
+      g.operation === 'elevate-account'
+        ? null
+        : { status: g.delivery.status, attempts: g.delivery.attempts, lastError: g.delivery.lastError ?? null, sentAt: g.delivery.sentAt?.toISOString() ?? null },
     createdBy: g.createdBy,
     createdAt: g.createdAt.toISOString(),
     updatedAt: g.updatedAt.toISOString(),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { GROUPS } from '../../protocol/groups.ts';
+import { END_ACTIONS, OPERATIONS } from '../../protocol/messages.ts';
 import { GRANT_STATES } from '../domain/lifecycle.ts';
 import type { ServerConfig } from '../config.ts';
 
@@ -19,7 +20,11 @@ const plainYear = (d: Date) => !Number.isNaN(d.getTime()) && /^\d{4}-/.test(d.to
 export function createGrantSchema(limits: Limits, now: Date) {
   return z
     .strictObject({
-      operation: z.literal('temporary-access', { error: 'must be "temporary-access"' }),
+      operation: z.enum(OPERATIONS, { error: `must be one of ${OPERATIONS.join(', ')}` }),
+      /** elevate-account: the existing account (checked against the endpoint's OS in createGrants). */
+      account: z.string({ error: 'must be a string' }).trim().min(1, 'name the existing account to elevate').max(256).optional(),
+      endAction: z.enum(END_ACTIONS, { error: `must be one of ${END_ACTIONS.join(', ')}` }).default('logoff'),
+      passwordlessSudo: z.boolean({ error: 'must be true or false' }).default(false),
       email: z.email({ error: 'must be a valid email address' }).max(254),
       endpoints: z.array(z.string().min(1).max(100), { error: 'must be a list of endpoint ids or hostnames' }).min(1, 'choose at least one endpoint').max(100),
       group: z.enum(GROUPS, { error: `must be one of ${GROUPS.join(', ')}` }),
@@ -28,6 +33,9 @@ export function createGrantSchema(limits: Limits, now: Date) {
       serverSideSmtp: z.boolean({ error: 'must be true or false' }),
     })
     .superRefine((v, ctx) => {
+      if (v.operation === 'elevate-account' && v.account === undefined) ctx.addIssue({ code: 'custom', path: ['account'], message: 'name the existing account to elevate' });
+      if (v.operation === 'temporary-access' && v.account !== undefined) ctx.addIssue({ code: 'custom', path: ['account'], message: 'only for elevate-account (temporary-access makes a new account)' });
+      if (v.passwordlessSudo && v.group !== 'Administrators') ctx.addIssue({ code: 'custom', path: ['passwordlessSudo'], message: 'only with the Administrators group' });
       // Why: zod 4 still runs this refinement when a date field failed its format check,
       // with the raw string in place of the Date; that field already has its error.
       if (!(v.startAt instanceof Date) || !(v.endAt instanceof Date)) return;

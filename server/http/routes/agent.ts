@@ -1,10 +1,11 @@
 import { Router } from 'express';
 import { z } from 'zod';
-import { Ack, CredentialHandover, EnrollRequest, ReportBatch, SmtpTestResult } from '../../../protocol/messages.ts';
+import { Ack, CredentialHandover, EnrollRequest, Inventory, ReportBatch, SmtpTestResult } from '../../../protocol/messages.ts';
 import { ackInstructions, poll } from '../../commands/agentChannel.ts';
 import { agentSettings, handOverCredentials } from '../../commands/agentSettings.ts';
 import { applyReports } from '../../commands/applyReports.ts';
 import { enroll } from '../../commands/enrollment.ts';
+import { storeInventory } from '../../commands/inventory.ts';
 import { replayRevokes } from '../../commands/revokeGrant.ts';
 import type { Ctx } from '../../context.ts';
 import { apiError } from '../../errors.ts';
@@ -49,6 +50,11 @@ export function agentRoutes(ctx: Ctx): Router {
 
   r.post('/acks', async (req, res) => {
     await ackInstructions(ctx, res.locals.endpoint._id, validate(Ack, req.body).ids);
+    res.status(204).end();
+  });
+
+  r.put('/inventory', async (req, res) => {
+    await storeInventory(ctx, res.locals.endpoint._id, validate(Inventory, req.body));
     res.status(204).end();
   });
 

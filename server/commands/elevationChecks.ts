@@ -1,0 +1,74 @@
+/**
+ * What the server refuses of an elevate-account request before anything is stored (400, the
+ * field and why): an endpoint whose agent cannot elevate, an account name its OS would not have,
+ * an excluded, system or temporary (ours) account, and a grant that overlaps a live one for the
+ * same account and group. What only the endpoint can know (the account exists) the agent checks,
+ * failing the grant with its reason; the inventory it reports lets the server refuse earlier (our
+ * temporary accounts have random names: only the inventory's `managed` tells them).
+ */
+import type { OperatingSystem } from '../../protocol/groups.ts';
+import type { Ctx } from '../context.ts';
+import { LIVE_STATES } from '../domain/lifecycle.ts';
+import type { FieldIssue } from '../errors.ts';
+import type { CreateGrantInput } from '../schemas/grants.ts';
+import type { EndpointDoc } from '../store/collections.ts';
+
+/** Local names (Linux, macOS: what useradd and dscl accept); Windows adds DOMAIN\user and SIDs. */
+const UNIX_NAME = /^[a-z_][a-z0-9._-]{0,31}$/i;
+const WINDOWS_NAME = /^(?:[A-Za-z0-9][A-Za-z0-9.-]{0,14}\\)?[^\\/"[\]:;|=,+*?<>@\s][^\\/"[\]:;|=,+*?<>@]{0,19}$/;
+const SID = /^S-1-5(?:-\d{1,10}){1,14}$/;
+
+/** Accounts no grant may elevate, whatever the inventory says. */
+const BUILT_IN: Record<OperatingSystem, (name: string) => boolean> = {
+  linux: (n) => ['root', 'nobody'].includes(n.toLowerCase()),
+  macos: (n) => n.startsWith('_') || ['root', 'daemon', 'nobody'].includes(n.toLowerCase()),
+  windows: (n) => {
+    const user = n.split('\\').pop()!.toLowerCase();
+    // Built-in Administrator (-500), Guest (-501), DefaultAccount (-503), WDAGUtilityAccount (-504); SYSTEM, LOCAL/NETWORK SERVICE.
+    return ['administrator', 'guest', 'defaultaccount', 'wdagutilityaccount'].includes(user) || /^S-1-5-(18|19|20)$/.test(n) || /^S-1-5-21-.*-(500|501|503|504)$/.test(n);
+  },
+};
+
+export async function elevationIssues(ctx: Ctx, input: CreateGrantInput, endpoints: EndpointDoc[]): Promise<FieldIssue[]> {
+  if (input.operation !== 'elevate-account') return [];
+  const account = input.account!;
+  const issues: FieldIssue[] = [];
+  const key = account.toLowerCase();
+  const excluded = ctx.config.elevation.excludedAccounts.map((a) => a.toLowerCase());
+  if (excluded.includes(key) || excluded.includes(key.split('\\').pop()!)) issues.push({ field: 'account', message: `${account} is excluded from elevation by policy` });
+  for (const [i, e] of endpoints.entries()) {
+    const at = `${e.hostname}`;
+    const caps = e.capabilities ?? [];
+    if (!caps.includes('elevate-account')) {
+      issues.push({ field: `endpoints.${i}`, message: `the agent on ${at} cannot elevate existing accounts (${e.os === 'linux' ? 'update the agent' : 'not available for this OS yet'})` });
+      continue;
+    }
+    if (input.passwordlessSudo && !caps.includes('passwordless-sudo')) issues.push({ field: 'passwordlessSudo', message: `${at} cannot give sudo without a password (sudo is not installed there, or it is Windows)` });
+    const valid = e.os === 'windows' ? WINDOWS_NAME.test(account) || SID.test(account) : UNIX_NAME.test(account);
+    if (!valid) {
+      issues.push({ field: 'account', message: `not an account name ${e.os === 'windows' ? 'Windows' : e.os === 'macos' ? 'macOS' : 'Linux'} has (${e.hostname})` });
+      continue;
+    }
+    const known = e.accounts?.find((a) => a.name.toLowerCase() === key || a.id === account);
+    if (BUILT_IN[e.os](account) || known?.system) issues.push({ field: 'account', message: `${account} is a system account on ${at}: not elevated` });
+    else if (known?.managed) issues.push({ field: 'account', message: `${account} is a temporary account of this service: not elevated` });
+  }
+  issues.push(...(await overlaps(ctx, input, endpoints)));
+  return dedupe(issues);
+}
+
+/** A live elevation of the same account and group on the same endpoint whose window meets this one. */
+async function overlaps(ctx: Ctx, input: CreateGrantInput, endpoints: EndpointDoc[]): Promise<FieldIssue[]> {
+  const live = await ctx.c.grants
+    .find({ endpointId: { $in: endpoints.map((e) => e._id) }, operation: 'elevate-account', group: input.group, state: { $in: [...LIVE_STATES] } })
+    .toArray();
+  const key = input.account!.toLowerCase();
+  return live
+    .filter((g) => g.account?.toLowerCase() === key && g.startAt < input.endAt && input.startAt < g.endAt)
+    .map((g) => ({ field: 'account', message: `${input.account} is already elevated to ${g.group} on ${g.hostname} from ${g.startAt.toISOString()} to ${g.endAt.toISOString()} (grant ${g._id})` }));
+}
+
+function dedupe(issues: FieldIssue[]): FieldIssue[] {
+  const seen = new Set<string>();
+  return issues.filter((i) => !seen.has(`${i.field}|${i.message}`) && seen.add(`${i.field}|${i.message}`));
+}
