@@ -9,8 +9,3 @@ import type { Ctx } from '../context.ts';
 export async function storeInventory(ctx: Ctx, endpointId: string, inv: Inventory): Promise<void> {
   await ctx.c.endpoints.updateOne({ _id: endpointId }, { $set: { accounts: inv.accounts, capabilities: inv.capabilities, inventoryAt: new Date() } });
 }
-
-/** The accounts of an endpoint a person may be elevated in: not system, not ours. */
-export function elevatableAccounts(e: { accounts?: Inventory['accounts'] }): string[] {
-  return (e.accounts ?? []).filter((a) => !a.system && !a.managed).map((a) => a.name);
-}

@@ -11,5 +11,9 @@ export function presentEndpoint(e: EndpointDoc, online: boolean, activeGrants: n
     lastSeenAt: e.lastSeenAt.toISOString(),
     enrolledAt: e.enrolledAt.toISOString(),
     activeGrants,
+    /** What its agent can do (its inventory), e.g. elevate-account. */
+    capabilities: e.capabilities ?? [],
+    /** The local accounts a person may be elevated in (not system, not ours), from its inventory. */
+    accounts: (e.accounts ?? []).filter((a) => !a.system && !a.managed).map((a) => a.name),
   };
 }

@@ -12,10 +12,15 @@ import { createGrantSchema, type CreateGrantInput } from '../schemas/grants.ts';
 import { str } from './page.ts';
 import type { EndpointDoc } from '../store/collections.ts';
 import { ambiguous, findEndpoints } from '../store/endpoints.ts';
+import { elevationIssues } from '../commands/elevationChecks.ts';
 
 /** The wizard's fields as typed (strings), kept to re-show them. */
 export interface WizardForm {
   operation: string;
+  /** elevate-account: the existing account, and what happens to its sessions at the end. */
+  account: string;
+  endAction: string;
+  passwordlessSudo: boolean;
   email: string;
   endpoint: string;
   group: string;
@@ -32,6 +37,9 @@ export type FieldErrors = Record<string, string[]>;
 export function readForm(body: Record<string, unknown>): WizardForm {
   return {
     operation: str(body.operation) || 'temporary-access',
+    account: str(body.account).trim(),
+    endAction: str(body.endAction) || 'logoff',
+    passwordlessSudo: body.passwordlessSudo === 'on' || body.passwordlessSudo === 'true',
     email: str(body.email).trim(),
     endpoint: str(body.endpoint),
     group: str(body.group),
@@ -45,7 +53,7 @@ export function readForm(body: Record<string, unknown>): WizardForm {
 export const emptyForm = (): WizardForm => readForm({});
 
 /** Valid stand-ins for every field but the times. */
-const TIME_ONLY = { operation: 'temporary-access', email: 'x@example.com', endpoints: ['x'], group: 'Users', serverSideSmtp: false };
+const TIME_ONLY = { operation: 'temporary-access', email: 'x@example.com', endpoints: ['x'], group: 'Users', serverSideSmtp: false, passwordlessSudo: false };
 
 const FIELD_OF: Record<string, string> = { startAt: 'start', endAt: 'end', endpoints: 'endpoint' };
 const formField = (apiField: string) => FIELD_OF[apiField.split('.')[0]!] ?? apiField.split('.')[0]!;
@@ -90,7 +98,9 @@ export function quick(f: WizardForm, action: string, now = DateTime.now()): Wiza
 /** The form as a valid grant request (and its endpoint, for the summary), or the errors to show. */
 export async function checkForm(ctx: Ctx, f: WizardForm): Promise<{ input: CreateGrantInput | null; endpoint: EndpointDoc | null; errors: FieldErrors }> {
   const issues: FieldIssue[] = [];
-  const body: Record<string, unknown> = { operation: f.operation, email: f.email, endpoints: f.endpoint ? [f.endpoint] : [], serverSideSmtp: f.serverSideSmtp };
+  const body: Record<string, unknown> = { operation: f.operation, email: f.email, endpoints: f.endpoint ? [f.endpoint] : [], serverSideSmtp: f.serverSideSmtp, passwordlessSudo: f.passwordlessSudo };
+  // The elevation's fields go only with it: hidden, they may still hold what was typed before a switch.
+  if (f.operation === 'elevate-account') Object.assign(body, { account: f.account, endAction: f.endAction });
   if (f.group) body.group = f.group;
   // Fields whose own check failed already: the schema's complaint about them would only repeat it.
   const skip = new Set<string>();
@@ -127,6 +137,7 @@ export async function checkForm(ctx: Ctx, f: WizardForm): Promise<{ input: Creat
     if (matches.length > 1) issues.push({ field: 'endpoint', message: ambiguous(f.endpoint, matches) });
     else if (!e) issues.push({ field: 'endpoint', message: 'unknown endpoint' });
     else if ((GROUPS as readonly string[]).includes(f.group) && !osHonours(e.os, f.group as Group)) issues.push({ field: 'group', message: groupReason(e.os, f.group) });
+    else if (input) issues.push(...(await elevationIssues(ctx, input, [e])));
   }
   return { input: issues.length ? null : input, endpoint: e, errors: formErrors(issues) };
 }

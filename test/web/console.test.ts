@@ -8,6 +8,8 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { run } from '../../agent/os/exec.ts';
+import { until } from '../support/accounts.ts';
 import { enrollAgent, grantBody, startStack, type AgentProc, type Stack } from '../support/stack.ts';
 
 const REPO = path.resolve(import.meta.dirname, '../..');
@@ -141,6 +143,34 @@ describe('admin console in a browser', function () {
     await step('grant.removed');
     assert.equal(await page.locator('#state').innerText(), 'removed');
     assert.equal(await page.evaluate(() => (window as unknown as { marker?: number }).marker), 1, 'the timeline updated without a reload');
+  });
+
+  it('elevates an existing account through the wizard: its fields only with that operation, the endpoint’s accounts offered', async () => {
+    await run('useradd', ['--prefix', agent.root, '-u', '2099777', '-m', '-s', '/bin/bash', '--', 'dana']);
+    await until(async () => !!(await stack.server!.ctx.c.endpoints.findOne({ _id: agent.endpointId }))?.accounts?.some((a) => a.name === 'dana'), 15_000, 'dana in the inventory');
+    await page.goto(`${url}/grants/new`);
+    assert.equal(await page.getByLabel('Existing account').isVisible(), false, 'hidden for temporary-access');
+    await page.getByLabel('Operation Type').selectOption('elevate-account');
+    assert.equal(await page.getByLabel('Existing account').isVisible(), true);
+    await page.getByLabel("Account Name (end user's email)").fill('dana@example.com');
+    await page.locator('#endpoint').selectOption(agent.endpointId);
+    assert.deepEqual(await page.locator('#accounts-list option').evaluateAll((os) => os.map((o) => (o as HTMLOptionElement).value)), ['dana']);
+    await page.getByLabel('Existing account').fill('dana');
+    await page.getByLabel('Administrators').check();
+    await page.getByLabel('Time zone').fill('UTC');
+    await page.getByLabel('Access Start').fill(utcIn(3));
+    await page.getByLabel('Access End').fill(utcIn(7));
+    await page.getByRole('button', { name: 'Review…' }).click();
+    const summary = await page.locator('.summary').innerText();
+    assert.match(summary, /dana is put in Administrators/);
+    assert.match(summary, /every session of dana logged off/);
+    await page.getByRole('button', { name: 'Create access' }).click();
+    await page.waitForURL(/\/grants\/[0-9a-f-]+\?created=1$/);
+    await page.locator('#timeline li[data-type="grant.enabled"]').waitFor({ timeout: 30_000 });
+    const id = /\/grants\/([0-9a-f-]+)/.exec(page.url())![1]!;
+    const g = await stack.api.waitGrant(id, (x) => x.state === 'removed', 30_000);
+    assert.equal(g.account, 'dana');
+    await page.locator('#state', { hasText: /^removed$/ }).waitFor({ timeout: 10_000 });
   });
 
   it('revokes a grant early behind a confirmation', async () => {

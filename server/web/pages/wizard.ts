@@ -28,11 +28,14 @@ export function wizardPages(r: Router, { ctx }: Web): void {
     const endpoints = await listEndpoints(ctx);
     const chosen = endpoints.find((e) => e.id === f.endpoint || e.hostname === f.endpoint) ?? null;
     render(res, 'wizard', {
-      ...base(res, 'New temporary access', 'wizard'),
+      ...base(res, 'New access', 'wizard'),
       f,
+      temporary: f.operation !== 'elevate-account',
+      logoff: f.endAction !== 'notify',
+      accounts: chosen?.accounts ?? [],
       errors,
       errorCount: Object.keys(errors).length,
-      endpoints: endpoints.map((e) => ({ ...e, osLabel: OS_LABEL[e.os], selected: e.id === chosen?.id })),
+      endpoints: endpoints.map((e) => ({ ...e, osLabel: OS_LABEL[e.os], selected: e.id === chosen?.id, accountList: e.accounts.join(' ') })),
       groups: groupChoices(chosen?.os ?? null, f.group),
       zones: ZONES,
       duration: duration(f),
@@ -84,6 +87,8 @@ export function wizardPages(r: Router, { ctx }: Web): void {
     render(res, 'wizardSummary', {
       ...base(res, 'Check and create', 'wizard'),
       f,
+      elevate: f.operation === 'elevate-account',
+      logoff: f.endAction !== 'notify',
       endpoint: { hostname: e.hostname, os: OS_LABEL[e.os] },
       enableAt: enable.toMillis() <= now.getTime() ? 'right away (the start is less than the lead time away)' : fmt(enable),
       startAt: fmt(start),

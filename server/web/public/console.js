@@ -49,6 +49,18 @@ function wizard(form) {
   select?.addEventListener('change', groups);
   groups();
 
+  // elevate-account: its fields only with it, and the chosen endpoint's accounts to pick from.
+  const operation = form.querySelector('#operation');
+  const elevateFields = () => form.querySelectorAll('.elevate-only').forEach((f) => (f.hidden = operation.value !== 'elevate-account'));
+  const accounts = () => {
+    const list = form.querySelector('#accounts-list');
+    const names = (select.selectedOptions[0]?.dataset.accounts ?? '').split(' ').filter(Boolean);
+    list?.replaceChildren(...names.map((n) => Object.assign(document.createElement('option'), { value: n })));
+  };
+  operation?.addEventListener('change', elevateFields);
+  select?.addEventListener('change', accounts);
+  if (operation) elevateFields();
+
   const tz = form.querySelector('#tz');
   const start = form.querySelector('#start');
   const end = form.querySelector('#end');
@@ -111,7 +123,7 @@ function liveGrant(el) {
     } catch { return setTimeout(tick, 5000); }
     state.textContent = g.state;
     state.className = `state state-${g.state}`;
-    if (g.username) { user.textContent = ''; const c = document.createElement('code'); c.textContent = g.username; user.append(c); }
+    if (g.username && user) { user.textContent = ''; const c = document.createElement('code'); c.textContent = g.username; user.append(c); }
     if (list.children.length !== g.timeline.length) {
       list.replaceChildren(...g.timeline.map((e) => {
         const li = document.createElement('li');
@@ -140,7 +152,7 @@ function liveGrant(el) {
     }
     const delivery = document.getElementById('delivery');
     const d = g.emailDelivery;
-    if (delivery) delivery.textContent = `${d.status} (${d.attempts} attempt(s))${d.lastError ? ` — ${d.lastError}` : ''} · ${g.serverSideSmtp ? 'from the server' : 'from the endpoint'}`;
+    if (delivery && d) delivery.textContent = `${d.status} (${d.attempts} attempt(s))${d.lastError ? ` — ${d.lastError}` : ''} · ${g.serverSideSmtp ? 'from the server' : 'from the endpoint'}`;
     if (final) document.querySelectorAll('#revoke, #resend').forEach((b) => b.remove());
     if (!final) setTimeout(tick, 2000);
   };
