@@ -64,25 +64,35 @@ export async function enableElevation(p: RunnerParts, r: GrantRecord): Promise<v
 /** enabled → disabled: the rights taken away, by the baseline. Also run ahead of the rest for every due grant. */
 export async function takeRightsAway(p: RunnerParts, r: GrantRecord): Promise<void> {
   if (r.step !== 'enabled' && r.step !== 'removing') return;
-  const e = backendOf(p);
   r.step = 'removing';
+  const { what, changedByOthers } = await restoreBaseline(backendOf(p), r);
+  if (changedByOthers) p.report(r, 'membership-changed', `someone else took ${r.username} out of ${r.plan.group} during the window; nothing to undo`);
+  r.step = 'disabled';
+  p.report(r, 'disabled', what);
+  await p.store.save();
+}
+
+/**
+ * The account back to its recorded baseline: out of the group only if we put it there, our
+ * sudoers drop-in removed. Idempotent. Also what uninstall runs for every elevation left.
+ */
+export async function restoreBaseline(e: ElevationBackend, r: GrantRecord): Promise<{ what: string; changedByOthers: boolean }> {
   const b = r.elevation;
   let what = 'it was never put in the group';
+  let changedByOthers = false;
   if (b && !b.wasMember) {
     if (await e.isMember(r.username, r.plan.group)) {
       await e.removeMember(r.username, r.plan.group);
       what = `taken out of ${r.plan.group}`;
     } else {
       what = `already out of ${r.plan.group}`;
-      p.report(r, 'membership-changed', `someone else took ${r.username} out of ${r.plan.group} during the window; nothing to undo`);
+      changedByOthers = true;
     }
   } else if (b?.wasMember) {
     what = `left in ${r.plan.group}: it was a member before the grant`;
   }
   if (b?.sudo) await e.revokeSudo(r.plan.grantId);
-  r.step = 'disabled';
-  p.report(r, 'disabled', what);
-  await p.store.save();
+  return { what, changedByOthers };
 }
 
 /** The whole end: rights away, sessions ended, the guard's last look, the user told. */

@@ -4,7 +4,8 @@
  * state. On real (sandboxed) Linux accounts, and through a logging fake backend.
  */
 import assert from 'node:assert/strict';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { spawn } from 'node:child_process';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { AccountError } from '../os/backend.ts';
@@ -13,6 +14,7 @@ import { LinuxBackend } from '../os/linux.ts';
 import { makeSandboxRoot } from '../os/sandboxRoot.ts';
 import { loadOrCreateKey } from '../localKey.ts';
 import { StateStore } from '../state.ts';
+import { Plan } from '../../protocol/messages.ts';
 import { enrollSpy, fakeBackend, host, memoryFiles, recorder } from '../../test/support/serviceHost.ts';
 import { NotPrivilegedError } from './host.ts';
 import { installAgent } from './install.ts';
@@ -219,5 +221,37 @@ describe('service: uninstall on real sandboxed Linux accounts', () => {
     }
     const out = h.printed.join('\n');
     assert.match(out, /remove managed account jtuninst1 \(uid \d+\)[^]*jtuninst2[^]*\$ \/usr\/bin\/systemctl disable --now jit-agent/);
+  });
+
+  it('takes a live elevation back to its baseline (out of sudo, drop-in gone, its root shell ended) before stopping the service', async () => {
+    const backend = new LinuxBackend({ root: sandbox.root });
+    await realRun('useradd', ['--prefix', sandbox.root, '-u', '2099901', '-m', '--', 'elly']);
+    await realRun('useradd', ['--prefix', sandbox.root, '-u', '2099902', '-G', 'sudo', '--', 'olda']);
+    await mkdir(path.join(sandbox.root, 'etc', 'sudoers.d'));
+    const stateFile = path.join(dir, 'state', 'state.json');
+    const plan = (grantId: string, account: string) =>
+      Plan.parse({ grantId, operation: 'elevate-account', account, group: 'Administrators', email: 'e@example.com', startAt: new Date().toISOString(), enableAt: new Date().toISOString(), endAt: new Date(Date.now() + 3_600_000).toISOString(), serverSideSmtp: false, passwordlessSudo: true });
+    const record = (grantId: string, account: string, wasMember: boolean) => ({ plan: plan(grantId, account), username: account, step: 'enabled' as const, elevation: { wasMember, sudo: true } });
+    await StateStore.create(stateFile, {
+      version: 1, serverUrl: 'http://127.0.0.1:9', endpointId: 'e1', credential: 'c', hostname: 'h', sandboxRoot: sandbox.root,
+      grants: { g1: record('g1', 'elly', false), g2: record('g2', 'olda', true) }, seenInstructions: [], outbox: [],
+    });
+    await backend.elevation.addMember('elly', 'Administrators');
+    await backend.elevation.grantSudo('elly', 'g1');
+    const rootShell = spawn('sh', ['-c', 'echo 2099901 > /proc/self/loginuid && exec sleep 300'], { stdio: 'ignore' });
+    try {
+      await new Promise((r) => setTimeout(r, 200));
+      const rec = recorder();
+      const h = host('linux', { files: nodeFiles, run: rec.run, definitionPath: path.join(dir, 'none.service'), installDir: path.join(dir, 'opt'), backend: async () => backend });
+      await uninstallAgent({ stateFile }, h);
+      const sudo = (await readFile(path.join(sandbox.root, 'etc', 'group'), 'utf8')).split('\n').find((l) => l.startsWith('sudo:'));
+      assert.equal(sudo, 'sudo:x:27:olda', 'elly out, olda (a member before) kept');
+      assert.deepEqual(await readdir(path.join(sandbox.root, 'etc', 'sudoers.d')), []);
+      await new Promise((r) => setTimeout(r, 100));
+      assert.notEqual(rootShell.exitCode ?? rootShell.signalCode, null, 'the root shell opened from elly’s session was ended');
+      assert.match(h.printed.join('\n'), /end the elevation of elly[^]*elly: taken out of Administrators; 1 process\(es\) ended \(logoff\)/);
+    } finally {
+      rootShell.kill('SIGKILL');
+    }
   });
 });

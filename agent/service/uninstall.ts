@@ -12,6 +12,7 @@
  * marker group and deletes the state and key files.
  */
 import { AccountError, MARKER_GROUP, type AccountBackend, type AccountInfo } from '../os/backend.ts';
+import { restoreBaseline } from '../elevation.ts';
 import { REMOVAL_STEPS, removeAccount, type RemovalStep } from '../removal.ts';
 import { AgentState } from '../state.ts';
 import { NotPrivilegedError, defaultStateFile, runtimeDir, type ServiceHost } from './host.ts';
@@ -36,7 +37,8 @@ export async function uninstallAgent(opts: UninstallOptions = {}, overrides: Par
   const stateFile = p.resolve(opts.stateFile ?? defaultStateFile(host.platform, host.env));
   const runtime = host.installDir ?? runtimeDir(host.platform, host.env);
 
-  const sandboxRoot = await readSandboxRoot(host, stateFile, steps);
+  const state = await readState(host, stateFile, steps);
+  const sandboxRoot = state?.sandboxRoot;
   let backend: AccountBackend;
   try {
     backend = await host.backend(sandboxRoot);
@@ -46,6 +48,7 @@ export async function uninstallAgent(opts: UninstallOptions = {}, overrides: Par
   try {
     // 1. Accounts first, with the agent still running: a failure here leaves it in charge.
     await removeManagedAccounts(host, backend, steps, 'before stopping the service');
+    await endElevations(backend, state, steps);
 
     // 2. The service, then the runtime folder it ran from.
     await removeService(host, steps);
@@ -156,17 +159,40 @@ async function removeOne(host: ServiceHost, backend: AccountBackend, a: AccountI
   }
 }
 
-async function readSandboxRoot(host: ServiceHost, stateFile: string, steps: Steps): Promise<string | undefined> {
+/**
+ * Every elevation the state records as possibly in force goes back to its baseline (out of the
+ * group if we put it there, our sudoers drop-in gone), and the processes started with the rights
+ * are ended, before the service that would have done it at the end is removed. A failure stops
+ * the uninstall, the service still in place.
+ */
+async function endElevations(backend: AccountBackend, state: AgentState | null, steps: Steps): Promise<void> {
+  const live = Object.values(state?.grants ?? {}).filter((r) => r.plan.operation === 'elevate-account' && ['enabled', 'removing', 'disabled'].includes(r.step));
+  const e = backend.elevation;
+  if (!live.length || !e) return;
+  for (const r of live) {
+    await steps.act(`end the elevation of ${r.username} (${r.plan.group}, grant ${r.plan.grantId})`, async () => {
+      try {
+        const { what } = await restoreBaseline(e, r);
+        const { ended } = await e.endSessions(r.username, r.plan.endAction);
+        steps.say(`  ${r.username}: ${what}; ${ended} process(es) ended (${r.plan.endAction})`);
+      } catch (err) {
+        throw new Error(`could not end the elevation of ${r.username} (${errorText(err)}), so the service was left as it is (it keeps ending grants)`);
+      }
+    });
+  }
+}
+
+async function readState(host: ServiceHost, stateFile: string, steps: Steps): Promise<AgentState | null> {
   if (!(await host.files.exists(stateFile))) {
     steps.say(`no state file at ${stateFile}: looking for managed accounts all the same`);
-    return undefined;
+    return null;
   }
   try {
     const state = AgentState.parse(JSON.parse(await host.files.read(stateFile)));
     if (state.sandboxRoot) steps.say(`the agent works on the sandbox root ${state.sandboxRoot}`);
-    return state.sandboxRoot;
+    return state;
   } catch (e) {
     steps.say(`cannot read ${stateFile} (${errorText(e)}): looking for managed accounts on this machine`);
-    return undefined;
+    return null;
   }
 }
