@@ -193,8 +193,14 @@ export class GrantRunner {
 
   /** The temporary account's removal, then the guard's last look (which never holds the removal back). */
   private async removeAccount(r: GrantRecord): Promise<void> {
-    await removeGrantAccount(this.parts, r);
-    if (r.guard) await checkGuard(this.parts, r, Object.values(this.grants)).catch((err: Error) => this.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
+    try {
+      await removeGrantAccount(this.parts, r);
+    } finally {
+      // Once the account is deleted its window is over, even while its purge is retried.
+      if (r.guard && (r.step === 'deleted' || r.step === 'removed')) {
+        await checkGuard(this.parts, r, Object.values(this.grants)).catch((err: Error) => this.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
+      }
+    }
   }
 
   /** A removal once begun goes on, whatever the clock says now (it may have been set back). */

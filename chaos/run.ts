@@ -24,6 +24,11 @@ export interface ChaosSummary {
   /** userdel runs the delete-fails faults made fail, in all. */
   deleteFailures: number;
   passwordsChecked: number;
+  /** Elevations whose membership we added and whose removal was measured; the worst beyond the agent's downtime. */
+  elevationsMeasured: number;
+  maxElevationLateMs: number;
+  /** Rogue admins put in sudo during a window. */
+  rogues: number;
   durationMs: number;
   results: ScenarioResult[];
 }
@@ -65,6 +70,9 @@ export async function runChaos(opts: { scenarios: number; seed: number; log?: (l
     maxDbRecoveryMs: Math.max(0, ...results.flatMap((r) => r.dbRecoveryMs)),
     deleteFailures: results.reduce((n, r) => n + r.deleteFailures, 0),
     passwordsChecked: passwords.size,
+    elevationsMeasured: results.reduce((n, r) => n + r.elevationLateMs.length, 0),
+    maxElevationLateMs: Math.max(0, ...results.flatMap((r) => r.elevationLateMs)),
+    rogues: results.reduce((n, r) => n + r.rogues, 0),
     durationMs: Date.now() - t0,
     results,
   };
@@ -80,6 +88,7 @@ export function formatSummary(s: ChaosSummary): string {
     `userdel failures caused by delete-fails: ${s.deleteFailures} (accounts stayed dead meanwhile: see the line above)`,
     `removal lateness: max ${s.maxBeyondDowntimeMs} ms beyond the agent's downtime (budget ${LATENESS_BUDGET_MS} ms), max ${s.maxRawLatenessMs} ms raw, over ${s.removalsMeasured} removals`,
     `grant settled at most ${Math.round(s.maxSettleMs / 100) / 10} s after its end; API back at most ${s.maxDbRecoveryMs} ms after FerretDB restarts`,
+    `elevations: membership out at most ${s.maxElevationLateMs} ms after the end beyond the agent's downtime (budget ${LATENESS_BUDGET_MS} ms), over ${s.elevationsMeasured}; rogue admins put in sudo during a window: ${s.rogues}, none left (else a violation above)`,
     `generated passwords checked: ${s.passwordsChecked}`,
     `took ${Math.round(s.durationMs / 1000)} s`,
   ].join('\n');

@@ -11,8 +11,10 @@ import { Sampler } from './sampler.ts';
 import { passwordIn, textsAtRest } from '../test/support/atRest.ts';
 import { grantBody } from '../test/support/stack.ts';
 import { LIBFAKETIME, type ChaosAgent, type ChaosStack, type Interval } from './harness.ts';
+import { addPerson, addRogueDuring, checkElevations, type Person, type Rogue } from './elevation.ts';
+import { until } from '../test/support/accounts.ts';
 
-export const FAULT_KINDS = ['agent-kill', 'lose-report', 'server-restart', 'db-down', 'smtp-down', 'redeliver', 'clock-jump', 'delete-fails'] as const;
+export const FAULT_KINDS = ['agent-kill', 'lose-report', 'server-restart', 'db-down', 'smtp-down', 'redeliver', 'clock-jump', 'delete-fails', 'rogue-admin'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 /** Grant states the checker accepts as settled (revocation-failed only with a reason). */
@@ -41,6 +43,10 @@ export interface ScenarioResult {
   maxSettleMs: number;
   /** Time for the API to answer again after FerretDB came back (driver reconnect). */
   dbRecoveryMs: number[];
+  /** Per elevation we added: time in sudo after its end beyond the agent's downtime. */
+  elevationLateMs: number[];
+  /** Rogue admins added during a window. */
+  rogues: number;
   /** Final state and email delivery status per grant. */
   outcomes: string[];
   durationMs: number;
@@ -82,18 +88,24 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const between = (a: number, b: number) => a + rnd() * (b - a);
   const t0 = Date.now();
-  const result: ScenarioResult = { index, seed, faults: [], violations: [], removals: [], usableAfterEndMs: [], deleteFailures: 0, maxSettleMs: 0, dbRecoveryMs: [], outcomes: [], durationMs: 0 };
+  const result: ScenarioResult = { index, seed, faults: [], violations: [], removals: [], usableAfterEndMs: [], elevationLateMs: [], rogues: 0, deleteFailures: 0, maxSettleMs: 0, dbRecoveryMs: [], outcomes: [], durationMs: 0 };
   const violation = (msg: string) => result.violations.push(`scenario ${index} (seed ${seed}): ${msg}`);
 
   // Decide everything up front, so a seed always means the same plan.
   const nGrants = 1 + Math.floor(rnd() * 3);
-  const grantPlans = Array.from({ length: nGrants }, () => ({ startIn: Math.round(between(1, 4) * 10) / 10, seconds: Math.round(between(3, 6) * 10) / 10, serverSideSmtp: rnd() < 0.4 }));
+  const times = () => ({ startIn: Math.round(between(1, 4) * 10) / 10, seconds: Math.round(between(3, 6) * 10) / 10, serverSideSmtp: rnd() < 0.4 });
+  type GrantPlan = ReturnType<typeof times> & { elevate: { name: string; wasMember: boolean; endAction: 'logoff' | 'notify' } | null };
+  const grantPlans: GrantPlan[] = Array.from({ length: nGrants }, () => ({ ...times(), elevate: null }));
+  // Half the scenarios also elevate a person's own account (a quarter of them already in sudo).
+  if (rnd() < 0.5) grantPlans.push({ ...times(), elevate: { name: `person${index}`, wasMember: rnd() < 0.25, endAction: rnd() < 0.5 ? 'logoff' : 'notify' } });
   const nFaults = 2 + Math.floor(rnd() * 2);
   const faultPlans = Array.from({ length: nFaults }, () => {
     // Without libfaketime there is no honest way to move only the agent's clock: kill it instead.
     const drawn = pick(FAULT_KINDS);
     const kind: FaultKind = drawn === 'clock-jump' && !LIBFAKETIME ? 'agent-kill' : drawn;
-    const g = grantPlans[Math.floor(rnd() * nGrants)]!;
+    const drawnGrant = grantPlans[Math.floor(rnd() * grantPlans.length)]!;
+    // A rogue admin needs a window it can be seen in: not an elevation of someone already in sudo.
+    const g = kind === 'rogue-admin' && drawnGrant.elevate?.wasMember ? grantPlans[0]! : drawnGrant;
     const lead = stack.config.leadTimeSeconds;
     // Moments that matter: mid-create, around enable, around and just after the end (mid-delete).
     const anchor = pick(['create', 'enable', 'end', 'end', 'any'] as const);
@@ -106,21 +118,30 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
   });
 
   const agent = await stack.enrollAgent();
+  const people: Person[] = [];
+  for (const p of grantPlans) if (p.elevate) people.push(await addPerson(agent.root, p.elevate.name, p.elevate.wasMember));
   const baseline = new Set((await readFile(path.join(agent.root, 'etc/passwd'), 'utf8')).split('\n').map((l) => l.split(':')[0]!).filter(Boolean));
   if (faultPlans.some((f) => f.kind === 'clock-jump')) await agent.useFakeTime();
   const sampler = new Sampler(agent.root, baseline);
   agent.start();
+  // An elevation is only sent to an agent whose inventory says it can (and lists the account).
+  if (people.length) {
+    const listed = async () => (await stack.server!.ctx.c.endpoints.findOne({ _id: agent.endpointId }))?.accounts?.some((a) => a.name === people[0]!.name) ?? false;
+    await until(listed, 20_000, 'the agent inventory');
+  }
 
   const grants: { id: string; endAt: number; enableAt: number }[] = [];
   const tg = Date.now();
   for (const p of grantPlans) {
-    const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.endpointId, p.startIn, p.seconds, { email: `chaos${index}-${grants.length}@example.com`, serverSideSmtp: p.serverSideSmtp }));
+    const op = p.elevate ? { operation: 'elevate-account', account: p.elevate.name, endAction: p.elevate.endAction } : {};
+    const res = await stack.api.request('POST', '/api/v1/grants', grantBody(agent.endpointId, p.startIn, p.seconds, { email: `chaos${index}-${grants.length}@example.com`, serverSideSmtp: p.serverSideSmtp, ...op }));
     if (res.status !== 201) throw new Error(`grant not created: ${res.status} ${JSON.stringify(res.body)}`);
     const g = res.body.grants[0];
     grants.push({ id: g.id, endAt: Date.parse(g.endAt), enableAt: Date.parse(g.enableAt) });
   }
 
   const record = (kind: FaultKind, detail: string) => result.faults.push({ kind, at: Date.now() - tg, detail });
+  const rogues: Rogue[] = [];
   const faultTasks = faultPlans.map(async (f) => {
     await sleep(tg + f.atS * 1000 - Date.now());
     const grant = grants[f.grantIdx]!;
@@ -186,6 +207,16 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
         await agent.jumpClock(f.jumpS);
         record(f.kind, `${f.anchor}, +${f.jumpS} s (agent clock now +${agent.clockOffset} s)`);
         return;
+      case 'rogue-admin': {
+        const plan = grantPlans[f.grantIdx]!;
+        const username = async () => plan.elevate?.name ?? (await stack.api.grant(grant.id).catch(() => null))?.username ?? undefined;
+        const name = `rogue${index}x${result.faults.length}`;
+        // Until shortly before the end as the agent's clock sees it.
+        const r = await addRogueDuring(agent.root, sampler, { username, elevation: !!plan.elevate }, name, grant.endAt - 300 - agent.clockOffset * 1000);
+        if (r) rogues.push(r);
+        record(f.kind, r ? `${name} put in sudo during the window of ${r.during}` : 'skipped: the grant was never seen live before its end');
+        return;
+      }
       case 'delete-fails': {
         // From just before the chosen grant's end: its deletion (and any other in the meantime) fails N times.
         const n = 1 + Math.floor(f.downS);
@@ -273,6 +304,13 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
     if (beyond > LATENESS_BUDGET_MS) violation(`account ${username} (grant ${g.id}) removed ${raw} ms after its end, ${beyond} ms beyond the agent's downtime`);
   }
   result.deleteFailures = deleteFailures.length;
+
+  // (6) and (7): elevations restored on time, rogue admins out (chaos/elevation.ts).
+  const elevations = grantPlans.flatMap((p, i) => (p.elevate ? [{ person: people.find((x) => x.name === p.elevate!.name)!, endAt: grants[i]!.endAt, state: finalDocs.get(grants[i]!.id)?.state ?? '?' }] : []));
+  const checked = await checkElevations(agent.root, sampler, elevations, rogues, downs, LATENESS_BUDGET_MS);
+  for (const v of checked.violations) violation(v);
+  result.elevationLateMs = checked.lateMs;
+  result.rogues = rogues.length;
 
   // (4) No generated password anywhere at rest.
   for (const m of stack.smtp.messages) {
