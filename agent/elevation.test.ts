@@ -117,6 +117,23 @@ const canRun = process.platform === 'linux' && process.getuid?.() === 0;
     assert.equal(own.alive(), true, 'notify leaves the session');
   });
 
+  it('without a login uid, finds the root shell by its parent: the sudo its user ran (real uid kept)', async () => {
+    const uid = await person('kim');
+    const { store, r } = await runner();
+    // logoff: the account's own processes (the sudo among them) end too, after the root shell.
+    const p = plan('kim', 0, 1);
+    await r.accept({ id: randomUUID(), kind: 'provision', plan: p });
+    await r.runDue();
+    // "sudo" (real uid kim, effective root) forks a shell that runs as root entirely.
+    const sudo = spawn('setpriv', [`--ruid=${uid}`, '--euid=0', '--', 'sh', '-c', 'setpriv --ruid=0 -- sleep 300; true'], { stdio: 'ignore' });
+    kill.push(() => sudo.kill('SIGKILL'));
+    const child = async () => (await readFile(`/proc/${sudo.pid}/task/${sudo.pid}/children`, 'utf8').catch(() => '')).trim();
+    await until(async () => (await child()) !== '', 2000, 'the root shell started');
+    const rootPid = Number((await child()).split(' ')[0]);
+    await until(async () => (await r.runDue(), store.state.grants[p.grantId]!.step === 'removed'), 5000, 'ended');
+    await until(async () => !(await readFile(`/proc/${rootPid}/status`, 'utf8').then((t) => !/^State:\s+[ZX]/m.test(t), () => false)), 2000, 'root shell ended');
+  });
+
   it('fails with the reason, changing nothing, for a missing, a system or one of our own accounts', async () => {
     await run('useradd', ['--prefix', root, '-r', '-u', '998', '-s', '/usr/sbin/nologin', '--', 'svc']);
     await linux.createDisabled({ name: 'ours1', group: 'Users', grantId: 'g1', expiresAt: new Date(Date.now() + 60_000), uid: uidMin + 1 }, 'a-long-enough-password-1');

@@ -91,17 +91,16 @@ export class LinuxElevation implements ElevationBackend {
     const info = await this.account(name);
     if (!info) return { ended: 0 };
     this.h.assertKillable(info.id);
-    let ended = 0;
-    if (action === 'logoff') {
-      // As LinuxBackend.logoff: logind first where it runs (its exit status is no verdict).
-      if (!this.h.root) await this.h.cmd('loginctl', ['terminate-user', info.id], [0, 1]).catch(() => {});
-      const own = await killAll(info.id);
-      if (own.left.length) throw new AccountError('COMMAND_FAILED', `uid ${info.id} still runs ${own.left.slice(0, 5).join(', ')} after SIGKILL`);
-      ended += own.killed;
-    }
+    // The elevated ones first, while the account's own processes still link them to it (a root
+    // shell's parent is the sudo its user ran; killed first, that link would be gone).
     const elevated = await killAll(info.id, 10, elevatedPidsOf);
     if (elevated.left.length) throw new AccountError('COMMAND_FAILED', `processes started from ${name}'s sessions still run: ${elevated.left.slice(0, 5).join(', ')}`);
-    return { ended: ended + elevated.killed };
+    if (action === 'notify') return { ended: elevated.killed };
+    // As LinuxBackend.logoff: logind first where it runs (its exit status is no verdict).
+    if (!this.h.root) await this.h.cmd('loginctl', ['terminate-user', info.id], [0, 1]).catch(() => {});
+    const own = await killAll(info.id);
+    if (own.left.length) throw new AccountError('COMMAND_FAILED', `uid ${info.id} still runs ${own.left.slice(0, 5).join(', ')} after SIGKILL`);
+    return { ended: elevated.killed + own.killed };
   }
 
   async lock(name: string): Promise<void> {

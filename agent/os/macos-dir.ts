@@ -34,6 +34,8 @@ export const MAC_BIN = {
   install: '/usr/bin/install',
   cat: '/bin/cat',
   ls: '/bin/ls',
+  ps: '/bin/ps',
+  kill: '/bin/kill',
   // Run by the backstop job's script, not by the agent:
   sh: '/bin/sh',
   date: '/bin/date',

@@ -48,6 +48,7 @@ import { purgeMac } from './macos-purge.ts';
 
 // Re-exported for the tests. macOS: a local group; the tag is RealName.
 export { MARKER_GROUP };
+import { MacElevation } from './macos-elevation.ts';
 export { MAC_BIN } from './macos-dir.ts';
 export { dsclPasswdScript, MAC_PASSWORD } from './macos-password.ts';
 
@@ -75,9 +76,11 @@ export class MacBackend implements AccountBackend {
   /** A launchd daemon's plist in /Library/LaunchDaemons is loaded again at boot. */
   readonly backstopSurvivesReboot = true;
   private readonly dir: MacDirectory;
+  readonly elevation: MacElevation;
 
   constructor(opts: MacBackendOptions = {}) {
     this.dir = new MacDirectory(opts.run ?? defaultRun);
+    this.elevation = new MacElevation(this.dir);
   }
 
   async lookup(name: string): Promise<AccountInfo | null> {

@@ -5,8 +5,8 @@
  */
 import { readdirSync, readFileSync } from 'node:fs';
 
-/** One process as /proc tells it. */
-interface Proc {
+/** One process as /proc (or ps) tells it. */
+export interface Proc {
   pid: number;
   ppid: number;
   ruid: string;
@@ -47,7 +47,8 @@ function processes(): Proc[] {
   }
   return out;
 }
-const UNSET = '4294967295';
+/** loginuid when no login session set it (and what ps-based callers give). */
+export const UNSET = '4294967295';
 
 /** Pids whose real or effective uid is `uid`. */
 export function pidsOf(uid: string): number[] {
@@ -63,7 +64,11 @@ export function pidsOf(uid: string): number[] {
  * is: ending it would end the session).
  */
 export function elevatedPidsOf(uid: string): number[] {
-  const all = processes();
+  return elevatedAmong(processes(), uid, process.pid);
+}
+
+/** The selection of `elevatedPidsOf` on a process list (also what the macOS backend reads from ps). */
+export function elevatedAmong(all: Proc[], uid: string, self: number): number[] {
   const byPid = new Map(all.map((p) => [p.pid, p]));
   const ancestors = (p: Proc): Proc[] => {
     const up: Proc[] = [];
@@ -73,7 +78,7 @@ export function elevatedPidsOf(uid: string): number[] {
   const own = all.filter((p) => p.ruid === uid || p.euid === uid);
   const aboveOwn = new Set(own.flatMap((p) => ancestors(p).map((q) => q.pid)));
   return all
-    .filter((p) => p.ruid !== uid && p.euid !== uid && p.pid !== process.pid)
+    .filter((p) => p.ruid !== uid && p.euid !== uid && p.pid !== self)
     .filter((p) => ancestors(p).some((q) => q.ruid === uid) || (p.loginuid === uid && !aboveOwn.has(p.pid)))
     .map((p) => p.pid);
 }

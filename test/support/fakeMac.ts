@@ -58,6 +58,8 @@ export interface FakeProc {
   /** launchd domain the process lives in: the login session, the background domain, or neither. */
   domain: 'gui' | 'user' | 'none';
   alive: boolean;
+  /** The parent's pid (1: launchd). */
+  ppid: number;
 }
 export type Out = { code: number; stdout?: string; stderr?: string };
 
@@ -81,6 +83,8 @@ export const BIN = {
   install: '/usr/bin/install',
   cat: '/bin/cat',
   ls: '/bin/ls',
+  ps: '/bin/ps',
+  kill: '/bin/kill',
   date: '/bin/date',
   sleep: '/bin/sleep',
   sh: '/bin/sh',
@@ -186,9 +190,9 @@ export class FakeMac {
     return v === undefined ? undefined : Number(v);
   }
 
-  spawn(uid: number, opts: { euidOnly?: boolean; domain?: FakeProc['domain'] } = {}): { pid: number; alive(): boolean; kill(): void } {
+  spawn(uid: number, opts: { euidOnly?: boolean; domain?: FakeProc['domain']; ppid?: number; ruid?: number } = {}): { pid: number; alive(): boolean; kill(): void } {
     const pid = this.nextPid++;
-    const p: FakeProc = { ruid: opts.euidOnly ? 0 : uid, euid: uid, domain: opts.domain ?? 'none', alive: true };
+    const p: FakeProc = { ruid: opts.ruid ?? (opts.euidOnly ? 0 : uid), euid: uid, domain: opts.domain ?? 'none', alive: true, ppid: opts.ppid ?? 1 };
     this.procs.set(pid, p);
     return { pid, alive: () => p.alive, kill: () => void (p.alive = false) };
   }

@@ -140,8 +140,28 @@ export function signal(mac: FakeMac, file: string, a: string[]): Out {
 
 // ------------------------------------------------------------------ file and clock tools
 
-/** The tools by path: install, cat, ls, date, sleep. */
+/** `ps -axo pid=,ppid=,ruid=,uid=` ⚠️ (BSD ps: the keywords, `=` for no header), live processes only. */
+function ps(mac: FakeMac, file: string, a: string[]): Out {
+  if (a.length !== 2 || a[0] !== '-axo' || a[1] !== 'pid=,ppid=,ruid=,uid=') return mac.unknown(file, a);
+  return { code: 0, stdout: [...mac.procs].filter(([, p]) => p.alive).map(([pid, p]) => `${String(pid).padStart(5)} ${String(p.ppid).padStart(5)} ${String(p.ruid).padStart(5)} ${String(p.euid).padStart(5)}\n`).join('') };
+}
+
+/** `kill -9 PID…`: 0 when every one was signalled, 1 when one was not there. */
+function kill(mac: FakeMac, file: string, a: string[]): Out {
+  if (a[0] !== '-9' || a.length < 2 || !a.slice(1).every((x) => /^\d+$/.test(x))) return mac.unknown(file, a);
+  let missing = false;
+  for (const pid of a.slice(1).map(Number)) {
+    const p = mac.procs.get(pid);
+    if (p?.alive) p.alive = false;
+    else missing = true;
+  }
+  return missing ? { code: 1, stderr: 'kill: No such process\n' } : { code: 0 };
+}
+
+/** The tools by path: install, cat, ls, date, sleep, ps, kill. */
 export const LAUNCHD_TOOLS: Record<string, (mac: FakeMac, file: string, a: string[]) => Out> = {
+  '/bin/ps': ps,
+  '/bin/kill': kill,
   '/usr/bin/install': install,
   '/bin/cat': cat,
   '/bin/ls': ls,
