@@ -124,8 +124,8 @@ const canRun = process.platform === 'linux' && process.getuid?.() === 0;
     const p = plan('kim', 0, 1);
     await r.accept({ id: randomUUID(), kind: 'provision', plan: p });
     await r.runDue();
-    // "sudo" (real uid kim, effective root) forks a shell that runs as root entirely.
-    const sudo = spawn('setpriv', [`--ruid=${uid}`, '--euid=0', '--', 'sh', '-c', 'setpriv --ruid=0 -- sleep 300; true'], { stdio: 'ignore' });
+    // "sudo" (real uid kim, effective root; bash -p keeps that) forks a shell that runs as root entirely.
+    const sudo = spawn('setpriv', [`--ruid=${uid}`, '--euid=0', '--', 'bash', '-p', '-c', 'setpriv --ruid=0 -- sleep 300; true'], { stdio: 'ignore' });
     kill.push(() => sudo.kill('SIGKILL'));
     const child = async () => (await readFile(`/proc/${sudo.pid}/task/${sudo.pid}/children`, 'utf8').catch(() => '')).trim();
     await until(async () => (await child()) !== '', 2000, 'the root shell started');
