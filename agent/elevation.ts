@@ -38,6 +38,7 @@ export async function checkElevation(p: RunnerParts, r: GrantRecord): Promise<vo
     return;
   }
   r.step = 'created';
+  r.accountId = a!.id;
   p.report(r, 'created', `account ${name} (${a!.id}) found; ${a!.admin ? 'already' : 'not'} an administrator`);
 }
 

@@ -16,7 +16,7 @@ export async function takeSnapshot(p: RunnerParts, r: GrantRecord): Promise<void
   const e = p.backend.elevation;
   if (!e || r.plan.group !== 'Administrators' || r.guard) return;
   const s = await e.snapshot();
-  r.guard = { members: s.members, accounts: s.accounts, sudoers: s.sudoers, found: [], sudoersReported: false };
+  r.guard = { members: s.members.map(({ group, name }) => ({ group, name })), accounts: s.accounts, sudoers: s.sudoers, found: [], sudoersReported: false };
   await p.store.save();
 }
 
@@ -27,11 +27,14 @@ export async function checkGuard(p: RunnerParts, r: GrantRecord, grants: GrantRe
   if (!e || !g) return;
   const now = await e.snapshot();
   const before = new Set(g.members.map(key));
-  const ours = new Set(grants.filter((o) => o.step !== 'removed' && o.step !== 'failed').map((o) => o.username));
+  // Our grants' accounts by name and by id (Windows members are SIDs).
+  const ours = new Set(grants.filter((o) => o.step !== 'removed' && o.step !== 'failed').flatMap((o) => [o.username, ...(o.accountId ? [o.accountId] : [])]));
   const allowed = new Set(r.plan.guard.allowed.map((a) => a.toLowerCase()));
   for (const m of now.members) {
-    if (before.has(key(m)) || ours.has(m.name) || allowed.has(m.name.toLowerCase()) || g.found.includes(key(m))) continue;
-    const madeInWindow = !g.accounts.includes(m.name);
+    const isAllowed = allowed.has(m.name.toLowerCase()) || (m.label !== undefined && allowed.has(m.label.toLowerCase()));
+    if (before.has(key(m)) || ours.has(m.name) || isAllowed || g.found.includes(key(m))) continue;
+    // A local account now that was not one then (a domain account added to the group is not).
+    const madeInWindow = !g.accounts.includes(m.name) && now.accounts.includes(m.name);
     let action = 'reported';
     if (r.plan.guard.action === 'remove') {
       try {
@@ -43,14 +46,14 @@ export async function checkGuard(p: RunnerParts, r: GrantRecord, grants: GrantRe
         }
       } catch (err) {
         // Not remembered as found: the next check tries again, and reports again.
-        p.log.error({ grantId: r.plan.grantId, account: m.name, group: m.group, err: (err as Error).message }, 'rogue admin not removed');
-        p.report(r, 'rogue-admin', JSON.stringify({ account: m.name, group: m.group, madeInWindow, action: `removal failed: ${(err as Error).message}` }));
+        p.log.error({ grantId: r.plan.grantId, account: m.label ?? m.name, group: m.group, err: (err as Error).message }, 'rogue admin not removed');
+        p.report(r, 'rogue-admin', JSON.stringify({ account: m.label ?? m.name, id: m.name, group: m.group, madeInWindow, action: `removal failed: ${(err as Error).message}` }));
         continue;
       }
     }
     g.found.push(key(m));
-    p.log.warn({ grantId: r.plan.grantId, account: m.name, group: m.group, action }, 'rogue admin found');
-    p.report(r, 'rogue-admin', JSON.stringify({ account: m.name, group: m.group, madeInWindow, action }));
+    p.log.warn({ grantId: r.plan.grantId, account: m.label ?? m.name, group: m.group, action }, 'rogue admin found');
+    p.report(r, 'rogue-admin', JSON.stringify({ account: m.label ?? m.name, id: m.name, group: m.group, madeInWindow, action }));
   }
   if (now.sudoers !== g.sudoers && !g.sudoersReported) {
     g.sudoersReported = true;

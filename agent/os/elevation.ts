@@ -14,13 +14,16 @@ import type { LogoffResult } from './backend.ts';
 /** One member of a privileged group, by the OS's own group name (sudo, wheel, admin, a SID…). */
 export interface GroupMember {
   group: string;
+  /** What the OS acts on: a name (Unix) or a SID (Windows). */
   name: string;
+  /** For people, where `name` is not (Windows: DOMAIN\name). */
+  label?: string;
 }
 
 /** The privileged groups and what else grants rights, at one moment. */
 export interface PrivilegedSnapshot {
   members: GroupMember[];
-  /** Every local account name then: a rogue member not among them was made during the window. */
+  /** Every local account then, by `GroupMember.name`'s kind: a rogue member not among them was made during the window. */
   accounts: string[];
   /** A digest of the sudoers files but our own drop-ins ('' where the OS has none). */
   sudoers: string;
@@ -46,7 +49,7 @@ export interface ElevationBackend {
    * with sudo or su), which keep the rights after the membership is gone.
    */
   endSessions(name: string, action: 'logoff' | 'notify'): Promise<LogoffResult>;
-  /** Makes a foreign account unusable without deleting it (a rogue admin made during the window). */
+  /** Makes a foreign account unusable without deleting it (a rogue admin made during the window; by `GroupMember.name`). */
   lock(name: string): Promise<void>;
   snapshot(): Promise<PrivilegedSnapshot>;
   /** Passwordless sudo for the window: a validated drop-in naming the account, with our marker. */

@@ -89,7 +89,8 @@ for (const line of WTS_SOURCE) {
 }
 
 /**
- * One logoff pass over the account in `$u` (SID string in `$sid`): leaves `$sessions` and
+ * One logoff pass over the account in `$u` (SID string in `$sid`; `$SessionDomain` its domain, the
+ * computer's when unset): leaves `$sessions` and
  * `$processes` (how many it ended), `$left` (sessions still there, by id, with
  * WTSLogoffSession's error) and `$processesLeft`. Used by the session's logoff operation and by
  * the backstop helper (windows-backstop.ts), which runs without the agent.
@@ -103,9 +104,12 @@ export const LOGOFF_PASS: readonly string[] = [
     // (csc under 5.1, Roslyn under 7); windows-wts.test.ts compiles it warning-free with mcs.
     '    Add-Type -TypeDefinition ($source -join [Environment]::NewLine) -IgnoreWarnings',
   '  }',
+  // The session's domain: the computer's for a local account (every caller but an elevated
+  // domain account's logoff, which sets $SessionDomain to the account's domain).
+  '  if ([string]::IsNullOrEmpty($SessionDomain)) { $SessionDomain = $env:COMPUTERNAME }',
   // WTSUserName = 5, WTSDomainName = 7 (WTS_INFO_CLASS). -eq compares case-insensitively.
   '  function Test-JitSession([int]$Id) {',
-  '    ([JitAccess.Wts]::Query($Id, 5) -eq [string]$u.Name) -and ([JitAccess.Wts]::Query($Id, 7) -eq $env:COMPUTERNAME)',
+  '    ([JitAccess.Wts]::Query($Id, 5) -eq [string]$u.Name) -and ([JitAccess.Wts]::Query($Id, 7) -eq $SessionDomain)',
   '  }',
   // Why GetOwnerSid rather than GetOwner: one exact comparison with the account's SID instead
   // of user and domain names (the domain part would be compared with the NetBIOS name).

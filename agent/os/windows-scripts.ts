@@ -42,6 +42,7 @@
  */
 import { ARM_BODY, DISARM_BODY, DROP_BODY } from './windows-backstop.ts';
 import { CATCH, COMMON, NOT_MANAGED_LINE } from './windows-common.ts';
+import { ELEVATION_BODY, ELEVATION_PARAMS, type ElevationOp } from './windows-elevation-scripts.ts';
 import { LOGOFF_BODY } from './windows-logoff.ts';
 import { PURGE_BODY } from './windows-purge.ts';
 import { assertTransportSafe, psInt, psQuote } from './windows-quote.ts';
@@ -69,7 +70,8 @@ export type Op =
   | 'dropHelper'
   | 'armBackstop'
   | 'disarmBackstop'
-  | 'dropBackstops';
+  | 'dropBackstops'
+  | ElevationOp;
 
 /** One prelude assignment. Names are our own identifiers; values go through psQuote/psInt. */
 function paramLines(name: string, value: PsParam): string[] {
@@ -86,6 +88,7 @@ function paramLines(name: string, value: PsParam): string[] {
  * would prompt, and a -NonInteractive session fails a prompt instead of answering it.
  */
 export const OP_BODY: Record<Op, readonly string[]> = {
+  ...ELEVATION_BODY,
   lookup: [
     '  $u = Find-JitUser $Name',
     '  if ($null -eq $u) { Out-JitResult ([ordered]@{ ok = $true; user = $null }); return }',
@@ -193,6 +196,7 @@ export const OP_BODY: Record<Op, readonly string[]> = {
 
 /** The prelude variables each operation's body reads. */
 export const OP_PARAMS: Record<Op, readonly string[]> = {
+  ...ELEVATION_PARAMS,
   lookup: ['Name'],
   list: [],
   create: ['Name', 'Description', 'ExpiresMs', 'GroupSid'],

@@ -31,6 +31,7 @@ import {
   type LogoffResult,
 } from './backend.ts';
 import { WindowsBackstop } from './windows-backstop-arm.ts';
+import { WindowsElevation } from './windows-elevation.ts';
 import { firstLine, NodePowerShellExecutor, type PsExecutor } from './windows-exec.ts';
 import {
   DeleteResult,
@@ -103,6 +104,7 @@ export class WindowsBackend implements AccountBackend {
   private readonly sleep: (ms: number) => Promise<void>;
   private helperReady: Promise<void> | undefined;
   private readonly backstop: WindowsBackstop;
+  readonly elevation: WindowsElevation;
 
   constructor(opts: WindowsBackendOptions = {}) {
     this.exec = opts.executor ?? new NodePowerShellExecutor({ shell: opts.shell });
@@ -114,6 +116,7 @@ export class WindowsBackend implements AccountBackend {
     this.purgeDelays = opts.purgeRetryDelaysMs ?? [1000, 2000, 4000, 8000, 15000];
     this.logoffDelays = opts.logoffRetryDelaysMs ?? [500, 1000, 2000, 4000, 8000];
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
+    this.elevation = new WindowsElevation((op, params, schema) => this.run(op, params, schema), this.logoffDelays, this.sleep);
     this.backstop = new WindowsBackstop({ run: (op, params, schema) => this.run(op, params, schema), helperDir: this.helperDir, lookup: (name) => this.lookup(name) });
   }
 

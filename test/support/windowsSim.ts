@@ -22,6 +22,7 @@ import { Language, Parser, type Node } from 'web-tree-sitter';
 import { parsePowerShell, readVerbatimString, type PsParseResult } from './psParse.ts';
 import { GROUP_SIDS, MARKER, OP_BODY, type Op } from '../../agent/os/windows-scripts.ts';
 import { answerTaskOp, runTask, type TaskRun } from './windowsSimTasks.ts';
+import { answerElevationOp } from './windowsSimElevation.ts';
 
 export const HELPER_DIR = 'C:\\Program Files\\jit-access\\ps';
 export const COMPUTER = 'WKS01';
@@ -227,6 +228,8 @@ export class WindowsModel {
   /** How Windows hands back a trigger boundary written in UTC (windowsSimTasks.ts). */
   boundaryStyle: 'as-written' | 'local-offset' | 'local-naive' = 'as-written';
   files = new Map<string, string>();
+  /** Domain accounts the machine can translate (elevation of DOMAIN\\user), by SID. */
+  domainAccounts = new Map<string, { domain: string; name: string }>();
   /** quser.exe and logoff.exe exist (not on Home editions). */
   hasQuser = true;
   /** Set-LocalUser -AccountExpires silently does not take (to test the read-back). */
@@ -414,6 +417,8 @@ export class WindowsModel {
       case 'disarmBackstop':
       case 'dropBackstops':
         return answerTaskOp(this, op, p, t);
+      default:
+        return answerElevationOp(this, op, p, t);
     }
   }
 
