@@ -40,7 +40,7 @@ export async function elevationIssues(ctx: Ctx, input: CreateGrantInput, endpoin
     const at = `${e.hostname}`;
     const caps = e.capabilities ?? [];
     if (!caps.includes('elevate-account')) {
-      issues.push({ field: `endpoints.${i}`, message: `the agent on ${at} cannot elevate existing accounts (${e.os === 'linux' ? 'update the agent' : 'not available for this OS yet'})` });
+      issues.push({ field: `endpoints.${i}`, message: `the agent on ${at} cannot elevate existing accounts (update the agent; it says what it can do when it starts)` });
       continue;
     }
     if (input.passwordlessSudo && !caps.includes('passwordless-sudo')) issues.push({ field: 'passwordlessSudo', message: `${at} cannot give sudo without a password (sudo is not installed there, or it is Windows)` });

@@ -107,7 +107,7 @@ describe('grants API: elevate-account', function () {
     await rejects(elevate(linux, 'carol', { passwordlessSudo: true, group: 'Users' }), 'passwordlessSudo', /only with the Administrators group/);
   });
   it('refuses an endpoint whose agent cannot elevate (no inventory: an older agent)', () =>
-    rejects(elevate(oldAgent, 'alice'), 'endpoints.0', /cannot elevate existing accounts \(update the agent\)/));
+    rejects(elevate(oldAgent, 'alice'), 'endpoints.0', /cannot elevate existing accounts \(update the agent;/));
   it('refuses an unknown end action', () => rejects(elevate(linux, 'alice', { endAction: 'reboot' }), 'endAction', /logoff, notify/));
   it('refuses an inventory that is not one (400, the endpoint keeps the last good one)', async () => {
     const { body } = await stack.api.request('POST', '/api/v1/enrollment-tokens');
