@@ -13,6 +13,7 @@ import type { LocalAccount } from '../../protocol/messages.ts';
 import { AccountError, type LogoffResult } from './backend.ts';
 import type { ElevationBackend, GroupMember, PrivilegedSnapshot } from './elevation.ts';
 import { LogoffPass, psList } from './windows-result.ts';
+import { logoffUntilDone } from './windows-logoff.ts';
 import { groupSid } from './windows-values.ts';
 import type { Op, PsParam } from './windows-scripts.ts';
 
@@ -71,15 +72,7 @@ export class WindowsElevation implements ElevationBackend {
   async endSessions(name: string, action: 'logoff' | 'notify'): Promise<LogoffResult> {
     const a = await this.resolve(name);
     if (!a || action === 'notify') return { ended: 0 };
-    let ended = 0;
-    for (let attempt = 0; ; attempt++) {
-      const r = await this.run('elevLogoff', { Sid: a.sid, User: a.name, Domain: a.domain }, LogoffPass);
-      ended += r.sessions + r.processes;
-      if (r.sessionsLeft.length === 0 && r.processesLeft === 0) return { ended };
-      const delay = this.logoffDelays[attempt];
-      if (delay === undefined) throw new AccountError('COMMAND_FAILED', `${name}: could not be logged off: ${r.sessionsLeft.length} session(s), ${r.processesLeft} process(es) left`);
-      await this.sleep(delay);
-    }
+    return { ended: await logoffUntilDone(name, () => this.run('elevLogoff', { Sid: a.sid, User: a.name, Domain: a.domain }, LogoffPass), this.logoffDelays, this.sleep) };
   }
 
   /** A rogue admin made during the window (by SID): Disable-LocalUser, read back. Never deleted. */

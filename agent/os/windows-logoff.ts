@@ -1,3 +1,5 @@
+import { AccountError } from './backend.ts';
+
 /**
  * The logoff operation's PowerShell (one pass; windows.ts repeats it until nothing is left).
  * Constant text, put together with the other operations by windows-scripts.ts.
@@ -149,3 +151,31 @@ export const LOGOFF_BODY: readonly string[] = [
   ...LOGOFF_PASS,
   '  Out-JitResult ([ordered]@{ ok = $true; sessions = $sessions; processes = $processes; sessionsLeft = $left; processesLeft = $processesLeft })',
 ];
+
+/** What one logoff pass answers (windows-result.ts LogoffPass). */
+export interface LogoffPassResult {
+  sessions: number;
+  processes: number;
+  sessionsLeft: { id: number; error: number }[];
+  processesLeft: number;
+}
+
+/**
+ * Runs logoff passes, waiting `delays[i]` between them, until no session or process is left;
+ * returns how many were ended, or throws COMMAND_FAILED naming what is left after the last one.
+ */
+export async function logoffUntilDone(name: string, pass: () => Promise<LogoffPassResult>, delays: number[], sleep: (ms: number) => Promise<void>): Promise<number> {
+  let ended = 0;
+  for (let attempt = 0; ; attempt++) {
+    const r = await pass();
+    ended += r.sessions + r.processes;
+    if (r.sessionsLeft.length === 0 && r.processesLeft === 0) return ended;
+    const delay = delays[attempt];
+    if (delay === undefined) {
+      const sessions = r.sessionsLeft.map((s) => `session ${s.id}${s.error ? ` (WTSLogoffSession error ${s.error})` : ''}`);
+      const processes = r.processesLeft ? [`${r.processesLeft} process(es) still running`] : [];
+      throw new AccountError('COMMAND_FAILED', `${name}: could not be logged off: ${[...sessions, ...processes].join(', ')}`);
+    }
+    await sleep(delay);
+  }
+}

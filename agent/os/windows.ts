@@ -32,6 +32,7 @@ import {
 } from './backend.ts';
 import { WindowsBackstop } from './windows-backstop-arm.ts';
 import { WindowsElevation } from './windows-elevation.ts';
+import { logoffUntilDone } from './windows-logoff.ts';
 import { firstLine, NodePowerShellExecutor, type PsExecutor } from './windows-exec.ts';
 import {
   DeleteResult,
@@ -209,19 +210,7 @@ export class WindowsBackend implements AccountBackend {
    */
   async logoff(name: string): Promise<LogoffResult> {
     assertValidName(name);
-    let ended = 0;
-    for (let attempt = 0; ; attempt++) {
-      const r = await this.run('logoff', { Name: name }, LogoffPass);
-      ended += r.sessions + r.processes;
-      if (r.sessionsLeft.length === 0 && r.processesLeft === 0) return { ended };
-      const delay = this.logoffDelays[attempt];
-      if (delay === undefined) {
-        const sessions = r.sessionsLeft.map((s) => `session ${s.id}${s.error ? ` (WTSLogoffSession error ${s.error})` : ''}`);
-        const processes = r.processesLeft ? [`${r.processesLeft} process(es) still running`] : [];
-        throw new AccountError('COMMAND_FAILED', `${name}: could not be logged off: ${[...sessions, ...processes].join(', ')}`);
-      }
-      await this.sleep(delay);
-    }
+    return { ended: await logoffUntilDone(name, () => this.run('logoff', { Name: name }, LogoffPass), this.logoffDelays, this.sleep) };
   }
 
   /**
