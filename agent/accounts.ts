@@ -1,18 +1,20 @@
 /**
- * The policy layer: decides, from each grant's plan and the clock, which
- * account primitive is due, and records every step before and after it runs.
- * It works without the server: reports wait in the outbox. The end of a grant
- * (removal, backstop timer, the check against the OS) is in grantEnd.ts.
+ * The policy layer: decides, from each grant's plan and the clock, which step is
+ * due, and records every step before and after it runs. It works without the
+ * server: reports wait in the outbox. The operation decides what a step does:
+ * temporaryAccess.ts (a new account) or elevation.ts (an existing one); the end
+ * of a temporary account (removal, backstop timer, the check against the OS) is
+ * in grantEnd.ts, the rogue-admin guard in guard.ts.
  */
 import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { backoffMs } from '../mail/retryLoops.ts';
 import { grantIdOf, type Instruction, type RejectedInstruction, type ReportType } from '../protocol/messages.ts';
-import { newAccountName, newPassword } from './credentials.ts';
+import { newAccountName } from './credentials.ts';
 import { checkElevation, enableElevation, endElevation } from './elevation.ts';
-import { armBackstop, backstopDueAt, checkAgainstOs, disableAhead, rearmBackstops, REMOVAL_UNDER_WAY, removeGrantAccount } from './grantEnd.ts';
+import { armBackstop, backstopDueAt, checkAgainstOs, disableAhead, rearmBackstops, REMOVAL_UNDER_WAY } from './grantEnd.ts';
 import type { RunnerParts } from './runnerParts.ts';
-import { checkGuard, takeSnapshot } from './guard.ts';
+import { createTemporary, enableTemporary, needsNewPassword, removeTemporary, resetPassword } from './temporaryAccess.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
 import { removeAccount } from './removal.ts';
 import type { CredentialSink, DeliveryResult } from './sink.ts';
@@ -23,8 +25,6 @@ type PlannedInstruction = Extract<Instruction, { plan: unknown }>;
 
 const CREATE_ATTEMPTS = 3;
 const ALERT_AFTER = 3;
-/** A taken uid (an account made by someone else) is skipped; this many in a row is a fault. */
-const UID_TRIES = 20;
 /** How long finished grants are remembered, so a late duplicate instruction cannot recreate them. */
 const KEEP_FINISHED_MS = 24 * 3600_000;
 /** Grants remembered as revoked before their plan arrived. */
@@ -158,7 +158,7 @@ export class GrantRunner {
     const retry = r.retryAt ? Date.parse(r.retryAt) : 0;
     if (REMOVAL_UNDER_WAY.includes(r.step) || r.removeNow) return retry;
     const end = Date.parse(r.plan.endAt);
-    if (this.needsNewPassword(r)) return retry;
+    if (needsNewPassword(this.parts, r)) return retry;
     if (r.step === 'created') return Math.max(retry, Math.min(r.enableNow ? 0 : Date.parse(r.plan.enableAt), end));
     if (r.step === 'enabled') return Math.max(retry, end);
     return retry; // planned or creating: due now
@@ -176,11 +176,11 @@ export class GrantRunner {
     const mustRemove = this.mustRemove(r, t);
     const elevate = r.plan.operation === 'elevate-account';
     try {
-      if (mustRemove && elevate) await endElevation(this.parts, r, Object.values(this.grants));
-      else if (mustRemove) await this.removeAccount(r);
-      else if (r.step === 'planned' || r.step === 'creating') await (elevate ? checkElevation(this.parts, r) : this.create(r));
-      else if (this.needsNewPassword(r)) await this.resetPassword(r);
-      else if (r.step === 'created') await (elevate ? enableElevation(this.parts, r) : this.enable(r));
+      const all = Object.values(this.grants);
+      if (mustRemove) await (elevate ? endElevation(this.parts, r, all) : removeTemporary(this.parts, r, all));
+      else if (r.step === 'planned' || r.step === 'creating') await (elevate ? checkElevation(this.parts, r) : createTemporary(this.parts, r));
+      else if (needsNewPassword(this.parts, r)) await resetPassword(this.parts, r);
+      else if (r.step === 'created') await (elevate ? enableElevation(this.parts, r) : enableTemporary(this.parts, r));
       r.attempts = 0;
       delete r.retryAt;
     } catch (err) {
@@ -191,64 +191,9 @@ export class GrantRunner {
     if (r.step === 'created' && this.dueAt(r)! <= this.now()) await this.step(id, r);
   }
 
-  /** The temporary account's removal, then the guard's last look (which never holds the removal back). */
-  private async removeAccount(r: GrantRecord): Promise<void> {
-    try {
-      await removeGrantAccount(this.parts, r);
-    } finally {
-      // Once the account is deleted its window is over, even while its purge is retried.
-      if (r.guard && (r.step === 'deleted' || r.step === 'removed')) {
-        await checkGuard(this.parts, r, Object.values(this.grants)).catch((err: Error) => this.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
-      }
-    }
-  }
-
   /** A removal once begun goes on, whatever the clock says now (it may have been set back). */
   private mustRemove(r: GrantRecord, t: number): boolean {
     return REMOVAL_UNDER_WAY.includes(r.step) || r.removeNow || t >= Date.parse(r.plan.endAt);
-  }
-
-  private async create(r: GrantRecord): Promise<void> {
-    if (r.step === 'creating' && (await this.backend.lookup(r.username))) {
-      // A crash mid-create lost the password: start over with a clean account.
-      await removeAccount(this.backend, { name: r.username, id: r.accountId ?? '' }, 'disable');
-    }
-    r.step = 'creating';
-    await this.store.save();
-    const password = newPassword();
-    for (let tries = 1; ; tries++) {
-      try {
-        const spec = { name: r.username, group: r.plan.group, grantId: r.plan.grantId, expiresAt: new Date(r.plan.endAt), ...(r.uid === undefined ? {} : { uid: r.uid }) };
-        r.accountId = (await this.backend.createDisabled(spec, password)).id;
-        break;
-      } catch (err) {
-        if (!(err instanceof AccountError && err.code === 'ID_TAKEN' && tries < UID_TRIES)) throw err;
-        Object.assign(r, nextUid(this.store.state, this.backend.uidRange));
-        await this.store.save();
-      }
-    }
-    r.step = 'created';
-    r.emailPending = true;
-    this.report(r, 'created');
-    await this.store.save();
-    this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account created, disabled');
-    this.sink.deliver(r, password);
-  }
-
-  /**
-   * Credentials still owed but no delivery under way: the agent restarted (the
-   * password died with the process) or the admin asked for a resend.
-   */
-  private needsNewPassword(r: GrantRecord): boolean {
-    return r.emailPending && (r.step === 'created' || r.step === 'enabled') && !this.sink.isActive(r.plan.grantId);
-  }
-
-  private async resetPassword(r: GrantRecord): Promise<void> {
-    const password = newPassword();
-    await this.backend.setPassword(r.username, password);
-    this.report(r, 'password-reset');
-    this.log.info({ grantId: r.plan.grantId, username: r.username }, 'new password set for delivery');
-    this.sink.deliver(r, password);
   }
 
   /** Records how a delivery attempt went (called by the sink). */
@@ -263,17 +208,6 @@ export class GrantRunner {
       if (!result.ok) this.report(r, 'email-failed', result.error);
       await this.store.save();
     });
-  }
-
-  private async enable(r: GrantRecord): Promise<void> {
-    await takeSnapshot(this.parts, r);
-    // The timer first: a crash between the two then leaves a timer with nothing to do, not an
-    // enabled account whose timer was never asked for.
-    const backstop = await armBackstop(this.parts, r);
-    await this.backend.enable(r.username, new Date(r.plan.endAt));
-    r.step = 'enabled';
-    this.report(r, 'enabled', `backstop: ${backstop}`);
-    this.log.info({ grantId: r.plan.grantId, username: r.username }, 'account enabled');
   }
 
   private async failed(id: string, r: GrantRecord, removing: boolean, err: unknown): Promise<void> {
