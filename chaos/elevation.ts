@@ -13,6 +13,7 @@ import path from 'node:path';
 import { run } from '../agent/os/exec.ts';
 import type { Interval } from './harness.ts';
 import type { Sampler } from './sampler.ts';
+import { overlap } from './util.ts';
 
 /** Sandbox uids for people and rogues: far above what the agent hands its temporary accounts. */
 let nextUid = 2_099_000;
@@ -52,12 +53,6 @@ export async function addRogueDuring(root: string, sampler: Sampler, grant: { us
     }
   }
   return null;
-}
-
-function overlap(intervals: Interval[], from: number, to: number): number {
-  let total = 0;
-  for (const i of intervals) total += Math.max(0, Math.min(i.to, to) - Math.max(i.from, from));
-  return total;
 }
 
 /** (6) and (7), once everything has settled. Returns the violations. */

@@ -5,6 +5,7 @@
  * SMTP taken down, and agent processes killed or run under libfaketime with a
  * wall clock that can be moved forward while they run.
  */
+import { textsAtRest } from '../test/support/atRest.ts';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -211,5 +212,12 @@ export class ChaosAgent {
     await this.kill();
     this.downSince = null;
     await this.removeSandbox();
+  }
+}
+
+/** Searches every collection (the audit trail included), the logs and the agents' state files. */
+export async function checkNoPasswords(stack: ChaosStack, agents: ChaosAgent[], passwords: Set<string>, violation: (m: string) => void): Promise<void> {
+  for (const { where, text } of await textsAtRest(stack.server!.db, await stack.serverLog(), agents)) {
+    for (const p of passwords) if (text.includes(p)) violation(`a generated password appears in the ${where}`);
   }
 }

@@ -20,7 +20,7 @@ import { passwordIn } from '../test/support/atRest.ts';
 import { grantBody } from '../test/support/stack.ts';
 import { ChaosStack, type ChaosAgent } from './harness.ts';
 import { Sampler } from './sampler.ts';
-import { checkNoPasswords } from './scenario.ts';
+import { checkNoPasswords } from './harness.ts';
 
 export interface OutageFigures {
   phase: string;

@@ -8,10 +8,11 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { managedAccounts } from '../test/support/accounts.ts';
 import { Sampler } from './sampler.ts';
-import { passwordIn, textsAtRest } from '../test/support/atRest.ts';
+import { passwordIn } from '../test/support/atRest.ts';
 import { grantBody } from '../test/support/stack.ts';
-import { LIBFAKETIME, type ChaosAgent, type ChaosStack, type Interval } from './harness.ts';
+import { checkNoPasswords, LIBFAKETIME, type ChaosStack, type Interval } from './harness.ts';
 import { addPerson, addRogueDuring, checkElevations, type Person, type Rogue } from './elevation.ts';
+import { infra, overlap, prng, sleep } from './util.ts';
 import { until } from '../test/support/accounts.ts';
 
 export const FAULT_KINDS = ['agent-kill', 'lose-report', 'server-restart', 'db-down', 'smtp-down', 'redeliver', 'clock-jump', 'delete-fails', 'rogue-admin'] as const;
@@ -50,37 +51,6 @@ export interface ScenarioResult {
   /** Final state and email delivery status per grant. */
   outcomes: string[];
   durationMs: number;
-}
-
-/** mulberry32: small, fast, good enough for picking faults. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, ms)));
-
-function overlap(intervals: Interval[], from: number, to: number): number {
-  let total = 0;
-  for (const i of intervals) total += Math.max(0, Math.min(i.to, to) - Math.max(i.from, from));
-  return total;
-}
-
-/** Serialises server and database faults: restarting a server whose database is down is another test. */
-let infraLock: Promise<void> = Promise.resolve();
-function infra<T>(fn: () => Promise<T>): Promise<T> {
-  const p = infraLock.then(fn);
-  infraLock = p.then(
-    () => {},
-    () => {},
-  );
-  return p;
 }
 
 export async function runScenario(stack: ChaosStack, index: number, seed: number, passwords: Set<string>): Promise<ScenarioResult> {
@@ -322,11 +292,4 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
   await agent.cleanup();
   result.durationMs = Date.now() - t0;
   return result;
-}
-
-/** Searches every collection (the audit trail included), the logs and the agents' state files. */
-export async function checkNoPasswords(stack: ChaosStack, agents: ChaosAgent[], passwords: Set<string>, violation: (m: string) => void): Promise<void> {
-  for (const { where, text } of await textsAtRest(stack.server!.db, await stack.serverLog(), agents)) {
-    for (const p of passwords) if (text.includes(p)) violation(`a generated password appears in the ${where}`);
-  }
 }
