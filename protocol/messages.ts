@@ -212,10 +212,13 @@ export const LocalAccount = z
   .strict();
 export type LocalAccount = z.infer<typeof LocalAccount>;
 
+export const INVENTORY_MAX_ACCOUNTS = 120;
+
 /** What the agent sends at start and when it changes: its local accounts and what it can do. */
 export const Inventory = z
   .object({
-    accounts: z.array(LocalAccount).max(10_000),
+    /** At most INVENTORY_MAX_ACCOUNTS (the body limit is 16 kB): people's accounts first, then system ones. */
+    accounts: z.array(LocalAccount).max(120),
     /** CAPABILITIES it has; unknown names from newer agents are kept and ignored. */
     capabilities: z.array(z.string().min(1).max(50)).max(50),
   })
