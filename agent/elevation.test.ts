@@ -178,6 +178,17 @@ const canRun = process.platform === 'linux' && process.getuid?.() === 0;
     assert.deepEqual(await groupMembers('sudo'), []);
   });
 
+  it('a handover plan carries the baseline: a membership an earlier agent added is taken away, not kept as the account’s own', async () => {
+    await person('lena', ['sudo']); // in sudo because the agent before the re-enrollment put her there
+    const { store, r } = await runner();
+    const p = plan('lena', 0, 1, { wasMember: false });
+    await r.accept({ id: randomUUID(), kind: 'provision', plan: p });
+    await r.runDue();
+    assert.equal(store.state.grants[p.grantId]!.elevation?.wasMember, false);
+    await until(async () => (await r.runDue(), store.state.grants[p.grantId]!.step === 'removed'), 5000, 'ended');
+    assert.deepEqual(await groupMembers('sudo'), []);
+  });
+
   it('passwordless sudo: a drop-in that visudo accepts, with our marker, gone at the end', async () => {
     await person('frank');
     const { store, r } = await runner();

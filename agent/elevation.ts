@@ -47,7 +47,8 @@ export async function enableElevation(p: RunnerParts, r: GrantRecord): Promise<v
   const e = backendOf(p);
   await takeSnapshot(p, r);
   if (!r.elevation) {
-    r.elevation = { wasMember: await e.isMember(r.username, r.plan.group), sudo: false };
+    // A baseline an earlier agent recorded (a handover after re-enrollment) wins over what the group holds now.
+    r.elevation = { wasMember: r.plan.wasMember ?? (await e.isMember(r.username, r.plan.group)), sudo: false };
     await p.store.save();
   }
   if (!r.elevation.wasMember) await e.addMember(r.username, r.plan.group);

@@ -27,6 +27,12 @@ export const Plan = z.object({
   /** elevate-account: the existing local account (Windows: also DOMAIN\\user or a SID). */
   account: z.string().min(1).max(256).optional(),
   endAction: z.enum(END_ACTIONS).default('logoff'),
+  /**
+   * elevate-account: the baseline an earlier agent of this endpoint recorded (was the account in
+   * the group before the grant?), sent again with the plan on a re-enrollment's handover, so the
+   * new agent does not take a membership we added for the account's own.
+   */
+  wasMember: z.boolean().optional(),
   /** Administrators on Linux/macOS: sudo without a password, through a drop-in under /etc/sudoers.d. */
   passwordlessSudo: z.boolean().default(false),
   /**

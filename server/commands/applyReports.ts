@@ -69,6 +69,9 @@ async function applyOne(ctx: Ctx, endpointId: string, g: GrantDoc, r: Report): P
   const event = toEvent(r);
   if (event) await applyEvent(ctx, g._id, event, actor);
   if (r.type === 'password-reset') await resetDelivery(ctx, g._id);
+  // An elevation's baseline, kept for a handover to a re-enrolled agent (messages.ts Plan.wasMember).
+  const baseline = r.type === 'enabled' && g.operation === 'elevate-account' ? /was a member before: (yes|no)/.exec(r.detail ?? '') : null;
+  if (baseline && g.wasMember === undefined) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { wasMember: baseline[1] === 'yes' } });
 }
 
 /** A report id remembered by an earlier batch (E11000 means another copy got there first). */

@@ -12,6 +12,7 @@ export function planOf(g: GrantDoc): Plan {
     operation: g.operation,
     ...(g.account ? { account: g.account } : {}),
     endAction: g.endAction ?? 'logoff',
+    ...(g.wasMember === undefined ? {} : { wasMember: g.wasMember }),
     passwordlessSudo: g.passwordlessSudo ?? false,
     guard: g.guard ?? { action: 'remove', allowed: [] },
     group: g.group,

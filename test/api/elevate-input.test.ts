@@ -109,6 +109,33 @@ describe('grants API: elevate-account', function () {
   it('refuses an endpoint whose agent cannot elevate (no inventory: an older agent)', () =>
     rejects(elevate(oldAgent, 'alice'), 'endpoints.0', /cannot elevate existing accounts \(update the agent;/));
   it('refuses an unknown end action', () => rejects(elevate(linux, 'alice', { endAction: 'reboot' }), 'endAction', /logoff, notify/));
+  it('keeps the baseline the agent reported and sends it with the plan to a re-enrolled agent of the same machine', async () => {
+    const machineId = 'a'.repeat(64);
+    const enrollOnce = async () => {
+      const { body } = await stack.api.request('POST', '/api/v1/enrollment-tokens');
+      const res = await stack.api.request('POST', '/agent/v1/enroll', { token: body.token, hostname: 'handover-box', os: 'linux', agentVersion: 't', machineId });
+      assert.equal(res.status, 201, JSON.stringify(res.body));
+      return { id: res.body.endpointId as string, auth: { authorization: `Bearer ${res.body.credential}` } };
+    };
+    const first = await enrollOnce();
+    const inv = { accounts: [{ name: 'hana', id: '1000', system: false, admin: false, managed: false }], capabilities: ['elevate-account'] };
+    assert.equal((await stack.api.request('PUT', '/agent/v1/inventory', inv, first.auth)).status, 204);
+    const created = await stack.api.request('POST', '/api/v1/grants', elevate(first.id, 'hana', {}, 0, 600));
+    const id = created.body.grants[0].id;
+    const at = new Date().toISOString();
+    const reports = [
+      { id: `r1-${id}`, grantId: id, type: 'created', at, username: 'hana' },
+      { id: `r2-${id}`, grantId: id, type: 'enabled', at, username: 'hana', detail: 'was a member before: no; passwordless sudo: no' },
+    ];
+    assert.equal((await stack.api.request('POST', '/agent/v1/acks', { ids: [`provision:${id}`] }, first.auth)).status, 204);
+    assert.equal((await stack.api.request('POST', '/agent/v1/reports', { reports }, first.auth)).status, 200);
+    assert.equal((await stack.api.grant(id)).wasMember, false);
+    const again = await enrollOnce();
+    assert.equal(again.id, first.id, 'the same machine keeps its endpoint');
+    const plans = (await stack.server!.ctx.c.instructions.find({ grantId: id }).toArray()).map((i) => i.plan.wasMember);
+    assert.deepEqual(plans.slice(-1), [false], 'the handover plan carries the baseline');
+  });
+
   it('refuses an inventory that is not one (400, the endpoint keeps the last good one)', async () => {
     const { body } = await stack.api.request('POST', '/api/v1/enrollment-tokens');
     const enrolled = await stack.api.request('POST', '/agent/v1/enroll', { token: body.token, hostname: 'inv-box', os: 'linux', agentVersion: 't' });

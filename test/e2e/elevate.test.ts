@@ -61,6 +61,7 @@ describe('end to end: elevate an existing account', function () {
     for (const t of ['grant.requested', 'agent.created', 'agent.enabled', 'agent.disabled', 'agent.logged-off', 'agent.removed']) assert.ok(types.includes(t), `${t} in ${types.join(', ')}`);
     const enabled = g.timeline.find((e: { type: string }) => e.type === 'agent.enabled');
     assert.match(enabled.detail.detail, /was a member before: no/);
+    assert.equal(g.wasMember, false, 'the baseline is kept on the grant');
     assert.match((await readFile(path.join(agent.root, 'etc', 'passwd'), 'utf8')), /^pat:/m, 'the account itself is kept');
   });
 
