@@ -222,8 +222,9 @@ export class GrantRunner {
         this.report(r, r.step === 'deleted' ? 'cleanup-failed' : 'removal-failed', reason);
       }
     } else if ((r.step === 'planned' || r.step === 'creating') && r.attempts >= CREATE_ATTEMPTS) {
-      // Give up on a grant whose account cannot be created; make sure nothing half-made is left.
-      await removeAccount(this.backend, { name: r.username, id: r.accountId ?? '' }, 'disable').catch(() => {});
+      // Give up on a grant whose account cannot be created; make sure nothing half-made is left
+      // (an elevation made nothing yet: the person's own account is never touched here).
+      if (r.plan.operation !== 'elevate-account') await removeAccount(this.backend, { name: r.username, id: r.accountId ?? '' }, 'disable').catch(() => {});
       r.step = 'failed';
       this.report(r, 'failed', reason);
     }

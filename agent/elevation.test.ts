@@ -189,6 +189,19 @@ const canRun = process.platform === 'linux' && process.getuid?.() === 0;
     assert.deepEqual(await groupMembers('sudo'), []);
   });
 
+  it('an enable that got half-way (in sudo, the sudoers drop-in failed) is taken back at the end all the same', async () => {
+    await person('mona');
+    const { store, r } = await runner();
+    // No /etc/sudoers.d in this root: writing the drop-in fails after the membership was added.
+    const p = plan('mona', 0, 2, { passwordlessSudo: true });
+    await r.accept({ id: randomUUID(), kind: 'provision', plan: p });
+    await r.runDue();
+    assert.equal(store.state.grants[p.grantId]!.step, 'created');
+    assert.deepEqual(await groupMembers('sudo'), ['mona'], 'the membership went in before the failure');
+    await until(async () => (await r.runDue(), store.state.grants[p.grantId]!.step === 'removed'), 6000, 'ended');
+    assert.deepEqual(await groupMembers('sudo'), []);
+  });
+
   it('passwordless sudo: a drop-in that visudo accepts, with our marker, gone at the end', async () => {
     await person('frank');
     const { store, r } = await runner();

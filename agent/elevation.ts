@@ -65,7 +65,8 @@ export async function enableElevation(p: RunnerParts, r: GrantRecord): Promise<v
 
 /** enabled → disabled: the rights taken away, by the baseline. Also run ahead of the rest for every due grant. */
 export async function takeRightsAway(p: RunnerParts, r: GrantRecord): Promise<void> {
-  if (r.step !== 'enabled' && r.step !== 'removing') return;
+  // 'created' with a baseline: the enable got part of the way (the membership, not the drop-in).
+  if (r.step !== 'enabled' && r.step !== 'removing' && !(r.step === 'created' && r.elevation)) return;
   r.step = 'removing';
   const { what, changedByOthers } = await restoreBaseline(backendOf(p), r);
   if (changedByOthers) p.report(r, 'membership-changed', `someone else took ${r.username} out of ${r.plan.group} during the window; nothing to undo`);
@@ -99,7 +100,7 @@ export async function restoreBaseline(e: ElevationBackend, r: GrantRecord): Prom
 
 /** The whole end: rights away, sessions ended, the guard's last look, the user told. */
 export async function endElevation(p: RunnerParts, r: GrantRecord, grants: GrantRecord[]): Promise<void> {
-  if (r.step === 'planned' || r.step === 'created' || r.step === 'creating') {
+  if (r.step === 'planned' || r.step === 'creating' || (r.step === 'created' && !r.elevation)) {
     r.step = 'removed';
     p.report(r, 'removed', 'the account was never elevated');
     return;
