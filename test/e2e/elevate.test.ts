@@ -3,6 +3,8 @@ import { randomInt } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../../agent/os/exec.ts';
+import { createUser } from '../../server/web/users.ts';
+import { ConsoleClient } from '../api/consoleClient.ts';
 import { runAs, shadowOf, until } from '../support/accounts.ts';
 import { enrollAgent, grantBody, startStack, type AgentProc, type Stack } from '../support/stack.ts';
 
@@ -114,5 +116,11 @@ describe('end to end: elevate an existing account', function () {
     const finding = JSON.parse(g.timeline.find((e: { type: string }) => e.type === 'guard.rogue-admin').detail.detail);
     assert.deepEqual([finding.account, finding.group, finding.madeInWindow], ['backdoor', 'sudo', true]);
     assert.match(finding.action, /removed from the group and locked/);
+    // The dashboard's "Needs attention" names it, on the grant (which has ended).
+    await createUser(stack.server!.ctx, { email: `guard-${uid}@example.com`, role: 'auditor', password: 'guard password 1' }, 'test');
+    const web = new ConsoleClient(stack.api.url);
+    assert.equal((await web.login(`guard-${uid}@example.com`, 'guard password 1')).status, 303);
+    const dashboard = await web.get('/');
+    assert.match(dashboard.text, /rogue admin [^<]*backdoor in sudo: removed from the group and locked/);
   });
 });

@@ -7,6 +7,17 @@ import { render } from '../render.ts';
 
 const OFFLINE_LOOKBACK_MS = 24 * 3_600_000;
 
+/** A guard event in words: who was found in which group and what was done, or the sudoers change. */
+function guardFinding(type: string, detail: string): string {
+  if (type === 'guard.sudoers-changed') return 'the sudoers files changed during the window (not undone: review them)';
+  try {
+    const f = JSON.parse(detail) as { account?: string; group?: string; action?: string };
+    return `rogue admin ${f.account ?? '?'} in ${f.group ?? '?'}: ${f.action ?? 'found'}`;
+  } catch {
+    return `rogue admin: ${detail}`;
+  }
+}
+
 /** Active and upcoming grants with countdowns, grants in trouble, endpoints online or not. */
 export function dashboardPage(r: Router, { ctx }: Web): void {
   r.get('/', async (_req, res) => {
@@ -26,6 +37,13 @@ export function dashboardPage(r: Router, { ctx }: Web): void {
       if (offlineSteps.has(g._id)) flag(g, `endpoint was offline when the ${offlineSteps.get(g._id)} step was due`);
     }
     for (const g of failedMail) flag(g, `credentials email failed: ${g.delivery.lastError ?? 'unknown error'}`);
+    // The rogue-admin guard's findings of the last day, on their grants (ended ones too).
+    const guard = await ctx.c.audit.find({ type: { $in: ['guard.rogue-admin', 'guard.sudoers-changed'] }, at: { $gt: new Date(now.getTime() - OFFLINE_LOOKBACK_MS) } }).limit(200).toArray();
+    const guarded = new Map((await ctx.c.grants.find({ _id: { $in: [...new Set(guard.flatMap((e) => (e.grantId ? [e.grantId] : [])))] } }).toArray()).map((g) => [g._id, g]));
+    for (const e of guard) {
+      const g = e.grantId ? guarded.get(e.grantId) : undefined;
+      if (g) flag(g, guardFinding(e.type, String(e.detail.detail ?? '')));
+    }
     const rows = live.map((g) => grantRow(g, now));
     const endpoints = await listEndpoints(ctx);
     render(res, 'dashboard', {
