@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomInt, randomUUID } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -62,6 +62,21 @@ function failing<K extends keyof AccountBackend>(b: AccountBackend, method: K, t
   };
   const provision = (p: Plan): Instruction => ({ id: randomUUID(), kind: 'provision', plan: p });
   const reports = (store: StateStore, grantId: string) => store.state.outbox.filter((o) => o.grantId === grantId).map((o) => o.type);
+
+  it('takes a rogue admin out at the end of a temporary grant even while its account’s deletion keeps failing', async () => {
+    const { store, r } = await runner(failing(linux, 'delete', 100));
+    const p = { ...plan(0, 1), group: 'Administrators' as const };
+    await r.accept(provision(p));
+    await r.runDue();
+    assert.ok(store.state.grants[p.grantId]!.guard, 'snapshot taken at enable');
+    await run('useradd', ['--prefix', root, '-u', String(uidMin + 900), '-G', 'sudo', '--', 'rogue1']);
+    await new Promise((res) => setTimeout(res, 1100));
+    await r.runDue();
+    assert.equal(store.state.grants[p.grantId]!.step, 'disabled', 'the deletion failed');
+    const sudo = (await readFile(path.join(root, 'etc', 'group'), 'utf8')).split('\n').find((l) => l.startsWith('sudo:'))!;
+    assert.doesNotMatch(sudo, /rogue1/);
+    assert.ok(reports(store, p.grantId).includes('rogue-admin'));
+  });
 
   it('goes on to purge, at once and once, a grant whose account someone else deleted while in use', async () => {
     const { store, r } = await runner();

@@ -77,8 +77,9 @@ export async function removeTemporary(p: RunnerParts, r: GrantRecord, grants: Gr
   try {
     await removeGrantAccount(p, r);
   } finally {
-    // Once the account is deleted its window is over, even while its purge is retried.
-    if (r.guard && (r.step === 'deleted' || r.step === 'removed')) {
+    // Once the account is dead (disabled) its window is over, even while its logoff, delete or
+    // purge is retried: a rogue admin must not wait for a deletion that keeps failing.
+    if (r.guard && (r.step === 'disabled' || r.step === 'deleted' || r.step === 'removed')) {
       await checkGuard(p, r, grants).catch((err: Error) => p.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
     }
   }
