@@ -33,6 +33,8 @@ export const Plan = z.object({
    * new agent does not take a membership we added for the account's own.
    */
   wasMember: z.boolean().optional(),
+  /** Seconds before the end at which the person is warned that the end action comes (largest first). */
+  endWarnings: z.array(z.number().int().positive()).max(10).default([]),
   /** Administrators on Linux/macOS: sudo without a password, through a drop-in under /etc/sudoers.d. */
   passwordlessSudo: z.boolean().default(false),
   /**

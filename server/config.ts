@@ -59,6 +59,8 @@ export const ServerConfig = z
         excludedAccounts: z.array(z.string().min(1).max(256)).max(500),
         rogueAdmins: z.enum(['remove', 'report']),
         allowedAdmins: z.array(z.string().min(1).max(256)).max(500),
+        /** Warnings before an elevation ends, in seconds before the end (the person is told; the on-endpoint notices show them). */
+        endWarningsSeconds: z.array(z.number().int().positive().max(86_400)).max(10),
       })
       .strict(),
     /** 32-byte key (64 hex chars or base64) that encrypts stored SMTP passwords. Never stored in the database. */

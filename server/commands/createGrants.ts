@@ -28,7 +28,8 @@ export async function planGrants(ctx: Ctx, input: CreateGrantInput, actor: strin
   const refused = await elevationIssues(ctx, input, endpoints);
   if (refused.length) throw invalid(refused);
   const now = new Date();
-  const elevation = input.operation === 'elevate-account' ? { account: input.account!, endAction: input.endAction } : {};
+  const warnings = [...ctx.config.elevation.endWarningsSeconds].sort((a, b) => b - a);
+  const elevation = input.operation === 'elevate-account' ? { account: input.account!, endAction: input.endAction, endWarnings: warnings } : {};
   const guard = { action: ctx.config.elevation.rogueAdmins, allowed: ctx.config.elevation.allowedAdmins };
   const requestId = randomUUID();
   const enableAt = enableAtFor(input.startAt, ctx.config.leadTimeSeconds, now);

@@ -13,6 +13,7 @@ export function planOf(g: GrantDoc): Plan {
     ...(g.account ? { account: g.account } : {}),
     endAction: g.endAction ?? 'logoff',
     ...(g.wasMember === undefined ? {} : { wasMember: g.wasMember }),
+    endWarnings: g.endWarnings ?? [],
     passwordlessSudo: g.passwordlessSudo ?? false,
     guard: g.guard ?? { action: 'remove', allowed: [] },
     group: g.group,

@@ -12,7 +12,7 @@ export function presentGrant(g: GrantDoc) {
     id: g._id,
     requestId: g.requestId,
     operation: g.operation,
-    ...(g.operation === 'elevate-account' ? { account: g.account ?? null, endAction: g.endAction ?? 'logoff', wasMember: g.wasMember ?? null } : {}),
+    ...(g.operation === 'elevate-account' ? { account: g.account ?? null, endAction: g.endAction ?? 'logoff', wasMember: g.wasMember ?? null, endWarnings: (g.endWarnings ?? []).map((s) => new Date(g.endAt.getTime() - s * 1000).toISOString()) } : {}),
     passwordlessSudo: g.passwordlessSudo ?? false,
     email: g.email,
     endpoint: { id: g.endpointId, hostname: g.hostname },

@@ -23,6 +23,8 @@ export interface GrantDoc {
   endAction?: Plan['endAction'];
   /** Administrators on Linux/macOS: sudo without a password for the window. */
   passwordlessSudo?: boolean;
+  /** elevate-account: warnings before the end, in seconds before it (config `elevation.endWarningsSeconds` at create). */
+  endWarnings?: number[];
   /** elevate-account: the baseline the agent reported at enable (was the account a member before?). */
   wasMember?: boolean;
   /** The rogue-admin guard's policy, fixed when the grant is made (server config `elevation`). */

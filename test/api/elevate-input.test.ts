@@ -15,7 +15,7 @@ describe('grants API: elevate-account', function () {
   before(async () => {
     stack = await startStack({
       maxDurationMinutes: 60,
-      elevation: { excludedAccounts: ['breakglass'], rogueAdmins: 'report', allowedAdmins: ['backup-admin'] },
+      elevation: { excludedAccounts: ['breakglass'], rogueAdmins: 'report', allowedAdmins: ['backup-admin'], endWarningsSeconds: [60, 600] },
     });
     linux = await enroll('lin-box', 'linux', {
       accounts: [
@@ -73,6 +73,9 @@ describe('grants API: elevate-account', function () {
     assert.equal(ins?.plan.operation, 'elevate-account');
     assert.equal(ins?.plan.account, 'alice');
     assert.deepEqual(ins?.plan.guard, { action: 'report', allowed: ['backup-admin'] });
+    assert.deepEqual(ins?.plan.endWarnings, [600, 60], 'the warning times travel with the plan, largest first');
+    const end = Date.parse(g.endAt);
+    assert.deepEqual(g.endWarnings, [new Date(end - 600_000).toISOString(), new Date(end - 60_000).toISOString()]);
     const resend = await stack.api.request('POST', `/api/v1/grants/${g.id}/resend`);
     assert.equal(resend.status, 409);
     assert.equal(resend.body.error.id, 'grant.no_credentials');
