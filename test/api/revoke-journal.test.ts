@@ -140,10 +140,12 @@ describe('revoke while the database is down', function () {
 
   it('agent connected, database frozen: the same within 5 s', async () => {
     const { grantId, requestedAt, instructionId } = await revokedWhileDown('frozen');
-    // Frozen past the driver's socket timeout: the revoke's own database call gave up, and
-    // only the journal has it (a database back sooner may take that call too; replay then
-    // finds the grant revoking and only adds the request's audit event).
-    await new Promise((r) => setTimeout(r, s.config.db.socketTimeoutMS + 500));
+    // Frozen until the revoke's own database call has surely given up, its one retry included
+    // (the socket timeout, then a new connection's selection and handshake), so only the journal
+    // has it. A database back sooner may take that call too (replay then finds the grant revoking
+    // and only adds the request's audit event, after the transition's): CI saw that with 500 ms.
+    const { socketTimeoutMS, serverSelectionTimeoutMS, connectTimeoutMS } = s.config.db;
+    await new Promise((r) => setTimeout(r, socketTimeoutMS + Math.max(serverSelectionTimeoutMS, connectTimeoutMS) + 1500));
     s.thawDb();
     await storedOnceBack(grantId, requestedAt, instructionId);
   });
