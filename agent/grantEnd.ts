@@ -6,7 +6,7 @@
 import { backoffMs } from '../mail/retryLoops.ts';
 import { removeAccount, type RemovalStep } from './removal.ts';
 import { takeRightsAway } from './elevation.ts';
-import { checkGuard } from './guard.ts';
+import { checkGuardLogged } from './guard.ts';
 import type { RunnerParts } from './runnerParts.ts';
 import type { GrantRecord } from './state.ts';
 
@@ -141,11 +141,9 @@ export async function checkAgainstOs(p: RunnerParts, grants: GrantRecord[]): Pro
     );
   }
   for (const r of live.values()) {
-    if (r.plan.operation === 'elevate-account') {
-      if (r.step === 'enabled') await checkGuard(p, r, grants).catch((err: Error) => p.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
-      continue;
-    }
-    if (r.step === 'enabled' && r.guard) await checkGuard(p, r, grants).catch((err: Error) => p.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
+    if (r.step === 'enabled') await checkGuardLogged(p, r, grants);
+    // An elevated account is the person's own: it is never ours to find gone.
+    if (r.plan.operation === 'elevate-account') continue;
     if ((r.step === 'created' || r.step === 'enabled' || r.step === 'disabled') && !(await p.backend.lookup(r.username))) {
       r.step = 'deleted';
       r.removeNow = true;

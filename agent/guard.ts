@@ -61,3 +61,8 @@ export async function checkGuard(p: RunnerParts, r: GrantRecord, grants: GrantRe
   }
   await p.store.save();
 }
+
+/** checkGuard where a failure must not hold anything back (the periodic check, a removal): logged, and tried again next time. */
+export async function checkGuardLogged(p: RunnerParts, r: GrantRecord, grants: GrantRecord[]): Promise<void> {
+  await checkGuard(p, r, grants).catch((err: Error) => p.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
+}

@@ -6,7 +6,7 @@
  */
 import { newPassword } from './credentials.ts';
 import { armBackstop, removeGrantAccount } from './grantEnd.ts';
-import { checkGuard, takeSnapshot } from './guard.ts';
+import { checkGuardLogged, takeSnapshot } from './guard.ts';
 import { AccountError } from './os/backend.ts';
 import { removeAccount } from './removal.ts';
 import type { RunnerParts } from './runnerParts.ts';
@@ -80,7 +80,7 @@ export async function removeTemporary(p: RunnerParts, r: GrantRecord, grants: Gr
     // Once the account is dead (disabled) its window is over, even while its logoff, delete or
     // purge is retried: a rogue admin must not wait for a deletion that keeps failing.
     if (r.guard && (r.step === 'disabled' || r.step === 'deleted' || r.step === 'removed')) {
-      await checkGuard(p, r, grants).catch((err: Error) => p.log.error({ grantId: r.plan.grantId, err: err.message }, 'rogue-admin check failed'));
+      await checkGuardLogged(p, r, grants);
     }
   }
 }

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ELEVATION_ACCOUNT } from '../../protocol/accounts.ts';
 import { GROUPS, type Group } from '../../protocol/groups.ts';
 import type { LocalAccount } from '../../protocol/messages.ts';
 import { AccountError, GRANT_ID, isOwnershipTag, MARKER_GROUP, type LogoffResult } from './backend.ts';
@@ -16,8 +17,7 @@ import type { ElevationBackend, GroupMember, PrivilegedSnapshot } from './elevat
 import { EXPIRED, members, pickGroup, type Row } from './linux-files.ts';
 import { elevatedPidsOf, killAll } from './procs.ts';
 
-/** Existing Linux account names we act on: what useradd accepts by default, no leading '-'. */
-export const LINUX_ACCOUNT = /^[a-z_][a-z0-9._-]{0,31}$/i;
+const LINUX_ACCOUNT = ELEVATION_ACCOUNT.linux;
 /** The groups whose members are administrators (the guard watches them all). */
 const ADMIN_GROUPS = ['sudo', 'wheel', 'admin'];
 /** Our drop-ins: sudo reads every file of sudoers.d whose name has no '.' and no trailing '~'. */

@@ -7,6 +7,7 @@
  * (and a root shell opened with sudo) outlive it: hence the logoff, or at least those processes.
  * Passwordless sudo is not offered here yet (no capability): see docs/agents.md.
  */
+import { ELEVATION_ACCOUNT } from '../../protocol/accounts.ts';
 import type { Group } from '../../protocol/groups.ts';
 import type { LocalAccount } from '../../protocol/messages.ts';
 import { AccountError, MARKER_GROUP, isOwnershipTag, type LogoffResult } from './backend.ts';
@@ -14,8 +15,7 @@ import type { ElevationBackend, GroupMember, PrivilegedSnapshot } from './elevat
 import { MAC_BIN, actionableUid, failure, type MacDirectory } from './macos-dir.ts';
 import { elevatedAmong, UNSET, type Proc } from './procs.ts';
 
-/** Existing macOS short names we act on (what sysadminctl and dscl accept, no leading '-'). */
-export const MAC_ACCOUNT = /^[A-Za-z_][A-Za-z0-9._-]{0,31}$/;
+const MAC_ACCOUNT = ELEVATION_ACCOUNT.macos;
 /** The OS group for each wizard group: admin for Administrators; every local user is in staff. */
 const MAC_GROUP: Partial<Record<Group, string>> = { Administrators: 'admin', Users: 'staff' };
 

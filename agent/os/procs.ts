@@ -20,7 +20,7 @@ export interface Proc {
  * /proc's files are made on the spot, and a thousand of them read in a loop take about 15 ms, ten
  * times faster than through the thread pool.
  */
-function processes(): Proc[] {
+function processes(withLoginuid: boolean): Proc[] {
   let entries: string[];
   try {
     entries = readdirSync('/proc').filter((e) => /^\d+$/.test(e));
@@ -35,10 +35,13 @@ function processes(): Proc[] {
       if (!ids || /^State:\s+[ZX]/m.test(status)) continue;
       const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0);
       let loginuid = UNSET;
-      try {
-        loginuid = readFileSync(`/proc/${e}/loginuid`, 'utf8').trim();
-      } catch {
-        // no audit support: ancestry alone decides below
+      // Only the elevated-process search needs it: a second file per process otherwise.
+      if (withLoginuid) {
+        try {
+          loginuid = readFileSync(`/proc/${e}/loginuid`, 'utf8').trim();
+        } catch {
+          // no audit support: ancestry alone decides below
+        }
       }
       out.push({ pid: Number(e), ppid, ruid: ids[1]!, euid: ids[2]!, loginuid });
     } catch {
@@ -52,7 +55,7 @@ export const UNSET = '4294967295';
 
 /** Pids whose real or effective uid is `uid`. */
 export function pidsOf(uid: string): number[] {
-  return processes().filter((p) => p.ruid === uid || p.euid === uid).map((p) => p.pid);
+  return processes(false).filter((p) => p.ruid === uid || p.euid === uid).map((p) => p.pid);
 }
 
 /**
@@ -64,7 +67,7 @@ export function pidsOf(uid: string): number[] {
  * is: ending it would end the session).
  */
 export function elevatedPidsOf(uid: string): number[] {
-  return elevatedAmong(processes(), uid, process.pid);
+  return elevatedAmong(processes(true), uid, process.pid);
 }
 
 /** The selection of `elevatedPidsOf` on a process list (also what the macOS backend reads from ps). */

@@ -8,6 +8,7 @@
  * Windows meaning: no capability.
  */
 import { z } from 'zod';
+import { ELEVATION_ACCOUNT, isBuiltInWindowsSid as isSystemSid } from '../../protocol/accounts.ts';
 import type { Group } from '../../protocol/groups.ts';
 import type { LocalAccount } from '../../protocol/messages.ts';
 import { AccountError, type LogoffResult } from './backend.ts';
@@ -17,8 +18,7 @@ import { logoffUntilDone } from './windows-logoff.ts';
 import { groupSid } from './windows-values.ts';
 import type { Op, PsParam } from './windows-scripts.ts';
 
-/** Accounts we elevate: a local name, DOMAIN\user, or a SID (checked again by the server). */
-export const WINDOWS_ACCOUNT = /^(?:S-1-5(?:-\d{1,10}){1,14}|(?:[A-Za-z0-9.][A-Za-z0-9.-]{0,14}\\)?[^\\/"[\]:;|=,+*?<>@\s][^\\/"[\]:;|=,+*?<>@]{0,19})$/;
+const WINDOWS_ACCOUNT = ELEVATION_ACCOUNT.windows;
 /** The groups the guard watches: Administrators, and Power Users (granted on Windows too). */
 const WATCHED = [groupSid('Administrators'), groupSid('Power Users')];
 
@@ -107,9 +107,4 @@ export class WindowsElevation implements ElevationBackend {
   private async member(sid: string, group: Group, action: 'check' | 'add' | 'remove'): Promise<boolean> {
     return (await this.run('elevMember', { Sid: sid, GroupSid: groupSid(group), Action: action }, MemberResult)).member;
   }
-}
-
-/** Built-in and well-known: Administrator (-500), Guest (-501), DefaultAccount (-503), WDAGUtilityAccount (-504), SYSTEM, LOCAL and NETWORK SERVICE, anything outside S-1-5-21. */
-export function isSystemSid(sid: string): boolean {
-  return !/^S-1-5-21-/.test(sid) || /-(500|501|503|504)$/.test(sid);
 }

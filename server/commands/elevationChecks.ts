@@ -6,6 +6,7 @@
  * failing the grant with its reason; the inventory it reports lets the server refuse earlier (our
  * temporary accounts have random names: only the inventory's `managed` tells them).
  */
+import { ELEVATION_ACCOUNT, isBuiltInWindowsSid } from '../../protocol/accounts.ts';
 import type { OperatingSystem } from '../../protocol/groups.ts';
 import type { Ctx } from '../context.ts';
 import { LIVE_STATES } from '../domain/lifecycle.ts';
@@ -13,10 +14,6 @@ import type { FieldIssue } from '../errors.ts';
 import type { CreateGrantInput } from '../schemas/grants.ts';
 import type { EndpointDoc } from '../store/collections.ts';
 
-/** Local names (Linux, macOS: what useradd and dscl accept); Windows adds DOMAIN\user and SIDs. */
-const UNIX_NAME = /^[a-z_][a-z0-9._-]{0,31}$/i;
-const WINDOWS_NAME = /^(?:[A-Za-z0-9][A-Za-z0-9.-]{0,14}\\)?[^\\/"[\]:;|=,+*?<>@\s][^\\/"[\]:;|=,+*?<>@]{0,19}$/;
-const SID = /^S-1-5(?:-\d{1,10}){1,14}$/;
 
 /** Accounts no grant may elevate, whatever the inventory says. */
 const BUILT_IN: Record<OperatingSystem, (name: string) => boolean> = {
@@ -24,8 +21,7 @@ const BUILT_IN: Record<OperatingSystem, (name: string) => boolean> = {
   macos: (n) => n.startsWith('_') || ['root', 'daemon', 'nobody'].includes(n.toLowerCase()),
   windows: (n) => {
     const user = n.split('\\').pop()!.toLowerCase();
-    // Built-in Administrator (-500), Guest (-501), DefaultAccount (-503), WDAGUtilityAccount (-504); SYSTEM, LOCAL/NETWORK SERVICE.
-    return ['administrator', 'guest', 'defaultaccount', 'wdagutilityaccount'].includes(user) || /^S-1-5-(18|19|20)$/.test(n) || /^S-1-5-21-.*-(500|501|503|504)$/.test(n);
+    return ['administrator', 'guest', 'defaultaccount', 'wdagutilityaccount'].includes(user) || (n.startsWith('S-1-') && isBuiltInWindowsSid(n));
   },
 };
 
@@ -44,8 +40,7 @@ export async function elevationIssues(ctx: Ctx, input: CreateGrantInput, endpoin
       continue;
     }
     if (input.passwordlessSudo && !caps.includes('passwordless-sudo')) issues.push({ field: 'passwordlessSudo', message: `${at} cannot give sudo without a password (sudo is not installed there, or it is Windows)` });
-    const valid = e.os === 'windows' ? WINDOWS_NAME.test(account) || SID.test(account) : UNIX_NAME.test(account);
-    if (!valid) {
+    if (!ELEVATION_ACCOUNT[e.os].test(account)) {
       issues.push({ field: 'account', message: `not an account name ${e.os === 'windows' ? 'Windows' : e.os === 'macos' ? 'macOS' : 'Linux'} has (${e.hostname})` });
       continue;
     }
