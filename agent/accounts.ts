@@ -12,7 +12,8 @@ import { backoffMs } from '../mail/retryLoops.ts';
 import { grantIdOf, type Instruction, type RejectedInstruction, type ReportType } from '../protocol/messages.ts';
 import { newAccountName } from './credentials.ts';
 import { checkElevation, enableElevation, endElevation } from './elevation.ts';
-import { armBackstop, backstopDueAt, checkAgainstOs, disableAhead, rearmBackstops, REMOVAL_UNDER_WAY } from './grantEnd.ts';
+import { checkAgainstOs, disableAhead, REMOVAL_UNDER_WAY } from './grantEnd.ts';
+import { armBackstop, backstopDueAt, rearmBackstops } from './timers.ts';
 import type { RunnerParts } from './runnerParts.ts';
 import { createTemporary, enableTemporary, needsNewPassword, removeTemporary, resetPassword } from './temporaryAccess.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
@@ -148,7 +149,7 @@ export class GrantRunner {
   nextDueAt(): number | null {
     let next: number | null = null;
     for (const r of Object.values(this.grants)) {
-      for (const t of [this.dueAt(r), backstopDueAt(r)]) if (t !== null && (next === null || t < next)) next = t;
+      for (const t of [this.dueAt(r), backstopDueAt(this.parts, r)]) if (t !== null && (next === null || t < next)) next = t;
     }
     return next;
   }
@@ -166,7 +167,7 @@ export class GrantRunner {
 
   private async step(id: string, r: GrantRecord): Promise<void> {
     const t = this.now();
-    const backstopDue = backstopDueAt(r);
+    const backstopDue = backstopDueAt(this.parts, r);
     if (backstopDue !== null && backstopDue <= t && t < Date.parse(r.plan.endAt)) {
       await armBackstop(this.parts, r);
       await this.store.save();

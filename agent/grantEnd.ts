@@ -1,9 +1,8 @@
 /**
  * The end of a grant on the endpoint, for the policy layer (accounts.ts): the removal of its
- * account, step by step and recorded; the OS backstop timer; and the check against the OS that
- * removes managed accounts no grant explains. Every function runs inside GrantRunner's lock.
+ * account, step by step and recorded, and the check against the OS that removes managed accounts
+ * no grant explains (the OS timers are in timers.ts). Every function runs inside GrantRunner's lock.
  */
-import { backoffMs } from '../mail/retryLoops.ts';
 import { removeAccount, type RemovalStep } from './removal.ts';
 import { takeRightsAway } from './elevation.ts';
 import { checkGuardLogged } from './guard.ts';
@@ -15,8 +14,6 @@ import type { GrantRecord } from './state.ts';
 export const REMOVAL_UNDER_WAY: readonly GrantRecord['step'][] = ['removing', 'disabled', 'deleted'];
 /** Steps at which the account no longer exists. */
 const GONE: readonly GrantRecord['step'][] = ['deleted', 'removed', 'failed'];
-/** Failed backstop arms are alerted after this many. */
-const BACKSTOP_ALERT_AFTER = 3;
 
 /**
  * disable → (recorded) → log off → delete → (recorded, reported removed) → purge. A retry
@@ -78,52 +75,6 @@ export async function disableAhead(p: RunnerParts, r: GrantRecord): Promise<void
   } catch (err) {
     p.log.warn({ grantId: r.plan.grantId, username: r.username, err: (err as Error).message }, 'disable ahead of the removal failed; the removal retries it');
   }
-}
-
-/**
- * Arms the OS timer that makes the account dead at the end even if the agent is not running then.
- * Only 'armed' counts as armed: a crash before the step's save leaves another state, and the timer
- * is armed again at start (arming is idempotent). A failure does not hold the grant back (the
- * account expiry set at enable still stands): it is retried with backoff and alerted
- * (`backstop-failed`) after a few. The caller saves the state.
- */
-export async function armBackstop(p: RunnerParts, r: GrantRecord): Promise<string> {
-  r.backstop = 'arming';
-  try {
-    const kind = await p.backend.armBackstop(r.username, new Date(r.plan.endAt));
-    r.backstop = 'armed';
-    r.backstopAttempts = 0;
-    delete r.backstopRetryAt;
-    return kind;
-  } catch (err) {
-    const reason = (err as Error).message;
-    r.backstop = 'failed';
-    r.backstopAttempts += 1;
-    r.backstopRetryAt = new Date(p.now() + backoffMs(r.backstopAttempts)).toISOString();
-    p.log.error({ grantId: r.plan.grantId, username: r.username, attempts: r.backstopAttempts, err: reason }, 'OS backstop timer not armed, will retry');
-    if (r.backstopAttempts === BACKSTOP_ALERT_AFTER) p.report(r, 'backstop-failed', reason);
-    return `not armed (${reason})`;
-  }
-}
-
-/** An enabled grant whose timer still has to be armed, and when. */
-export function backstopDueAt(r: GrantRecord): number | null {
-  // An elevation has no account of ours to end: the agent alone enforces it on Linux (see elevation.ts).
-  if (r.step !== 'enabled' || r.backstop === 'armed' || r.plan.operation === 'elevate-account') return null;
-  return r.backstopRetryAt ? Date.parse(r.backstopRetryAt) : 0;
-}
-
-/**
- * At start: arms again the timers a reboot dropped (where the OS keeps them only in memory) and
- * those whose arming a crash interrupted. A timer the OS keeps is left as it is: arming again
- * replaces it, and a failure in between would leave the account without one.
- */
-export async function rearmBackstops(p: RunnerParts, grants: GrantRecord[]): Promise<void> {
-  for (const r of grants) {
-    if (r.step !== 'enabled' || Date.parse(r.plan.endAt) <= p.now() || r.plan.operation === 'elevate-account') continue;
-    if (r.backstop !== 'armed' || !p.backend.backstopSurvivesReboot) await armBackstop(p, r);
-  }
-  await p.store.save();
 }
 
 /**

@@ -5,7 +5,8 @@
  * decides which step is due. Runs inside GrantRunner's lock.
  */
 import { newPassword } from './credentials.ts';
-import { armBackstop, removeGrantAccount } from './grantEnd.ts';
+import { removeGrantAccount } from './grantEnd.ts';
+import { armBackstop } from './timers.ts';
 import { checkGuardLogged, takeSnapshot } from './guard.ts';
 import { AccountError } from './os/backend.ts';
 import { removeAccount } from './removal.ts';

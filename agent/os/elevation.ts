@@ -29,7 +29,39 @@ export interface PrivilegedSnapshot {
   sudoers: string;
 }
 
+/** A grant id as the restore timers take it (a task name, a launchd label): the server's UUIDs. */
+export const RESTORE_GRANT_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** One membership the OS takes away by itself at `at` if the agent cannot (RestoreTimers). */
+export interface RestoreSpec {
+  grantId: string;
+  /** The account as the grant names it (ElevationBackend.account resolves it). */
+  name: string;
+  group: Group;
+  /** The grant's end plus RESTORE_GRACE_MS: the agent, when alive, acts first and disarms it. */
+  at: Date;
+  /** Also end the account's sessions (the grant's endAction is logoff). */
+  logoff: boolean;
+}
+
+/**
+ * The OS backstop of an elevation: a timer kept by the OS (Windows: a scheduled task; macOS: a
+ * launchd job) that takes a membership we added away at the end even when the agent is dead
+ * then. It acts once, only on the account it was armed for, and never touches anything else.
+ * Linux has none: no per-membership expiry exists there, and the agent alone enforces the end.
+ */
+export interface RestoreTimers {
+  /** Registers (or replaces) the timer of `s.grantId` and reads it back; throws leaving none on failure. */
+  arm(s: RestoreSpec): Promise<void>;
+  /** Removes the timer of that grant; missing = success. */
+  disarm(grantId: string): Promise<void>;
+  /** Uninstall: every restore timer of ours. */
+  drop(): Promise<void>;
+}
+
 export interface ElevationBackend {
+  /** Where the OS can keep a restore timer (Windows, macOS); absent on Linux. */
+  readonly restoreTimers?: RestoreTimers;
   /** What this OS's agent can do (protocol CAPABILITIES): reported to the server in the inventory. */
   readonly capabilities: readonly string[];
   /** Any local account, ours or not, with whether it is a system account; null when missing. */

@@ -65,10 +65,12 @@ export class LinuxElevation implements ElevationBackend {
     });
   }
 
+  /** A supplementary member, or the group is the account's primary group (which usermod -r -G cannot take away). */
   async isMember(name: string, group: Group): Promise<boolean> {
-    const groups = await this.h.table('group');
+    const [groups, passwd] = await Promise.all([this.h.table('group'), this.h.table('passwd')]);
     const unix = this.unixGroup(group, groups);
-    return members(groups.find((g) => g[0] === unix) ?? []).includes(name);
+    const row = groups.find((g) => g[0] === unix) ?? [];
+    return members(row).includes(name) || (row[2] !== undefined && passwd.find((pw) => pw[0] === name)?.[3] === row[2]);
   }
 
   async addMember(name: string, group: Group): Promise<void> {

@@ -25,6 +25,9 @@
  * argument and not variables from the environment: every backstop then depends only on what its
  * own plist says, not on whatever environment launchd hands its jobs (`launchctl setenv` changes
  * it for every job in the domain).
+ *
+ * The argument checks of uid and end, the clock and the dscl reading are SH_* constants shared
+ * with the elevation's restore job (macos-restore-script.ts).
  */
 import { MARKER_GROUP, OWNERSHIP_TAG_PREFIX } from './backend.ts';
 import { DISABLED_USER, LOCAL_NODE, MAC_BIN } from './macos-dir.ts';
@@ -37,22 +40,24 @@ const LOWER = 'abcdefghijklmnopqrstuvwxyz';
 const UPPER = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ';
 const DIGIT = '0123456789';
 
-const bin = (tool: keyof typeof MAC_BIN) => `"$R${MAC_BIN[tool]}"`;
+/** A tool in script text: its absolute macOS path behind the "$R" prefix, quoted. */
+const bin = (tool: keyof typeof MAC_BIN): string => `"$R${MAC_BIN[tool]}"`;
 
-export const BACKSTOP_SCRIPT = `# jit-access backstop: makes a temporary account dead at its grant's end, agent or not.
-# Parameters: NAME UID END (epoch seconds) [tool prefix, tests only].
-[ $# -eq 3 ] || [ $# -eq 4 ] || exit 2
-name=$1 uid=$2 end=$3 R=\${4-}
-case $name in [${LOWER}]*) ;; *) exit 2 ;; esac
-case $name in *[!${LOWER}${DIGIT}_-]*) exit 2 ;; esac
-[ \${#name} -le 20 ] || exit 2
-case $uid in '' | 0* | *[!${DIGIT}]*) exit 2 ;; esac
+// The pieces the restore script (macos-restore-script.ts) shares with this one: one text for
+// both, so a fix to the clock or the checks reaches both jobs. Each reads and sets only the
+// variables its comment names.
+export { bin as shBin, DIGIT as SH_DIGIT, LOWER as SH_LOWER, UPPER as SH_UPPER };
+
+/** Checks $uid (a uid of 501 or more), $end (epoch seconds) and $R (the tool prefix), else exit 2. */
+export const SH_CHECK_UID_END = `case $uid in '' | 0* | *[!${DIGIT}]*) exit 2 ;; esac
 [ \${#uid} -le 10 ] && [ "$uid" -ge 501 ] && [ "$uid" -le 4294967295 ] || exit 2
 case $end in '' | 0* | *[!${DIGIT}]*) exit 2 ;; esac
 [ \${#end} -le 12 ] || exit 2
 case $R in '' | /*) ;; *) exit 2 ;; esac
+`;
 
-# The clock: wait inside the last ${BACKSTOP_WINDOW_SECONDS} seconds, act from the end second on.
+/** The clock, on $end: exits 0 before the window, waits inside it, falls through from the end second on. */
+export const SH_CLOCK = `# The clock: wait inside the last ${BACKSTOP_WINDOW_SECONDS} seconds, act from the end second on.
 while :; do
   now=$(${bin('date')} +%s) || exit 1
   case $now in '' | *[!${DIGIT}]*) exit 1 ;; esac
@@ -60,8 +65,10 @@ while :; do
   [ "$now" -ge $((end - ${BACKSTOP_WINDOW_SECONDS})) ] || exit 0
   ${bin('sleep')} 1 || exit 1
 done
+`;
 
-# The <string> values of a one-key \`dscl -plist . -read\`, one a line.
+/** values (the <string>s of a dscl -plist read, one a line), read1 (such a read, stderr dropped), $nl. */
+export const SH_READ = `# The <string> values of a one-key \`dscl -plist . -read\`, one a line.
 values() {
   printf '%s\\n' "$1" | while IFS= read -r l; do
     case $l in *'<string>'*'</string>'*) l=\${l#*"<string>"}; printf '%s\\n' "\${l%"</string>"*}" ;; esac
@@ -70,7 +77,18 @@ values() {
 read1() { ${bin('dscl')} -plist . -read "$1" "$2" 2>/dev/null; }
 nl='
 '
+`;
 
+export const BACKSTOP_SCRIPT = `# jit-access backstop: makes a temporary account dead at its grant's end, agent or not.
+# Parameters: NAME UID END (epoch seconds) [tool prefix, tests only].
+[ $# -eq 3 ] || [ $# -eq 4 ] || exit 2
+name=$1 uid=$2 end=$3 R=\${4-}
+case $name in [${LOWER}]*) ;; *) exit 2 ;; esac
+case $name in *[!${LOWER}${DIGIT}_-]*) exit 2 ;; esac
+[ \${#name} -le 20 ] || exit 2
+${SH_CHECK_UID_END}
+${SH_CLOCK}
+${SH_READ}
 # Still the account this job was armed for? Else hands off.
 out=$(read1 "/Users/$name" UniqueID) || exit 0
 [ "$(values "$out")" = "$uid" ] || exit 0

@@ -2,7 +2,9 @@
  * The macOS backstop timer: a launchd daemon that makes the account dead at its grant's end even
  * if the agent is not running then (crashed, hung, killed). One job per account:
  * /Library/LaunchDaemons/com.jit-access.backstop.NAME.plist (root:wheel 0644), loaded into the
- * system domain, running BACKSTOP_SCRIPT (macos-backstop-script.ts) as root.
+ * system domain, running BACKSTOP_SCRIPT (macos-backstop-script.ts) as root. How a daemon of ours
+ * is written, loaded, read back and removed (loadDaemon, removeDaemon, below) also serves the
+ * elevation's restore job (macos-restore.ts).
  *
  * When it runs (launchd.plist(5)):
  *  - StartCalendarInterval, one entry for each minute 0–59 with every other field a wildcard: at
@@ -73,11 +75,32 @@ export function backstopJob(name: string, uid: string, endEpoch: number): { [key
  * and reads it back from launchd and from the file. Throws when any of it fails, leaving no job.
  */
 export async function armMacBackstop(dir: MacDirectory, name: string, uid: string, at: Date): Promise<'timer'> {
-  const job = backstopJob(name, uid, expiryEpochSeconds(at));
-  const label = backstopLabel(name);
-  const file = backstopPlistPath(name);
+  await loadDaemon(dir, backstopLabel(name), backstopPlistPath(name), backstopJob(name, uid, expiryEpochSeconds(at)));
+  return 'timer';
+}
+
+/** Unloads the job and deletes its plist, both read back. Missing = success. */
+export async function disarmMacBackstop(dir: MacDirectory, name: string): Promise<void> {
+  assertValidName(name);
+  await removeDaemon(dir, backstopLabel(name), backstopPlistPath(name));
+}
+
+/** Account names of the backstop plists in LAUNCH_DAEMONS. */
+export async function listMacBackstops(dir: MacDirectory): Promise<string[]> {
+  return (await listDaemons(dir, OUR_PLIST)).filter((name) => ACCOUNT_NAME.test(name));
+}
+
+// ------------------------------------------------------------------ any daemon of ours
+// Shared with the elevation's restore job (macos-restore.ts): the same steps, the same checks.
+
+/**
+ * Writes `job` to `file` (LAUNCH_DAEMONS/`label`.plist), loads it into the system domain in place
+ * of any job of that label, and reads it back from launchd and from the file. Throws when any of
+ * it fails, leaving no job and no file.
+ */
+export async function loadDaemon(dir: MacDirectory, label: string, file: string, job: { [key: string]: PlistValue }): Promise<void> {
   // Why out first: launchd refuses to bootstrap a label that is loaded ("5: Input/output error").
-  await unload(dir, label);
+  await unloadDaemon(dir, label);
   // Why a private folder and install -S: nobody else can put a file where we read, and the
   // plist replaces the old one by a rename, so launchd never sees half of it; install sets owner
   // and mode as launchd demands (a group- or world-writable plist is not loaded ⚠️).
@@ -96,29 +119,26 @@ export async function armMacBackstop(dir: MacDirectory, name: string, uid: strin
     // Why JSON: parsePlist's dicts have no prototype; key order is the order written.
     if (JSON.stringify(parsePlist(back.stdout)) !== JSON.stringify(job)) throw new AccountError('COMMAND_FAILED', `${file} does not read back as written`);
   } catch (e) {
-    await disarmMacBackstop(dir, name).catch(() => {});
+    await removeDaemon(dir, label, file).catch(() => {});
     throw e;
   }
-  return 'timer';
 }
 
 /** Unloads the job and deletes its plist, both read back. Missing = success. */
-export async function disarmMacBackstop(dir: MacDirectory, name: string): Promise<void> {
-  assertValidName(name);
-  const file = backstopPlistPath(name);
+export async function removeDaemon(dir: MacDirectory, label: string, file: string): Promise<void> {
   // Why unload before deleting: a loaded job without its file could no longer be found by
   // listing the folder; a file without a job is found (and loaded again at boot, harmlessly).
-  await unload(dir, backstopLabel(name));
+  await unloadDaemon(dir, label);
   await dir.mustRun(MAC_BIN.rm, ['-f', file], `removing ${file}`);
   if (await statOf(dir, file)) throw new AccountError('COMMAND_FAILED', `${file} is still there`);
 }
 
-/** Account names of the backstop plists in LAUNCH_DAEMONS. */
-export async function listMacBackstops(dir: MacDirectory): Promise<string[]> {
+/** The first capture of `pattern` for each file name in LAUNCH_DAEMONS it matches. */
+export async function listDaemons(dir: MacDirectory, pattern: RegExp): Promise<string[]> {
   const r = await dir.mustRun(MAC_BIN.ls, [LAUNCH_DAEMONS], `listing ${LAUNCH_DAEMONS}`);
   return r.stdout.split('\n').flatMap((l) => {
-    const m = OUR_PLIST.exec(l);
-    return m && ACCOUNT_NAME.test(m[1]!) ? [m[1]!] : [];
+    const m = pattern.exec(l);
+    return m?.[1] === undefined ? [] : [m[1]];
   });
 }
 
@@ -129,7 +149,7 @@ export async function listMacBackstops(dir: MacDirectory): Promise<string[]> {
  * documented ⚠️; as root nothing else makes it fail, and a job left loaded past its account's
  * deletion does nothing (the script checks the record).
  */
-async function unload(dir: MacDirectory, label: string): Promise<void> {
+export async function unloadDaemon(dir: MacDirectory, label: string): Promise<void> {
   await dir.exec(MAC_BIN.launchctl, ['bootout', `system/${label}`]);
   const p = await dir.exec(MAC_BIN.launchctl, ['print', `system/${label}`]);
   if (p.code === 0) throw new AccountError('COMMAND_FAILED', `${label} is still loaded after launchctl bootout`);

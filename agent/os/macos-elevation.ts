@@ -6,6 +6,8 @@
  * admin membership is checked live by macOS for most rights, but authorisations already granted
  * (and a root shell opened with sudo) outlive it: hence the logoff, or at least those processes.
  * Passwordless sudo is not offered here yet (no capability): see docs/agents.md.
+ * The OS backstop of a membership we added (restoreTimers): a launchd job per grant that takes
+ * the account out of admin at the end plus the grace if the agent cannot (macos-restore.ts).
  */
 import { ELEVATION_ACCOUNT } from '../../protocol/accounts.ts';
 import type { Group } from '../../protocol/groups.ts';
@@ -13,6 +15,7 @@ import type { LocalAccount } from '../../protocol/messages.ts';
 import { AccountError, MARKER_GROUP, isOwnershipTag, type LogoffResult } from './backend.ts';
 import type { ElevationBackend, GroupMember, PrivilegedSnapshot } from './elevation.ts';
 import { MAC_BIN, actionableUid, failure, type MacDirectory } from './macos-dir.ts';
+import { MacRestoreTimers } from './macos-restore.ts';
 import { elevatedAmong, UNSET, type Proc } from './procs.ts';
 
 const MAC_ACCOUNT = ELEVATION_ACCOUNT.macos;
@@ -21,8 +24,11 @@ const MAC_GROUP: Partial<Record<Group, string>> = { Administrators: 'admin', Use
 
 export class MacElevation implements ElevationBackend {
   readonly capabilities = ['elevate-account'] as const;
+  readonly restoreTimers: MacRestoreTimers;
 
-  constructor(private readonly dir: MacDirectory) {}
+  constructor(private readonly dir: MacDirectory) {
+    this.restoreTimers = new MacRestoreTimers(dir);
+  }
 
   async account(name: string): Promise<LocalAccount | null> {
     if (!MAC_ACCOUNT.test(name)) throw new AccountError('INVALID_NAME', `invalid account name ${JSON.stringify(name)}`);

@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import path from 'node:path';
 import { z } from 'zod';
 import { AccountError, assertValidName, notManaged, type AccountInfo } from './backend.ts';
-import { BACKSTOP_END_DAYS, BACKSTOP_FILE, BACKSTOP_HELPER_LINES, BACKSTOP_TASK_PATH, backstopHelperText, backstopTaskName, LOCAL_SID_PATTERN } from './windows-backstop.ts';
+import { BACKSTOP_END_DAYS, BACKSTOP_FILE, BACKSTOP_HELPER_LINES, BACKSTOP_TASK_PATH, backstopTaskName, LOCAL_SID_PATTERN } from './windows-backstop.ts';
 import { helperArgv, windowsPowerShellPath } from './windows-exec.ts';
 import { InstallResult, OkResult, psList } from './windows-result.ts';
 import type { Op, PsParam } from './windows-scripts.ts';
@@ -21,8 +21,6 @@ export type RunOp = <T extends z.ZodType>(op: Op, params: Record<string, PsParam
 const DAY_MS = 86_400_000;
 const SYSTEM_SID = 'S-1-5-18';
 const LOCAL_SID = new RegExp(LOCAL_SID_PATTERN);
-/** SHA-256 of the helper as installed (upper case, as Get-FileHash prints it). */
-export const BACKSTOP_SHA256 = createHash('sha256').update(backstopHelperText(), 'ascii').digest('hex').toUpperCase();
 
 const TaskReadBack = z.object({
   path: z.string(),
@@ -41,7 +39,7 @@ const TaskReadBack = z.object({
 type TaskReadBack = z.infer<typeof TaskReadBack>;
 const ArmResult = z.object({ ok: z.literal(true), sha256: z.string(), task: TaskReadBack });
 const DisarmResult = z.object({ ok: z.literal(true), removed: z.boolean(), left: z.boolean() });
-const DropResult = z.object({ ok: z.literal(true), removed: z.number(), left: z.number(), folder: z.boolean() });
+export const DropResult = z.object({ ok: z.literal(true), removed: z.number(), left: z.number(), folder: z.boolean() });
 
 /**
  * The task's executable: 64-bit Windows PowerShell by its System32 path. Not Sysnative, even when
@@ -53,7 +51,7 @@ export function backstopExecutable(env: NodeJS.ProcessEnv = process.env): string
 }
 
 /** One argument of the task's command line; what Task Scheduler or the parser would change is refused. */
-function commandLineArg(a: string): string {
+export function commandLineArg(a: string): string {
   // %VAR% is expanded in an action's arguments; a quote or a trailing backslash would end the quoting.
   if (!/^[\x20-\x7E]+$/.test(a) || /["%]/.test(a) || a.endsWith('\\')) {
     throw new AccountError('COMMAND_FAILED', `cannot put ${JSON.stringify(a)} into the backstop task's command line`);
@@ -89,10 +87,10 @@ export function boundaryMs(boundary: string): number | null {
 }
 
 /** Everything about the read-back task that is not as registered. */
-function problems(t: TaskReadBack, want: { name: string; atMs: number; execute: string; args: string }): string[] {
+function problems(t: TaskReadBack, want: TaskWanted): string[] {
   const out: string[] = [];
   const check = (ok: boolean, what: string) => void (ok || out.push(what));
-  check(t.path === BACKSTOP_TASK_PATH && t.name === backstopTaskName(want.name), `task ${t.path}${t.name}`);
+  check(t.path === BACKSTOP_TASK_PATH && t.name === want.task, `task ${t.path}${t.name}`);
   check(t.triggers.length === 1, `${t.triggers.length} triggers`);
   const trigger = t.triggers[0];
   if (trigger) {
@@ -114,6 +112,92 @@ function problems(t: TaskReadBack, want: { name: string; atMs: number; execute: 
   return out;
 }
 
+/** What a registered task must read back as. */
+export interface TaskWanted {
+  task: string;
+  atMs: number;
+  execute: string;
+  args: string;
+}
+
+/**
+ * A constant helper script in the admin-only helper directory, installed once per backend (like
+ * the password helper) and hash-checked; a failure is retried next time.
+ */
+export class InstalledHelper {
+  readonly sha256: string;
+  private ready: Promise<void> | undefined;
+
+  constructor(
+    private readonly run: RunOp,
+    private readonly dir: string,
+    readonly file: string,
+    private readonly lines: readonly string[],
+  ) {
+    this.sha256 = helperSha256(lines);
+  }
+
+  get path(): string {
+    return path.win32.join(this.dir, this.file);
+  }
+
+  ensure(): Promise<void> {
+    this.ready ??= this.install().catch((e: unknown) => {
+      this.ready = undefined;
+      throw e;
+    });
+    return this.ready;
+  }
+
+  /** The file may be missing or changed: install it again next time. */
+  forget(): void {
+    this.ready = undefined;
+  }
+
+  async drop(): Promise<void> {
+    this.ready = undefined;
+    await this.run('dropHelper', { Dir: this.dir, File: this.file }, OkResult);
+  }
+
+  private async install(): Promise<void> {
+    const r = await this.run('installHelper', { Dir: this.dir, File: this.file, Lines: this.lines }, InstallResult);
+    if (r.sha256.toUpperCase() !== this.sha256) throw new AccountError('COMMAND_FAILED', `helper at ${r.path} does not have the expected content`);
+  }
+}
+
+/** SHA-256 of a helper as installHelper writes it (CRLF lines; upper case, as Get-FileHash prints it). */
+export function helperSha256(lines: readonly string[]): string {
+  return createHash('sha256').update(`${lines.join('\r\n')}\r\n`, 'ascii').digest('hex').toUpperCase();
+}
+
+/**
+ * Runs an arm operation (armBackstop, armRestore) with its helper installed, and checks what Task
+ * Scheduler stored. A task that does not read back as meant is removed again (`remove`) and the
+ * arm fails.
+ */
+export async function registerChecked(run: RunOp, helper: InstalledHelper, op: Op, params: Record<string, PsParam>, want: TaskWanted, remove: () => Promise<void>): Promise<void> {
+  await helper.ensure();
+  let r: z.infer<typeof ArmResult>;
+  try {
+    r = await run(op, { ...params, AtMs: want.atMs, Execute: want.execute, Arguments: want.args, HelperPath: helper.path, HelperHash: helper.sha256 }, ArmResult);
+  } catch (e) {
+    // Whatever an earlier arm registered stays (the caller is told, and may retry or disarm).
+    helper.forget();
+    throw e;
+  }
+  const wrong = [...(r.sha256.toUpperCase() === helper.sha256 ? [] : ['helper hash']), ...problems(r.task, want)];
+  if (wrong.length > 0) {
+    await remove().catch(() => {});
+    throw new AccountError('COMMAND_FAILED', `the task ${BACKSTOP_TASK_PATH}${want.task} did not read back as registered, so it was removed: ${wrong.join('; ')}`);
+  }
+}
+
+/** Runs a disarm operation; a task still registered afterwards is a failure. */
+export async function unregisterChecked(run: RunOp, op: Op, params: Record<string, PsParam>, task: string): Promise<void> {
+  const r = await run(op, params, DisarmResult);
+  if (r.left) throw new AccountError('COMMAND_FAILED', `the task ${BACKSTOP_TASK_PATH}${task} is still registered`);
+}
+
 export interface BackstopDeps {
   run: RunOp;
   /** The admin-only helper directory (the password helper's). */
@@ -124,12 +208,14 @@ export interface BackstopDeps {
 
 /** The backstop tasks of one WindowsBackend. */
 export class WindowsBackstop {
-  private ready: Promise<void> | undefined;
+  private readonly helper: InstalledHelper;
 
-  constructor(private readonly deps: BackstopDeps) {}
+  constructor(private readonly deps: BackstopDeps) {
+    this.helper = new InstalledHelper(deps.run, deps.helperDir, BACKSTOP_FILE, BACKSTOP_HELPER_LINES);
+  }
 
   get helperPath(): string {
-    return path.win32.join(this.deps.helperDir, BACKSTOP_FILE);
+    return this.helper.path;
   }
 
   async arm(name: string, at: Date): Promise<'timer'> {
@@ -138,35 +224,15 @@ export class WindowsBackstop {
     const info = await this.deps.lookup(name);
     if (!info) throw new AccountError('NOT_FOUND', `no account ${name}`);
     if (!info.managed) throw notManaged(name);
-    const execute = backstopExecutable(this.deps.env);
-    const args = backstopArguments(this.helperPath, name, info.id);
-    await this.ensureHelper();
-    let r: z.infer<typeof ArmResult>;
-    try {
-      r = await this.deps.run(
-        'armBackstop',
-        { Name: name, Sid: info.id, AtMs: atMs, Execute: execute, Arguments: args, HelperPath: this.helperPath, HelperHash: BACKSTOP_SHA256 },
-        ArmResult,
-      );
-    } catch (e) {
-      // The helper may be missing or changed: install it again next time. Whatever an earlier
-      // arm registered stays (the caller is told, and may retry or disarm).
-      this.ready = undefined;
-      throw e;
-    }
-    const wrong = [...(r.sha256.toUpperCase() === BACKSTOP_SHA256 ? [] : ['helper hash']), ...problems(r.task, { name, atMs, execute, args })];
-    if (wrong.length > 0) {
-      await this.disarm(name).catch(() => {});
-      throw new AccountError('COMMAND_FAILED', `${name}: the backstop task did not read back as registered, so it was removed: ${wrong.join('; ')}`);
-    }
+    const want = { task: backstopTaskName(name), atMs, execute: backstopExecutable(this.deps.env), args: backstopArguments(this.helperPath, name, info.id) };
+    await registerChecked(this.deps.run, this.helper, 'armBackstop', { Name: name, Sid: info.id }, want, () => this.disarm(name));
     return 'timer';
   }
 
   /** Unregisters \jit-access\backstop-<name>; a missing task (or account) is success. */
   async disarm(name: string): Promise<void> {
     assertValidName(name);
-    const r = await this.deps.run('disarmBackstop', { Name: name }, DisarmResult);
-    if (r.left) throw new AccountError('COMMAND_FAILED', `${name}: the backstop task ${BACKSTOP_TASK_PATH}${backstopTaskName(name)} is still registered`);
+    await unregisterChecked(this.deps.run, 'disarmBackstop', { Name: name }, backstopTaskName(name));
   }
 
   /**
@@ -174,23 +240,8 @@ export class WindowsBackstop {
    * deleted is not an error: it runs nothing), then the helper file.
    */
   async drop(): Promise<void> {
-    this.ready = undefined;
     const r = await this.deps.run('dropBackstops', {}, DropResult);
     if (r.left > 0) throw new AccountError('COMMAND_FAILED', `${r.left} backstop task(s) still registered in ${BACKSTOP_TASK_PATH}`);
-    await this.deps.run('dropHelper', { Dir: this.deps.helperDir, File: BACKSTOP_FILE }, OkResult);
-  }
-
-  /** Installs the helper once per backend (like the password helper); a failure is retried next time. */
-  private ensureHelper(): Promise<void> {
-    this.ready ??= this.install().catch((e: unknown) => {
-      this.ready = undefined;
-      throw e;
-    });
-    return this.ready;
-  }
-
-  private async install(): Promise<void> {
-    const r = await this.deps.run('installHelper', { Dir: this.deps.helperDir, File: BACKSTOP_FILE, Lines: BACKSTOP_HELPER_LINES }, InstallResult);
-    if (r.sha256.toUpperCase() !== BACKSTOP_SHA256) throw new AccountError('COMMAND_FAILED', `backstop helper at ${r.path} does not have the expected content`);
+    await this.helper.drop();
   }
 }

@@ -104,7 +104,7 @@ export function backstopHelperText(): string {
 }
 
 /** Shared by the task operations: the folder, and "no such task" told apart from other errors. */
-const TASK_FUNCTIONS: readonly string[] = [
+export const TASK_FUNCTIONS: readonly string[] = [
   `  $taskPath = ${psQuote(BACKSTOP_TASK_PATH)}`,
   '  function Test-JitTaskMissing($Err) {',
   '    $r = Get-JitErrorRecord $Err',
@@ -118,17 +118,19 @@ const TASK_FUNCTIONS: readonly string[] = [
   '  }',
 ];
 
-/** armBackstop: reads $Name, $Sid, $AtMs, $Execute, $Arguments, $HelperPath, $HelperHash. */
-export const ARM_BODY: readonly string[] = [
-  ...TASK_FUNCTIONS,
-  '  $u = Get-JitManagedUser $Name',
-  '  if ($null -eq $u) { return }',
-  "  if ([string]$u.SID -ne $Sid) { Out-JitResult ([ordered]@{ ok = $false; code = 'COMMAND_FAILED'; message = 'the account has another SID than the one looked up' }); return }",
-  // The helper the task will run, checked right before the task is registered.
+/** The helper the task will run, checked right before the task is registered: reads $HelperPath, $HelperHash. */
+export const HELPER_CHECK: readonly string[] = [
   '  $hash = $null',
   '  if (Test-Path -LiteralPath $HelperPath -PathType Leaf) { $hash = (Get-FileHash -LiteralPath $HelperPath -Algorithm SHA256).Hash }',
   "  if ($hash -ne $HelperHash) { Out-JitResult ([ordered]@{ ok = $false; code = 'COMMAND_FAILED'; message = 'the backstop helper is missing or not ours' }); return }",
-  "  $taskName = 'backstop-' + $Name",
+];
+
+/**
+ * Registers the task $taskName (described by $description) firing once at $AtMs, running
+ * $Execute $Arguments as SYSTEM, and prints what Task Scheduler stored (windows-backstop-arm.ts
+ * checks every field). Used by armBackstop and armRestore after their own checks.
+ */
+export const REGISTER_TASK: readonly string[] = [
   '  $at = [DateTimeOffset]::FromUnixTimeMilliseconds($AtMs).UtcDateTime',
   '  $inv = [System.Globalization.CultureInfo]::InvariantCulture',
   '  $trigger = New-ScheduledTaskTrigger -Once -At $at',
@@ -138,10 +140,8 @@ export const ARM_BODY: readonly string[] = [
   '  $action = New-ScheduledTaskAction -Execute $Execute -Argument $Arguments',
   "  $principal = New-ScheduledTaskPrincipal -UserId 'S-1-5-18' -LogonType ServiceAccount -RunLevel Highest",
   '  $settings = New-ScheduledTaskSettingsSet -StartWhenAvailable -AllowStartIfOnBatteries -DontStopIfGoingOnBatteries -ExecutionTimeLimit (New-TimeSpan -Minutes 5) -MultipleInstances IgnoreNew',
-  "  $description = 'jit-access: ends the account ' + $Name + ' at the end of its grant if the agent cannot. Installed by the jit-access agent.'",
-  // -Force replaces the task of an earlier arm: one task per account.
+  // -Force replaces the task of an earlier arm: one task per account (per grant for a restore).
   '  $null = Register-ScheduledTask -TaskPath $taskPath -TaskName $taskName -Description $description -Action $action -Trigger $trigger -Principal $principal -Settings $settings -Force',
-  // Read back what Task Scheduler stored; windows-backstop-arm.ts checks every field.
   '  $t = Get-ScheduledTask -TaskPath $taskPath -TaskName $taskName',
   '  $uid = [string]$t.Principal.UserId',
   '  $principalSid = $null',
@@ -160,16 +160,29 @@ export const ARM_BODY: readonly string[] = [
   '  Out-JitResult ([ordered]@{ ok = $true; sha256 = $hash; task = $task })',
 ];
 
-/** disarmBackstop: reads $Name. A missing task is success. */
-export const DISARM_BODY: readonly string[] = [
+/** armBackstop: reads $Name, $Sid, $AtMs, $Execute, $Arguments, $HelperPath, $HelperHash. */
+export const ARM_BODY: readonly string[] = [
   ...TASK_FUNCTIONS,
+  '  $u = Get-JitManagedUser $Name',
+  '  if ($null -eq $u) { return }',
+  "  if ([string]$u.SID -ne $Sid) { Out-JitResult ([ordered]@{ ok = $false; code = 'COMMAND_FAILED'; message = 'the account has another SID than the one looked up' }); return }",
+  ...HELPER_CHECK,
   "  $taskName = 'backstop-' + $Name",
+  "  $description = 'jit-access: ends the account ' + $Name + ' at the end of its grant if the agent cannot. Installed by the jit-access agent.'",
+  ...REGISTER_TASK,
+];
+
+/** Unregisters $taskName; a missing task is success (disarmBackstop, disarmRestore). */
+export const UNREGISTER_TASK: readonly string[] = [
   '  $removed = $null -ne (Find-JitTask $taskName)',
   '  if ($removed) {',
   '    try { Unregister-ScheduledTask -TaskPath $taskPath -TaskName $taskName -Confirm:$false } catch { if (-not (Test-JitTaskMissing $_)) { throw } }',
   '  }',
   '  Out-JitResult ([ordered]@{ ok = $true; removed = $removed; left = ($null -ne (Find-JitTask $taskName)) })',
 ];
+
+/** disarmBackstop: reads $Name. */
+export const DISARM_BODY: readonly string[] = [...TASK_FUNCTIONS, "  $taskName = 'backstop-' + $Name", ...UNREGISTER_TASK];
 
 /** dropBackstops (uninstall): every task in \jit-access\, then the folder itself. */
 export const DROP_BODY: readonly string[] = [

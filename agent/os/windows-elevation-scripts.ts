@@ -5,6 +5,7 @@
  * one (`DOMAIN\user` or its SID) put into a local group.
  */
 import { LOGOFF_PASS } from './windows-logoff.ts';
+import { RESTORE_BODY, RESTORE_PARAMS } from './windows-restore.ts';
 
 /**
  * Resolve-JitAccount: a local user by name, `COMPUTER\name`, `.\name` or SID; else a domain
@@ -81,6 +82,8 @@ export const ELEVATION_BODY = {
     ...LOGOFF_PASS,
     '  Out-JitResult ([ordered]@{ ok = $true; sessions = $sessions; processes = $processes; sessionsLeft = $left; processesLeft = $processesLeft })',
   ],
+  // The restore timer's task (windows-restore.ts).
+  ...RESTORE_BODY,
 } as const;
 
 export type ElevationOp = keyof typeof ELEVATION_BODY;
@@ -92,4 +95,5 @@ export const ELEVATION_PARAMS: Record<ElevationOp, readonly string[]> = {
   elevMembers: ['GroupSids'],
   elevLock: ['Sid'],
   elevLogoff: ['Sid', 'User', 'Domain'],
+  ...RESTORE_PARAMS,
 };

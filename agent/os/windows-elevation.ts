@@ -5,7 +5,8 @@
  * pass as for our accounts, by the account's name and domain, and every process of the SID). A
  * logon token keeps the Administrators SID until its session ends, so `notify` (no logoff) leaves
  * the rights in the open sessions; only `logoff` ends them (see README). Passwordless sudo has no
- * Windows meaning: no capability.
+ * Windows meaning: no capability. The restore timer (a scheduled task taking the membership away
+ * at end + grace if the agent is dead) is windows-restore.ts.
  */
 import { z } from 'zod';
 import { ELEVATION_ACCOUNT, isBuiltInWindowsSid as isSystemSid } from '../../protocol/accounts.ts';
@@ -14,6 +15,7 @@ import type { LocalAccount } from '../../protocol/messages.ts';
 import { AccountError, type LogoffResult } from './backend.ts';
 import type { ElevationBackend, GroupMember, PrivilegedSnapshot } from './elevation.ts';
 import { LogoffPass, psList } from './windows-result.ts';
+import { WindowsRestoreTimers } from './windows-restore-arm.ts';
 import { logoffUntilDone } from './windows-logoff.ts';
 import { groupSid } from './windows-values.ts';
 import type { Op, PsParam } from './windows-scripts.ts';
@@ -33,12 +35,17 @@ type Run = <T extends z.ZodType>(op: Op, params: Record<string, PsParam>, schema
 
 export class WindowsElevation implements ElevationBackend {
   readonly capabilities = ['elevate-account'] as const;
+  /** Scheduled tasks that take a membership away at the end if the agent cannot (windows-restore.ts). */
+  readonly restoreTimers: WindowsRestoreTimers;
 
   constructor(
     private readonly run: Run,
     private readonly logoffDelays: number[],
     private readonly sleep: (ms: number) => Promise<void>,
-  ) {}
+    helperDir: string,
+  ) {
+    this.restoreTimers = new WindowsRestoreTimers({ run, helperDir, sidOf: async (name) => (await this.resolve(name))?.sid ?? null });
+  }
 
   async account(name: string): Promise<LocalAccount | null> {
     const a = await this.resolve(name);

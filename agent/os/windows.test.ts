@@ -83,7 +83,7 @@ describe('WindowsBackend (recorded)', function () {
   });
 
   it('builds every operation from a constant body: only the prelude changes with the values, and every one parses', async () => {
-    const sample = (v: string, n: number) => ({ Name: v, Description: v, ExpiresMs: n, GroupSid: v, Sid: v, Dir: v, File: v, Lines: [v, v], AtMs: n, Execute: v, Arguments: v, HelperPath: v, HelperHash: v, Account: v, Action: v, GroupSids: [v, v], User: v, Domain: v });
+    const sample = (v: string, n: number) => ({ Name: v, Description: v, ExpiresMs: n, GroupSid: v, Sid: v, Dir: v, File: v, Lines: [v, v], AtMs: n, Execute: v, Arguments: v, HelperPath: v, HelperHash: v, Account: v, Action: v, GroupSids: [v, v], User: v, Domain: v, Grant: v });
     for (const op of Object.keys(OP_BODY) as Op[]) {
       const pick = (all: ReturnType<typeof sample>) => Object.fromEntries(OP_PARAMS[op].map((k) => [k, all[k as keyof typeof all]]));
       const a = splitScript(sessionScript(op, pick(sample('jtaaaa', 1))));

@@ -117,7 +117,7 @@ export class WindowsBackend implements AccountBackend {
     this.purgeDelays = opts.purgeRetryDelaysMs ?? [1000, 2000, 4000, 8000, 15000];
     this.logoffDelays = opts.logoffRetryDelaysMs ?? [500, 1000, 2000, 4000, 8000];
     this.sleep = opts.sleep ?? ((ms) => new Promise((r) => setTimeout(r, ms)));
-    this.elevation = new WindowsElevation((op, params, schema) => this.run(op, params, schema), this.logoffDelays, this.sleep);
+    this.elevation = new WindowsElevation((op, params, schema) => this.run(op, params, schema), this.logoffDelays, this.sleep, this.helperDir);
     this.backstop = new WindowsBackstop({ run: (op, params, schema) => this.run(op, params, schema), helperDir: this.helperDir, lookup: (name) => this.lookup(name) });
   }
 

@@ -168,7 +168,7 @@ async function removeOne(host: ServiceHost, backend: AccountBackend, a: AccountI
 async function endElevations(backend: AccountBackend, state: AgentState | null, steps: Steps): Promise<void> {
   const live = Object.values(state?.grants ?? {}).filter((r) => r.plan.operation === 'elevate-account' && ['enabled', 'removing', 'disabled'].includes(r.step));
   const e = backend.elevation;
-  if (!live.length || !e) return;
+  if (!e) return;
   for (const r of live) {
     await steps.act(`end the elevation of ${r.username} (${r.plan.group}, grant ${r.plan.grantId})`, async () => {
       try {
@@ -180,6 +180,9 @@ async function endElevations(backend: AccountBackend, state: AgentState | null, 
       }
     });
   }
+  const timers = e.restoreTimers;
+  // Those of grants the state no longer knows (a lost state file) too: nothing of ours is left to fire later.
+  if (timers) await steps.act('remove the OS restore timers of elevations', () => timers.drop());
 }
 
 async function readState(host: ServiceHost, stateFile: string, steps: Steps): Promise<AgentState | null> {

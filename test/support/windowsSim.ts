@@ -21,7 +21,10 @@ import path from 'node:path';
 import { Language, Parser, type Node } from 'web-tree-sitter';
 import { parsePowerShell, readVerbatimString, type PsParseResult } from './psParse.ts';
 import { GROUP_SIDS, MARKER, OP_BODY, type Op } from '../../agent/os/windows-scripts.ts';
-import { answerTaskOp, runTask, type TaskRun } from './windowsSimTasks.ts';
+import { answerTaskOp, runBackstopHelper, runTask, type TaskRun } from './windowsSimTasks.ts';
+import { answerRestoreOp, runRestoreHelper } from './windowsSimRestore.ts';
+import { BACKSTOP_FILE } from '../../agent/os/windows-backstop.ts';
+import { RESTORE_FILE } from '../../agent/os/windows-restore.ts';
 import { answerElevationOp } from './windowsSimElevation.ts';
 
 export const HELPER_DIR = 'C:\\Program Files\\jit-access\\ps';
@@ -417,6 +420,10 @@ export class WindowsModel {
       case 'disarmBackstop':
       case 'dropBackstops':
         return answerTaskOp(this, op, p, t);
+      case 'armRestore':
+      case 'disarmRestore':
+      case 'dropRestores':
+        return answerRestoreOp(this, op, p, t);
       default:
         return answerElevationOp(this, op, p, t);
     }
@@ -424,7 +431,7 @@ export class WindowsModel {
 
   /** Runs a registered task as Task Scheduler would at its trigger (windowsSimTasks.ts). */
   runTask(taskPath: string, name: string): Promise<TaskRun> {
-    return runTask(this, taskPath, name, (script) => ScriptTokens.of(script));
+    return runTask(this, taskPath, name, (script) => ScriptTokens.of(script), { [BACKSTOP_FILE]: runBackstopHelper, [RESTORE_FILE]: runRestoreHelper });
   }
 
   /** One pass of the logoff script: sessions, then processes, then what is left. */

@@ -7,11 +7,12 @@
 import assert from 'node:assert/strict';
 import { GROUP_SIDS } from '../../agent/os/windows-scripts.ts';
 import type { ElevationOp } from '../../agent/os/windows-elevation-scripts.ts';
+import type { RESTORE_BODY } from '../../agent/os/windows-restore.ts';
 import { COMPUTER, type Json, type MUser, type Params, type ScriptTokens, type WindowsModel } from './windowsSim.ts';
 
 const ADMINS = GROUP_SIDS.Administrators;
 
-export function answerElevationOp(model: WindowsModel, op: ElevationOp, p: Params, t: ScriptTokens): Json {
+export function answerElevationOp(model: WindowsModel, op: Exclude<ElevationOp, keyof typeof RESTORE_BODY>, p: Params, t: ScriptTokens): Json {
   switch (op) {
     case 'elevAccount': {
       assert.ok(t.has('Resolve-JitAccount') && t.has('Translate'), 'resolves through the local users, then the SID translation');

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { helperArgv, windowsPowerShellPath, WindowsBackend, type PsExecutor, type PsFileResult, type PsResult } from '../../agent/os/windows.ts';
 import { BACKSTOP_FILE, BACKSTOP_HELPER_LINES } from '../../agent/os/windows-backstop.ts';
+import { RESTORE_FILE, RESTORE_HELPER_LINES } from '../../agent/os/windows-restore.ts';
 import { assertTransportSafe, constantPart, HELPER_FILE, OP_PARAMS, PASSWORD_HELPER_LINES, passwordHelperText, RESULT_PREFIX, type Op } from '../../agent/os/windows-scripts.ts';
 import { HELPER_DIR, parseCached, ScriptTokens, splitScript, WindowsModel } from './windowsSim.ts';
 
@@ -95,7 +96,7 @@ export async function verifyRecording(exec: RecordingExecutor): Promise<void> {
       assert.ok(r.literals.every((l) => l.kind === 'verbatim' || l.text.includes('`r`n')), 'an expandable string literal');
       // A helper file is only ever one of our two constant texts, under its own name.
       if (op === 'installHelper') {
-        const want = { [HELPER_FILE]: PASSWORD_HELPER_LINES, [BACKSTOP_FILE]: BACKSTOP_HELPER_LINES }[params.File as string];
+        const want = { [HELPER_FILE]: PASSWORD_HELPER_LINES, [BACKSTOP_FILE]: BACKSTOP_HELPER_LINES, [RESTORE_FILE]: RESTORE_HELPER_LINES }[params.File as string];
         assert.deepEqual(params.Lines, want && [...want], `installHelper: ${String(params.File)} is not one of our helpers with its constant text`);
       }
     } else {

@@ -50,12 +50,12 @@ function stored(model: WindowsModel, boundary: string): string {
   return wallClock(Date.parse(boundary), model.timeZoneMinutes, model.boundaryStyle === 'local-offset');
 }
 
-const notFound = (name: string): Json => ({
+export const notFound = (name: string): Json => ({
   ok: false,
   error: { type: 'Microsoft.Management.Infrastructure.CimException', fqid: 'CmdletizationQuery_NotFound_TaskName,Get-ScheduledTask', category: 'ObjectNotFound', message: `No MSFT_ScheduledTask objects found with property 'TaskName' equal to '${name}'.` },
 });
 
-function findTask(model: WindowsModel, name: string): MTask | undefined {
+export function findTask(model: WindowsModel, name: string): MTask | undefined {
   return model.tasks.find((t) => t.path === BACKSTOP_TASK_PATH && t.name.toLowerCase() === name.toLowerCase());
 }
 
@@ -79,13 +79,21 @@ function arm(model: WindowsModel, p: Params, t: ScriptTokens): Json {
   if (!u) return { ok: false, code: 'NOT_FOUND', message: 'no such account' };
   if (!u.description.startsWith(MARKER)) return { ok: false, code: 'NOT_MANAGED', message: 'the account lacks the jit-access marker' };
   if (u.sid !== p.Sid) return { ok: false, code: 'COMMAND_FAILED', message: 'the account has another SID' };
+  const sha = helperHash(model, p, t);
+  if (sha === null) return { ok: false, code: 'COMMAND_FAILED', message: 'the backstop helper is missing or not ours' };
+  return register(model, backstopTaskName(name), 'backstop-', sha, p, t);
+}
+
+/** The helper's SHA-256 as the arm script finds it, or null when the script checks it and it differs. */
+export function helperHash(model: WindowsModel, p: Params, t: ScriptTokens): string | null {
   const helper = model.files.get((p.HelperPath as string).toLowerCase());
   const sha = helper === undefined ? '' : createHash('sha256').update(helper).digest('hex').toUpperCase();
-  if (t.has('Get-FileHash') && sha !== (p.HelperHash as string).toUpperCase()) {
-    return { ok: false, code: 'COMMAND_FAILED', message: 'the backstop helper is missing or not ours' };
-  }
-  const taskName = backstopTaskName(name);
-  if (!t.has(BACKSTOP_TASK_PATH) || !t.has('backstop-')) return notFound(taskName);
+  return t.has('Get-FileHash') && sha !== (p.HelperHash as string).toUpperCase() ? null : sha;
+}
+
+/** The registration shared by the arm scripts (REGISTER_TASK): what Task Scheduler stores, read back. */
+export function register(model: WindowsModel, taskName: string, prefix: string, sha: string, p: Params, t: ScriptTokens): Json {
+  if (!t.has(BACKSTOP_TASK_PATH) || !t.has(prefix)) return notFound(taskName);
   if (t.has('Register-ScheduledTask', '-TaskPath', '-TaskName')) {
     const old = findTask(model, taskName);
     if (old && !t.has('-Force')) {
@@ -129,8 +137,12 @@ function arm(model: WindowsModel, p: Params, t: ScriptTokens): Json {
 }
 
 function disarm(model: WindowsModel, p: Params, t: ScriptTokens): Json {
-  const taskName = backstopTaskName(p.Name as string);
-  const task = t.has(BACKSTOP_TASK_PATH, 'backstop-') ? findTask(model, taskName) : undefined;
+  return unregister(model, backstopTaskName(p.Name as string), 'backstop-', t);
+}
+
+/** The unregistration shared by the disarm scripts (UNREGISTER_TASK). */
+export function unregister(model: WindowsModel, taskName: string, prefix: string, t: ScriptTokens): Json {
+  const task = t.has(BACKSTOP_TASK_PATH, prefix) ? findTask(model, taskName) : undefined;
   if (task && t.has('Unregister-ScheduledTask', '-TaskPath', '-TaskName')) model.tasks = model.tasks.filter((x) => x !== task);
   return { ok: true, removed: task !== undefined, left: findTask(model, taskName) !== undefined };
 }
@@ -194,11 +206,15 @@ export interface TaskRun {
   why?: string;
 }
 
+/** What one helper does when its task runs: its arguments after the helper argv, its own code's tokens. */
+export type HelperRun = (model: WindowsModel, args: string[], t: ScriptTokens) => { json: Json; exitCode: number };
+
 /**
  * Runs the task as Task Scheduler would at its trigger: as SYSTEM with nobody logged on, the
- * action's executable with its argument string, which must start our helper file.
+ * action's executable with its argument string, which must start one of our helper files
+ * (`helpers`, by file name).
  */
-export async function runTask(model: WindowsModel, path: string, name: string, tokensOf: (script: string) => Promise<ScriptTokens>): Promise<TaskRun> {
+export async function runTask(model: WindowsModel, path: string, name: string, tokensOf: (script: string) => Promise<ScriptTokens>, helpers: Record<string, HelperRun>): Promise<TaskRun> {
   const task = model.tasks.find((t) => t.path === path && t.name === name);
   assert.ok(task, `no task ${path}${name}`);
   if (task.userId !== 'SYSTEM' || task.logonType !== 'ServiceAccount') return { ran: false, exitCode: -1, why: 'runs only while its user is logged on' };
@@ -216,21 +232,32 @@ export async function runTask(model: WindowsModel, path: string, name: string, t
   const at = lines.indexOf(COMMON[0]!);
   assert.ok(at > 0 && JSON.stringify(lines.slice(at, at + COMMON.length)) === JSON.stringify(COMMON), 'the helper carries COMMON unchanged');
   const own = [...lines.slice(0, at), ...lines.slice(at + COMMON.length)].join('\n');
-  const rest = argv.slice(prefix.length);
-  const args = new Map<string, string>();
-  for (let i = 0; i + 1 < rest.length; i += 2) args.set(rest[i]!.toLowerCase(), rest[i + 1]!);
-  const accountName = args.get('-name') ?? '';
-  const sid = args.get('-sid') ?? '';
-  if (rest.length !== 4 || !/^[a-z][a-z0-9_-]{0,19}$/.test(accountName) || !/^S-1-5-21-\d{1,10}-\d{1,10}-\d{1,10}-\d{1,10}$/.test(sid)) {
-    return { ran: true, exitCode: 1, why: 'Cannot validate argument' };
-  }
-  const { json, exitCode } = runBackstop(model, accountName, sid, await tokensOf(own));
+  const helper = helpers[file.split('\\').pop()!.toLowerCase()];
+  assert.ok(helper, `no model of the helper ${file}`);
+  const { json, exitCode } = helper(model, argv.slice(prefix.length), await tokensOf(own));
   task.lastResult = exitCode;
   return { ran: true, exitCode, result: json };
 }
 
+/** `-Name value -Sid value` style arguments, by lower-case name; a switch maps to ''. */
+export function namedArgs(rest: string[]): Map<string, string> {
+  const args = new Map<string, string>();
+  for (let i = 0; i < rest.length; i++) {
+    const next = rest[i + 1];
+    if (next !== undefined && !next.startsWith('-')) args.set(rest[i]!.toLowerCase(), rest[++i]!);
+    else args.set(rest[i]!.toLowerCase(), '');
+  }
+  return args;
+}
+
 /** The backstop helper: finds the account as its code says (by the -Sid parameter, or by name), then acts. */
-function runBackstop(model: WindowsModel, name: string, sid: string, t: ScriptTokens): { json: Json; exitCode: number } {
+export const runBackstopHelper: HelperRun = (model, rest, t) => {
+  const args = namedArgs(rest);
+  const name = args.get('-name') ?? '';
+  const sid = args.get('-sid') ?? '';
+  if (rest.length !== 4 || !/^[a-z][a-z0-9_-]{0,19}$/.test(name) || !/^S-1-5-21-\d{1,10}-\d{1,10}-\d{1,10}-\d{1,10}$/.test(sid)) {
+    return { json: { why: 'Cannot validate argument' }, exitCode: 1 };
+  }
   const u = t.assigns('$u', /^Get-LocalUser -SID \$Sid$/i)
     ? model.users.find((x) => x.sid === sid)
     : t.assigns('$u', /^(Get-LocalUser -Name \$Name|Find-JitUser \$Name|Get-JitManagedUser \$Name)$/i)
@@ -244,4 +271,4 @@ function runBackstop(model: WindowsModel, name: string, sid: string, t: ScriptTo
   for (let i = 1; i < 5 && t.has('Start-Sleep') && (pass.sessionsLeft.length > 0 || pass.processesLeft > 0); i++) pass = model.logoffPass(u, t);
   const ok = !u.enabled && pass.sessionsLeft.length === 0 && pass.processesLeft === 0;
   return { json: { ok, acted: true, enabled: u.enabled, sessionsLeft: pass.sessionsLeft, processesLeft: pass.processesLeft }, exitCode: ok ? 0 : 1 };
-}
+};
