@@ -5,6 +5,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import { GrantRunner } from './accounts.ts';
+import { ClockWatch } from './clockWatch.ts';
 import { InventoryReporter } from './inventory.ts';
 import type { AccountBackend } from './os/backend.ts';
 import { parseInstructions } from '../protocol/messages.ts';
@@ -34,6 +35,7 @@ export class Daemon {
   private tasks: Promise<void>[] = [];
   private testsDone = new Set<string>();
   private inventory: InventoryReporter | null = null;
+  private readonly clock = new ClockWatch();
 
   constructor(
     private readonly store: StateStore,
@@ -74,6 +76,13 @@ export class Daemon {
   }
 
   private async tick(): Promise<void> {
+    const gap = this.clock.look();
+    if (gap !== 0) {
+      // Asleep, or the clock was set: what is due runs below; everything else is looked at now.
+      this.log.warn({ gapMs: gap }, 'wall-clock gap (resume from sleep, or the clock was set): checking every grant against the OS now');
+      await this.runner.runDue().catch((err) => this.log.error({ err }, 'step pass failed'));
+      await this.runner.reconcile().catch((err) => this.log.error({ err }, 'reconcile failed'));
+    }
     await this.runner.runDue().catch((err) => this.log.error({ err }, 'step pass failed'));
     if (this.store.state.outbox.length) this.wakeSender();
     this.scheduleTick();

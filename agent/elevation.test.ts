@@ -251,4 +251,33 @@ const canRun = process.platform === 'linux' && process.getuid?.() === 0;
     assert.deepEqual(await groupMembers('sudo'), ['ivan']);
     assert.equal(reports(store, p.grantId).filter((o) => o.type === 'rogue-admin').length, 1);
   });
+
+  it('made a member another way during the window (sudo as its primary group): ours is taken away, the rest audited, not fought', async () => {
+    await person('kate');
+    const { store, r } = await runner();
+    const p = plan('kate', 0, 2);
+    await r.accept({ id: randomUUID(), kind: 'provision', plan: p });
+    await r.runDue();
+    assert.deepEqual(await groupMembers('sudo'), ['kate']);
+    await run('usermod', ['--prefix', root, '-g', 'sudo', '--', 'kate']);
+    await until(async () => (await r.runDue(), store.state.grants[p.grantId]!.step === 'removed'), 5000, 'ended');
+    assert.deepEqual(await groupMembers('sudo'), [], 'the supplementary membership we added is gone');
+    const changed = reports(store, p.grantId).find((o) => o.type === 'membership-changed');
+    assert.match(changed?.detail ?? '', /made a member of Administrators another way during the window/);
+    assert.equal(reports(store, p.grantId).some((o) => o.type === 'removal-failed'), false);
+  });
+
+  it('back-to-back grants of one account: the second, enabled before the first ends, keeps the membership until its own end', async () => {
+    await person('leo');
+    const { store, r } = await runner();
+    const first = plan('leo', 0, 2);
+    const second = plan('leo', 2, 2, { enableAt: new Date(Date.now() + 500).toISOString() });
+    for (const p of [first, second]) await r.accept({ id: randomUUID(), kind: 'provision', plan: p });
+    await until(async () => (await r.runDue(), store.state.grants[second.grantId]!.step === 'enabled'), 3000, 'second enabled');
+    assert.equal(store.state.grants[second.grantId]!.elevation?.wasMember, false, 'the first grant\'s baseline, not the membership it found');
+    await until(async () => (await r.runDue(), store.state.grants[first.grantId]!.step === 'removed'), 5000, 'first ended');
+    assert.deepEqual(await groupMembers('sudo'), ['leo'], 'still elevated for the second grant');
+    await until(async () => (await r.runDue(), store.state.grants[second.grantId]!.step === 'removed'), 5000, 'second ended');
+    assert.deepEqual(await groupMembers('sudo'), []);
+  });
 });
