@@ -36,7 +36,7 @@
  * ObjectNotFound, id CmdletizationQuery_NotFound…, as seen in published transcripts).
  */
 import { CATCH, COMMON } from './windows-common.ts';
-import { LOGOFF_PASS } from './windows-logoff.ts';
+import { logoffPasses } from './windows-logoff.ts';
 import { assertTransportSafe, psInt, psQuote } from './windows-quote.ts';
 
 /** File name of the backstop helper inside the helper directory. */
@@ -78,15 +78,7 @@ export const BACKSTOP_HELPER_LINES: readonly string[] = [
   "  try { Set-LocalUser -SID $sid -AccountExpires ([DateTime]::UtcNow) } catch { $null = $errors.Add('Set-LocalUser -AccountExpires: ' + (Get-JitErrorRecord $_).Exception.Message) }",
   '  $left = @()',
   '  $processesLeft = 0',
-  // Passes 1 s, 2 s, 4 s, 8 s apart, as the agent's logoff (windows.ts); ExecutionTimeLimit is 5 minutes.
-  '  try {',
-  '    $pass = 0',
-  '    do {',
-  '      if ($pass -gt 0) { Start-Sleep -Seconds ([int][Math]::Pow(2, $pass - 1)) }',
-  '      $pass++',
-  ...LOGOFF_PASS.map((l) => `    ${l}`),
-  '    } while ((@($left).Count -gt 0 -or $processesLeft -gt 0) -and $pass -lt 5)',
-  "  } catch { $null = $errors.Add('logoff: ' + (Get-JitErrorRecord $_).Exception.Message) }",
+  ...logoffPasses('  '),
   '  $v = Get-LocalUser -SID $sid',
   '  $ok = ($errors.Count -eq 0) -and (-not $v.Enabled) -and (@($left).Count -eq 0) -and ($processesLeft -eq 0)',
   '  Out-JitResult ([ordered]@{ ok = $ok; acted = $true; enabled = [bool]$v.Enabled; sessionsLeft = @($left); processesLeft = $processesLeft; errors = @($errors) })',

@@ -143,6 +143,24 @@ export const LOGOFF_PASS: readonly string[] = [
   '  $processesLeft = @(Get-JitProcesses).Count',
 ];
 
+/**
+ * The helpers' logoff (windows-backstop.ts, windows-restore.ts; the agent is not running then):
+ * LOGOFF_PASS until nothing is left, passes 1 s, 2 s, 4 s, 8 s apart as the agent's logoff
+ * (the tasks' ExecutionTimeLimit is 5 minutes); a failure goes into $errors. Indented by `indent`.
+ */
+export function logoffPasses(indent: string): string[] {
+  return [
+    'try {',
+    '  $pass = 0',
+    '  do {',
+    '    if ($pass -gt 0) { Start-Sleep -Seconds ([int][Math]::Pow(2, $pass - 1)) }',
+    '    $pass++',
+    ...LOGOFF_PASS.map((l) => `  ${l}`),
+    '  } while ((@($left).Count -gt 0 -or $processesLeft -gt 0) -and $pass -lt 5)',
+    "} catch { $null = $errors.Add('logoff: ' + (Get-JitErrorRecord $_).Exception.Message) }",
+  ].map((l) => `${indent}${l}`);
+}
+
 /** The logoff body (reads $Name from the prelude; functions from COMMON). */
 export const LOGOFF_BODY: readonly string[] = [
   '  $u = Get-JitManagedUser $Name',

@@ -19,7 +19,7 @@
  * ⚠️ Nothing here was run on Windows: see windows-backstop.ts.
  */
 import { CATCH, COMMON } from './windows-common.ts';
-import { LOGOFF_PASS } from './windows-logoff.ts';
+import { logoffPasses } from './windows-logoff.ts';
 import { HELPER_CHECK, REGISTER_TASK, TASK_FUNCTIONS, UNREGISTER_TASK } from './windows-backstop.ts';
 import { assertTransportSafe, psQuote } from './windows-quote.ts';
 
@@ -58,14 +58,7 @@ export const RESTORE_HELPER_LINES: readonly string[] = [
   '    $u = [pscustomobject]@{ Name = $parts[-1] }',
   "    $SessionDomain = ''",
   '    if ($parts.Count -eq 2 -and $parts[0] -ne $env:COMPUTERNAME) { $SessionDomain = $parts[0] }',
-  '    try {',
-  '      $pass = 0',
-  '      do {',
-  '        if ($pass -gt 0) { Start-Sleep -Seconds ([int][Math]::Pow(2, $pass - 1)) }',
-  '        $pass++',
-  ...LOGOFF_PASS.map((l) => `      ${l}`),
-  '      } while ((@($left).Count -gt 0 -or $processesLeft -gt 0) -and $pass -lt 5)',
-  "    } catch { $null = $errors.Add('logoff: ' + (Get-JitErrorRecord $_).Exception.Message) }",
+  ...logoffPasses('    '),
   '  }',
   '  $ok = ($errors.Count -eq 0) -and (-not $member) -and (@($left).Count -eq 0) -and ($processesLeft -eq 0)',
   '  Out-JitResult ([ordered]@{ ok = $ok; member = $member; sessionsLeft = @($left); processesLeft = $processesLeft; errors = @($errors) })',
