@@ -4,6 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { GROUPS } from '../protocol/groups.ts';
 
 export const ServerConfig = z
   .object({
@@ -61,6 +62,20 @@ export const ServerConfig = z
         allowedAdmins: z.array(z.string().min(1).max(256)).max(500),
         /** Warnings before an elevation ends, in seconds before the end (the person is told; the on-endpoint notices show them). */
         endWarningsSeconds: z.array(z.number().int().positive().max(86_400)).max(10),
+      })
+      .strict(),
+    /**
+     * Access requests (server/commands/requests.ts): a pending request expires after
+     * expireAfterMinutes; whether a reason is required and its minimum length (SAP Privileges: 10);
+     * the longest access a request may ask for, and the groups it may ask for.
+     */
+    requests: z
+      .object({
+        expireAfterMinutes: z.number().int().min(1).max(60 * 24 * 90),
+        reasonRequired: z.boolean(),
+        reasonMinLength: z.number().int().min(0).max(500),
+        maxMinutes: z.number().int().min(1).max(60 * 24 * 90),
+        groups: z.array(z.enum(GROUPS)).min(1).max(3),
       })
       .strict(),
     /** 32-byte key (64 hex chars or base64) that encrypts stored SMTP passwords. Never stored in the database. */

@@ -8,6 +8,7 @@ import type { Db } from 'mongodb';
 import pino, { type Logger } from 'pino';
 import { AgentHub } from './agents/hub.ts';
 import { Presence } from './agents/presence.ts';
+import { expireDue } from './commands/decideRequest.ts';
 import { queueInstruction } from './commands/instructions.ts';
 import { REPAIR_EVERY_MS, repairRevokes } from './commands/revokeRepair.ts';
 import { scheduleGrantJobs } from './commands/scheduleGrant.ts';
@@ -68,6 +69,8 @@ export async function startServer(config: ServerConfig, log: Logger = pino({ nam
   await repairRevokes(ctx, 0, live);
   const repair = setInterval(() => {
     repairRevokes(ctx).catch((err: unknown) => ctx.log.warn({ err }, 'repair of half-done revokes failed; tried again in a minute'));
+    // Pending requests whose time is up (also expired by whoever reads one first).
+    expireDue(ctx).catch((err: unknown) => ctx.log.warn({ err }, 'expiring requests failed; tried again in a minute'));
   }, REPAIR_EVERY_MS);
   repair.unref();
 

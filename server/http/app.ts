@@ -14,6 +14,7 @@ import { requestDeadline } from './deadline.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { endpointRoutes } from './routes/endpoints.ts';
 import { grantRoutes } from './routes/grants.ts';
+import { requestRoutes } from './routes/requests.ts';
 import { settingsRoutes } from './routes/settings.ts';
 
 /**
@@ -53,7 +54,7 @@ export function createApp(ctx: Ctx): express.Express {
     res.status(503).set('Retry-After', String(ctx.config.retryAfterSeconds)).json({ ok: false, db: 'unreachable' });
   });
   app.use(API_PREFIX, agentRoutes(ctx));
-  app.use('/api/v1', requireAdmin(ctx, web), grantRoutes(ctx), endpointRoutes(ctx), settingsRoutes(ctx));
+  app.use('/api/v1', requireAdmin(ctx, web), grantRoutes(ctx), endpointRoutes(ctx), settingsRoutes(ctx), requestRoutes(ctx));
   app.use(() => {
     throw apiError('route.not_found');
   });

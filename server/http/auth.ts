@@ -7,7 +7,7 @@ import { agentActor } from '../store/audit.ts';
 import { sameSecret } from '../secrets.ts';
 import type { EndpointDoc, Role } from '../store/collections.ts';
 import type { WebOptions } from '../web/options.ts';
-import { apiWritePermission, can } from '../web/roles.ts';
+import { apiPermission, can } from '../web/roles.ts';
 import { csrfMatches, loadSession } from '../web/sessions.ts';
 import { userActor, userByApiToken } from '../web/users.ts';
 
@@ -35,7 +35,7 @@ const SAFE = new Set(['GET', 'HEAD', 'OPTIONS']);
  * - `Authorization: Bearer jitu_…`: a user's personal API token, the user's role;
  * - the console's session cookie, with the session's CSRF token in
  *   `x-csrf-token` on every write.
- * Then the role must allow the write (see web/roles.ts), else 403 auth.forbidden.
+ * Then the role must allow the call (see web/roles.ts), else 403 auth.forbidden.
  */
 export function requireAdmin(ctx: Ctx, opts: WebOptions) {
   return async (req: Request, res: Response, next: NextFunction) => {
@@ -55,7 +55,7 @@ export function requireAdmin(ctx: Ctx, opts: WebOptions) {
       res.locals.actor = userActor(signed.user);
       res.locals.role = signed.user.role;
     }
-    if (!SAFE.has(req.method) && !can(res.locals.role, apiWritePermission(req.path))) throw apiError('auth.forbidden');
+    if (!can(res.locals.role, apiPermission(req.method, req.path))) throw apiError('auth.forbidden');
     next();
   };
 }

@@ -7,6 +7,7 @@
  * filter only and scans the whole collection for any other; on MongoDB the
  * indexes below serve the rest.
  */
+import type { RequestDoc, RequestRulesDoc } from './requests.ts';
 import type { Collection, Db } from 'mongodb';
 import type { Group, OperatingSystem } from '../../protocol/groups.ts';
 import type { InstructionKind, LocalAccount, Operation, Plan } from '../../protocol/messages.ts';
@@ -16,6 +17,8 @@ export interface GrantDoc {
   _id: string;
   /** Grants made by one wizard submission (several endpoints) share it. */
   requestId: string;
+  /** The access request whose approval made this grant (server/commands/decideRequest.ts). */
+  accessRequestId?: string;
   operation: Operation;
   /** elevate-account: the existing account on the endpoint, as given. */
   account?: string;
@@ -128,6 +131,8 @@ export interface AuditDoc {
   type: string;
   grantId?: string;
   endpointId?: string;
+  /** An access request's events (server/commands/requests.ts). */
+  requestId?: string;
   detail: Record<string, unknown>;
   /** `emailKey(detail.email)` when the event names an email, what searches match (see store/audit.ts). */
   emailKey?: string;
@@ -141,7 +146,7 @@ export interface SeenReportDoc {
 }
 
 /** Console roles: see server/web/roles.ts for what each may do. */
-export type Role = 'admin' | 'operator' | 'auditor';
+export type Role = 'admin' | 'operator' | 'auditor' | 'approver' | 'requester';
 
 /** A console login. The password is kept only as an argon2id hash. */
 export interface UserDoc {
@@ -216,6 +221,8 @@ export interface Collections {
   loginThrottle: Collection<LoginThrottleDoc>;
   migrations: Collection<MigrationDoc>;
   createRequests: Collection<CreateRequestDoc>;
+  requests: Collection<RequestDoc>;
+  requestRules: Collection<RequestRulesDoc>;
 }
 
 export function collections(db: Db): Collections {
@@ -232,6 +239,8 @@ export function collections(db: Db): Collections {
     loginThrottle: db.collection('loginThrottle'),
     migrations: db.collection('migrations'),
     createRequests: db.collection('createRequests'),
+    requests: db.collection('requests'),
+    requestRules: db.collection('requestRules'),
   };
 }
 
@@ -248,6 +257,7 @@ export async function ensureIndexes(c: Collections): Promise<void> {
     c.audit.createIndex({ emailKey: 1 }),
     c.instructions.createIndex({ endpointId: 1, ackedAt: 1, createdAt: 1 }),
     c.audit.createIndex({ grantId: 1, seq: 1 }),
+    c.audit.createIndex({ requestId: 1, seq: 1 }),
     c.audit.createIndex({ at: -1 }),
     c.endpoints.createIndex({ hostname: 1 }),
     c.users.createIndex({ email: 1 }, { unique: true }),
@@ -255,6 +265,8 @@ export async function ensureIndexes(c: Collections): Promise<void> {
     c.sessions.createIndex({ expiresAt: 1 }),
     c.audit.createIndex({ type: 1, at: -1 }),
     c.createRequests.createIndex({ createdAt: 1 }),
+    c.requests.createIndex({ requesterKey: 1, createdAt: -1 }),
+    c.requests.createIndex({ state: 1, expiresAt: 1 }),
   ]);
   await migrate(c);
 }

@@ -5,6 +5,7 @@
 import express, { Router, type ErrorRequestHandler, type NextFunction, type Request, type Response } from 'express';
 import path from 'node:path';
 import type { Ctx } from '../context.ts';
+import { can } from './roles.ts';
 import { apiError, type ApiError } from '../errors.ts';
 import { clientGone, logAfterDeadline, logFailure, prepareErrorAnswer, toApiError } from '../http/clientErrors.ts';
 import type { WebOptions } from './options.ts';
@@ -58,6 +59,11 @@ export function consoleRoutes(ctx: Ctx, opts: WebOptions): Router {
     next();
   });
   logoutPage(r, w);
+  // A requester sees their own requests only (the API's /requests); none of the console's pages.
+  r.use((_req, res, next) => {
+    if (!can(res.locals.role, 'read')) throw apiError('auth.forbidden', 'Your role (requester) sees only your own requests: use the API (/api/v1/requests).');
+    next();
+  });
   dashboardPage(r, w);
   wizardPages(r, w);
   grantPages(r, w);

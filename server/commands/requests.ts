@@ -1,0 +1,102 @@
+/**
+ * Filing, reading and cancelling access requests. A request is checked whole before anything is
+ * stored (a refusal leaves no trace); the rules decide at once (domain/rules.ts): auto-approve
+ * goes straight on to the grant (commands/decideRequest.ts), deny is stored denied with the rule
+ * named, require-approval waits for an approver. Every transition is an audit event.
+ */
+import { randomUUID } from 'node:crypto';
+import { OS_LABEL, osHonours } from '../../protocol/groups.ts';
+import type { Ctx } from '../context.ts';
+import { isOpen } from '../domain/requests.ts';
+import { decide } from '../domain/rules.ts';
+import { ApiError, apiError, invalid } from '../errors.ts';
+import type { FileRequestInput } from '../schemas/requests.ts';
+import { emailKey, type EndpointDoc } from '../store/collections.ts';
+import { ambiguous, findEndpoints } from '../store/endpoints.ts';
+import type { RequestDoc } from '../store/requests.ts';
+import { can } from '../web/roles.ts';
+import { approveRequest, auditRequest, expireIfDue, moveRequest, type Caller } from './decideRequest.ts';
+import { currentRules } from './requestRules.ts';
+
+/**
+ * The requester's own account on an endpoint: by default the email's local part (alice@corp →
+ * alice), lower-cased for Linux and macOS names.
+ */
+export function ownAccount(email: string, os: EndpointDoc['os']): string {
+  const local = email.slice(0, email.lastIndexOf('@'));
+  return os === 'windows' ? local : local.toLowerCase();
+}
+
+export async function fileRequest(ctx: Ctx, input: FileRequestInput, who: Caller): Promise<RequestDoc> {
+  if (!who.email) throw apiError('auth.forbidden', 'A request is filed by a person: use a user\'s API token or session, not the admin token.');
+  const endpoint = await oneEndpoint(ctx, input.endpoint);
+  const account = input.operation === 'elevate-account' ? ownAccount(who.email, endpoint.os) : undefined;
+  const issues = [];
+  if (!osHonours(endpoint.os, input.group)) issues.push({ field: 'group', message: `${OS_LABEL[endpoint.os]} endpoint ${endpoint.hostname} has no "${input.group}" group` });
+  if (input.account !== undefined && input.account.toLowerCase() !== account?.toLowerCase()) {
+    issues.push({ field: 'account', message: account ? `a request elevates your own account (${account}) only` : 'temporary-access makes a new account: name none' });
+  }
+  if (issues.length) throw invalid(issues);
+  const key = emailKey(who.email);
+  // One open request per requester, endpoint and group (checked under the requester's lock).
+  return ctx.grantLocks.run(`requester:${key}`, async () => {
+    const open = await ctx.c.requests.find({ requesterKey: key, endpointId: endpoint._id, group: input.group, state: 'pending' }).toArray();
+    for (const o of open) if (isOpen((await expireIfDue(ctx, o)).state)) throw apiError('request.duplicate');
+    const now = new Date();
+    const decision = decide(await currentRules(ctx), {
+      requesterEmail: who.email, requesterRole: who.role, hostname: endpoint.hostname, os: endpoint.os, group: input.group, minutes: input.minutes, at: now,
+    });
+    const doc: RequestDoc = {
+      _id: randomUUID(), requesterEmail: who.email, requesterKey: key, requesterRole: who.role,
+      endpointId: endpoint._id, hostname: endpoint.hostname, os: endpoint.os, operation: input.operation, ...(account ? { account } : {}),
+      group: input.group, minutes: input.minutes, ...(input.startAt ? { startAt: input.startAt } : {}), reason: input.reason,
+      state: 'pending', rule: decision.rule, ruleAction: decision.action, approvers: decision.approvers,
+      createdAt: now, updatedAt: now, expiresAt: new Date(now.getTime() + ctx.config.requests.expireAfterMinutes * 60_000),
+    };
+    await auditRequest(ctx, doc, 'created', who.actor, { reason: doc.reason, rule: doc.rule, action: doc.ruleAction, minutes: doc.minutes });
+    await ctx.c.requests.insertOne(doc);
+    if (decision.action === 'deny') return moveRequest(ctx, doc, { type: 'deny' }, `rule:${decision.rule}`, { note: `denied by the rule "${decision.rule}"` });
+    if (decision.action !== 'auto-approve') return doc;
+    try {
+      return await approveRequest(ctx, doc._id, { actor: `rule:${decision.rule}`, email: '', role: 'admin' }, {}, { byRule: true });
+    } catch (err) {
+      // A grant the wizard would refuse (an overlap, an excluded account): a person decides instead.
+      if (!(err instanceof ApiError && err.status === 400)) throw err;
+      await auditRequest(ctx, doc, 'auto-approval-refused', `rule:${decision.rule}`, { fields: err.fields });
+      return doc;
+    }
+  });
+}
+
+/** What the caller may see: a requester only their own; `mine` narrows anyone's list to their own. */
+export async function listRequests(ctx: Ctx, who: Caller, q: { state?: RequestDoc['state']; mine?: 'true' | 'false'; limit: number }): Promise<RequestDoc[]> {
+  const own = q.mine === 'true' || !can(who.role, 'read');
+  const filter = { ...(own ? { requesterKey: emailKey(who.email) } : {}), ...(q.state ? { state: q.state } : {}) };
+  const found = await ctx.c.requests.find(filter).sort({ createdAt: -1 }).limit(q.limit).toArray();
+  return Promise.all(found.map((r) => expireIfDue(ctx, r)));
+}
+
+/** One request; another's is "not found" to a requester (nothing tells them it exists). */
+export async function getRequest(ctx: Ctx, id: string, who: Caller): Promise<RequestDoc> {
+  const r = await ctx.c.requests.findOne({ _id: id });
+  if (!r || (!can(who.role, 'read') && r.requesterKey !== emailKey(who.email))) throw apiError('request.not_found');
+  return expireIfDue(ctx, r);
+}
+
+/** The requester withdraws a pending request. */
+export async function cancelRequest(ctx: Ctx, id: string, who: Caller): Promise<RequestDoc> {
+  const r = await getRequest(ctx, id, who);
+  if (r.requesterKey !== emailKey(who.email)) throw apiError('request.not_yours');
+  return ctx.grantLocks.run(`request:${id}`, async () => {
+    const now = (await ctx.c.requests.findOne({ _id: id }))!;
+    if (!isOpen(now.state)) throw apiError('request.not_pending');
+    return moveRequest(ctx, now, { type: 'cancel' }, who.actor);
+  });
+}
+
+async function oneEndpoint(ctx: Ctx, ref: string): Promise<EndpointDoc> {
+  const matches = await findEndpoints(ctx.c, ref);
+  if (matches.length > 1) throw invalid([{ field: 'endpoint', message: ambiguous(ref, matches) }]);
+  if (!matches[0]) throw invalid([{ field: 'endpoint', message: `unknown endpoint ${JSON.stringify(ref)}` }]);
+  return matches[0];
+}
