@@ -57,18 +57,16 @@ export async function enableElevation(p: RunnerParts, r: GrantRecord): Promise<v
     // A baseline an earlier agent recorded (a handover after re-enrollment) wins over what the
     // group holds now, and an earlier grant's that still holds the membership wins over the group.
     const before = sharing(p, r)[0]?.elevation?.wasMember;
-    r.elevation = { wasMember: r.plan.wasMember ?? before ?? (await e.isMember(r.username, r.plan.group)), sudo: false };
+    // sudo: a drop-in is (or may be) written; removing a missing one is a success.
+    const sudo = r.plan.passwordlessSudo && r.plan.group === 'Administrators';
+    r.elevation = { wasMember: r.plan.wasMember ?? before ?? (await e.isMember(r.username, r.plan.group)), sudo };
     await p.store.save();
   }
-  // The timer before the membership: there is no moment with the rights and without it.
+  // The timer before the rights: there is no moment with them and without it.
   if (needsTimer(p, r) && r.backstop !== 'armed') await armBackstop(p, r);
   await p.store.save();
   if (!r.elevation.wasMember) await e.addMember(r.username, r.plan.group);
-  if (r.plan.passwordlessSudo && r.plan.group === 'Administrators') {
-    r.elevation.sudo = true;
-    await p.store.save();
-    await e.grantSudo(r.username, r.plan.grantId);
-  }
+  if (r.elevation.sudo) await e.grantSudo(r.username, r.plan.grantId);
   r.step = 'enabled';
   void p.sink.elevated(r);
   p.report(r, 'enabled', `was a member before: ${r.elevation.wasMember ? 'yes' : 'no'}; passwordless sudo: ${r.elevation.sudo ? 'yes' : 'no'}`);
@@ -121,7 +119,7 @@ export async function restoreBaseline(e: ElevationBackend, r: GrantRecord, shari
     what = `left in ${group}: it was a member before the grant`;
   }
   if (b?.sudo) await e.revokeSudo(r.plan.grantId);
-  if (b && !b.wasMember) await e.restoreTimers?.disarm(r.plan.grantId);
+  if (b && (!b.wasMember || b.sudo)) await e.restoreTimers?.disarm(r.plan.grantId);
   return { what, ...(change ? { change } : {}) };
 }
 

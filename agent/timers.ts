@@ -22,13 +22,16 @@ export const RESTORE_GRACE_MS = 30_000;
 
 /** What the restore timer of an elevation takes away, and when. */
 export function restoreSpec(r: GrantRecord): RestoreSpec {
-  return { grantId: r.plan.grantId, name: r.username, group: r.plan.group, at: new Date(Date.parse(r.plan.endAt) + RESTORE_GRACE_MS), logoff: r.plan.endAction === 'logoff' };
+  return {
+    grantId: r.plan.grantId, name: r.username, group: r.plan.group, at: new Date(Date.parse(r.plan.endAt) + RESTORE_GRACE_MS), logoff: r.plan.endAction === 'logoff',
+    membership: r.elevation?.wasMember === false, sudo: r.elevation?.sudo === true,
+  };
 }
 
-/** The grant has (or should have) an OS timer: a temporary account, or a membership we added where the OS keeps restore timers. */
+/** The grant has (or should have) an OS timer: a temporary account, or, where the OS keeps restore timers, a membership we added or a sudo drop-in. */
 export function needsTimer(p: RunnerParts, r: GrantRecord): boolean {
   if (r.plan.operation !== 'elevate-account') return true;
-  return !!p.backend.elevation?.restoreTimers && r.elevation?.wasMember === false;
+  return !!p.backend.elevation?.restoreTimers && (r.elevation?.wasMember === false || r.elevation?.sudo === true);
 }
 
 /** Arms the grant's OS timer. The caller saves the state. */

@@ -42,6 +42,10 @@ export interface RestoreSpec {
   at: Date;
   /** Also end the account's sessions (the grant's endAction is logoff). */
   logoff: boolean;
+  /** Take the membership away: we added it (false: it predates the grant, and stays). */
+  membership: boolean;
+  /** Remove this grant's passwordless-sudo drop-in (Linux and macOS only; only if it carries our marker). */
+  sudo: boolean;
 }
 
 /**

@@ -125,10 +125,13 @@ export class LinuxElevation implements ElevationBackend {
     if (!this.visudo) throw new AccountError('UNSUPPORTED_GROUP', 'passwordless sudo needs sudo (visudo) installed');
     if (!LINUX_ACCOUNT.test(name)) throw new AccountError('INVALID_NAME', `invalid account name ${JSON.stringify(name)}`);
     const file = this.dropIn(grantId);
+    const account = await this.account(name);
+    if (!account) throw new AccountError('NOT_FOUND', `no account ${name}`);
+    // By uid (#1001), not by name: sudoers reads an upper-case name as an alias and ALL as everyone.
     // Written beside it under a name sudo skips ('.' in it), checked by sudo's own parser, then
     // renamed into place: sudo never reads a half-written or invalid file.
     const tmp = `${file}.new`;
-    await writeFile(tmp, `${MARKER_LINE}${grantId} (removed at the end of the grant)\n${name} ALL=(ALL:ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
+    await writeFile(tmp, `${MARKER_LINE}${grantId} (removed at the end of the grant; account ${name})\n#${account.id} ALL=(ALL:ALL) NOPASSWD: ALL\n`, { mode: 0o440 });
     try {
       await this.h.cmd(this.visudo, ['-c', '-q', '-f', tmp]);
       await rename(tmp, file);

@@ -36,6 +36,8 @@ export const MAC_BIN = {
   ls: '/bin/ls',
   ps: '/bin/ps',
   kill: '/bin/kill',
+  visudo: '/usr/sbin/visudo',
+  mv: '/bin/mv',
   // Run by the backstop job's script, not by the agent:
   sh: '/bin/sh',
   date: '/bin/date',

@@ -107,11 +107,11 @@ describe('elevate-account on macOS (recorded)', () => {
     assert.deepEqual(found.map((f) => [f.account, f.group, f.madeInWindow]).sort(), [['backdoor', 'admin', true], ['oldfriend', 'admin', false]]);
   });
 
-  it('reports its people, system accounts flagged, and that it can elevate (not passwordless sudo)', async () => {
+  it('reports its people, system accounts flagged, and that it can elevate and give passwordless sudo', async () => {
     mac.addUser('paula', 'Paula');
     mac.addUser('_spotlight', 'Spotlight', 89);
     const inv = await takeInventory(backend);
-    assert.deepEqual(inv.capabilities, ['elevate-account']);
+    assert.deepEqual(inv.capabilities, ['elevate-account', 'passwordless-sudo']);
     assert.deepEqual(inv.accounts.map((a) => [a.name, a.system]), [['paula', false], ['_spotlight', true]].filter(([n]) => inv.accounts.some((a) => a.name === n)));
     assert.equal(inv.accounts.find((a) => a.name === 'paula')?.system, false);
     assert.equal(inv.accounts.find((a) => a.name === '_spotlight')?.system, true);

@@ -5,7 +5,9 @@
  * for a logoff, and `ps` to find what was started from the person's sessions with sudo or su.
  * admin membership is checked live by macOS for most rights, but authorisations already granted
  * (and a root shell opened with sudo) outlive it: hence the logoff, or at least those processes.
- * Passwordless sudo is not offered here yet (no capability): see docs/agents.md.
+ * Passwordless sudo (capability 'passwordless-sudo'): a sudoers drop-in per grant, checked by
+ * visudo and carrying our marker, as on Linux (macos-sudo.ts); the guard's snapshot holds a
+ * digest of the sudoers files but our drop-ins, so a change to them during the window is reported.
  * The OS backstop of a membership we added (restoreTimers): a launchd job per grant that takes
  * the account out of admin at the end plus the grace if the agent cannot (macos-restore.ts).
  */
@@ -16,6 +18,7 @@ import { AccountError, MARKER_GROUP, isOwnershipTag, type LogoffResult } from '.
 import type { ElevationBackend, GroupMember, PrivilegedSnapshot } from './elevation.ts';
 import { MAC_BIN, actionableUid, failure, type MacDirectory } from './macos-dir.ts';
 import { MacRestoreTimers } from './macos-restore.ts';
+import { grantMacSudo, revokeMacSudo, sudoersDigest } from './macos-sudo.ts';
 import { elevatedAmong, UNSET, type Proc } from './procs.ts';
 
 const MAC_ACCOUNT = ELEVATION_ACCOUNT.macos;
@@ -23,7 +26,7 @@ const MAC_ACCOUNT = ELEVATION_ACCOUNT.macos;
 const MAC_GROUP: Partial<Record<Group, string>> = { Administrators: 'admin', Users: 'staff' };
 
 export class MacElevation implements ElevationBackend {
-  readonly capabilities = ['elevate-account'] as const;
+  readonly capabilities = ['elevate-account', 'passwordless-sudo'] as const;
   readonly restoreTimers: MacRestoreTimers;
 
   constructor(private readonly dir: MacDirectory) {
@@ -87,15 +90,17 @@ export class MacElevation implements ElevationBackend {
   }
 
   async snapshot(): Promise<PrivilegedSnapshot> {
-    const [admins, uids] = await Promise.all([this.dir.groupMembers('admin'), this.dir.uids()]);
-    return { members: (admins ?? []).map((name) => ({ group: 'admin', name })), accounts: uids.map(([n]) => n), sudoers: '' };
+    const [admins, uids, sudoers] = await Promise.all([this.dir.groupMembers('admin'), this.dir.uids(), sudoersDigest(this.dir)]);
+    return { members: (admins ?? []).map((name) => ({ group: 'admin', name })), accounts: uids.map(([n]) => n), sudoers };
   }
 
-  grantSudo(): Promise<void> {
-    return Promise.reject(new AccountError('UNSUPPORTED_GROUP', 'passwordless sudo is not offered on macOS yet'));
+  grantSudo(name: string, grantId: string): Promise<void> {
+    return grantMacSudo(this.dir, name, grantId);
   }
 
-  async revokeSudo(): Promise<void> {}
+  revokeSudo(grantId: string): Promise<void> {
+    return revokeMacSudo(this.dir, grantId);
+  }
 
   /** `ps -axo pid=,ppid=,ruid=,uid=`: every process with its parent and its real and effective uid. */
   private async processes(): Promise<Proc[]> {

@@ -1,6 +1,7 @@
 /**
- * The restore timer of an elevate-account grant (a launchd daemon that takes the account out of
- * admin at the end even if the agent is dead then) against the RECORDED macOS
+ * The restore timer of an elevate-account grant (a launchd daemon that removes the grant's sudo
+ * drop-in and takes the account out of admin at the end even if the agent is dead then) against
+ * the RECORDED macOS
  * (test/support/fakeMac.ts): arming, re-arming, disarming, dropping, and what is refused. What the
  * job's script does when it runs is in macos-restore-script.test.ts.
  */
@@ -24,7 +25,7 @@ function person(name = 'maria') {
   const timers = backend.elevation.restoreTimers;
   return { mac, backend, timers, uid: String(mac.uidOf(name)) };
 }
-const restore = (s: Partial<RestoreSpec> = {}): RestoreSpec => ({ grantId: GRANT, name: 'maria', group: 'Administrators', at: END, logoff: false, ...s });
+const restore = (s: Partial<RestoreSpec> = {}): RestoreSpec => ({ grantId: GRANT, name: 'maria', group: 'Administrators', at: END, logoff: false, membership: true, sudo: false, ...s });
 const ours = (mac: FakeMac) => [...mac.launchd.keys()].filter((l) => l.startsWith('com.jit-access.restore.'));
 
 describe('MacElevation (recorded macOS): restore timers', function () {
@@ -54,7 +55,7 @@ describe('MacElevation (recorded macOS): restore timers', function () {
     const plist = readPlistXml(entry.content!) as Record<string, unknown>;
     assert.deepEqual(Object.keys(plist).sort(), ['Label', 'ProcessType', 'ProgramArguments', 'RunAtLoad', 'StartCalendarInterval']);
     assert.equal(plist.Label, label);
-    assert.deepEqual(plist.ProgramArguments, ['/bin/sh', '-c', RESTORE_SCRIPT, 'jit', GRANT, 'maria', uid, 'admin', END_EPOCH, '0']);
+    assert.deepEqual(plist.ProgramArguments, ['/bin/sh', '-c', RESTORE_SCRIPT, 'jit', GRANT, 'maria', uid, 'admin', END_EPOCH, '0', '1', '0']);
     assert.equal(plist.RunAtLoad, true, 'runs at load: at boot, and at once when armed after the end');
     assert.equal(plist.ProcessType, 'Interactive');
     assert.deepEqual(firingMinutes(job), [...Array(60).keys()], 'every minute, in any time zone');
@@ -68,19 +69,48 @@ describe('MacElevation (recorded macOS): restore timers', function () {
     mac.addUser('zed', 'Zed', 4_000_000_000);
     await timers.arm(restore({ name: 'j.doe-2', logoff: true }));
     await timers.arm(restore({ grantId: 'g2', name: 'zed' }));
-    assert.deepEqual(mac.launchd.get(restoreLabel(GRANT))!.programArguments.slice(4), [GRANT, 'j.doe-2', String(mac.uidOf('j.doe-2')), 'admin', END_EPOCH, '1']);
-    assert.deepEqual(mac.launchd.get(restoreLabel('g2'))!.programArguments.slice(4), ['g2', 'zed', '4000000000', 'admin', END_EPOCH, '0']);
+    assert.deepEqual(mac.launchd.get(restoreLabel(GRANT))!.programArguments.slice(4), [GRANT, 'j.doe-2', String(mac.uidOf('j.doe-2')), 'admin', END_EPOCH, '1', '1', '0']);
+    assert.deepEqual(mac.launchd.get(restoreLabel('g2'))!.programArguments.slice(4), ['g2', 'zed', '4000000000', 'admin', END_EPOCH, '0', '1', '0']);
   });
 
-  it('arming again replaces the job: one job, the new end', async () => {
+  it('passes MEMBERSHIP and SUDO from the spec, in the job and in its plist file', async () => {
+    const { mac, timers, uid } = person();
+    const cases: [Partial<RestoreSpec>, string[]][] = [
+      [{ grantId: 'g-both', membership: true, sudo: true, logoff: true }, ['1', '1', '1']],
+      [{ grantId: 'g-sudo', membership: false, sudo: true }, ['0', '0', '1']],
+      [{ grantId: 'g-member', membership: true, sudo: false }, ['0', '1', '0']],
+      [{ grantId: 'g.dotted', membership: false, sudo: true }, ['0', '0', '1']],
+    ];
+    for (const [s, flags] of cases) {
+      await timers.arm(restore(s));
+      const args = [s.grantId!, 'maria', uid, 'admin', END_EPOCH, ...flags];
+      assert.deepEqual(mac.launchd.get(restoreLabel(s.grantId!))!.programArguments, ['/bin/sh', '-c', RESTORE_SCRIPT, 'jit', ...args], s.grantId);
+      const plist = readPlistXml(mac.fs.get(restorePlistPath(s.grantId!))!.content!) as { ProgramArguments: string[] };
+      assert.deepEqual(plist.ProgramArguments.slice(4), args, `${s.grantId}: the file says the same`);
+    }
+    assert.equal(mac.isMember('maria', 'admin'), true, 'arming changes no membership');
+    mac.assertAllModelled();
+  });
+
+  it('refuses a spec with neither the membership nor sudo to take away, running nothing', async () => {
+    const { mac, timers } = person();
+    mac.calls.length = 0;
+    await rejectsWith(timers.arm(restore({ membership: false, sudo: false })), 'COMMAND_FAILED');
+    await rejectsWith(timers.arm(restore({ membership: false, sudo: false, logoff: true })), 'COMMAND_FAILED');
+    assert.deepEqual(mac.calls, []);
+    assert.equal(mac.launchd.size, 0);
+    assert.equal(mac.fs.has(restorePlistPath(GRANT)), false);
+  });
+
+  it('arming again replaces the job: one job, the new end and flags', async () => {
     const { mac, timers } = person();
     await timers.arm(restore());
     const later = new Date('2030-03-11T08:30:00Z');
-    await timers.arm(restore({ at: later, logoff: true }));
+    await timers.arm(restore({ at: later, logoff: true, sudo: true }));
     assert.deepEqual(ours(mac), [restoreLabel(GRANT)]);
-    assert.deepEqual(mac.launchd.get(restoreLabel(GRANT))!.programArguments.slice(-2), [String(later.getTime() / 1000), '1']);
+    assert.deepEqual(mac.launchd.get(restoreLabel(GRANT))!.programArguments.slice(8), [String(later.getTime() / 1000), '1', '1', '1']);
     const plist = readPlistXml(mac.fs.get(restorePlistPath(GRANT))!.content!) as { ProgramArguments: string[] };
-    assert.deepEqual(plist.ProgramArguments.slice(-2), [String(later.getTime() / 1000), '1'], 'the file says the same');
+    assert.deepEqual(plist.ProgramArguments.slice(8), [String(later.getTime() / 1000), '1', '1', '1'], 'the file says the same');
     assert.equal(lines(mac.calls).filter((l) => l === `/bin/launchctl bootout system/${restoreLabel(GRANT)}`).length, 2);
   });
 

@@ -9,16 +9,12 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
 import { Plan } from '../../protocol/messages.ts';
+import { elevationPlan, elevationRunner } from '../../test/support/elevationRunner.ts';
 import { verifyRecording, windowsEnv, type WindowsEnv } from '../../test/support/windowsSimExec.ts';
-import { GrantRunner } from '../accounts.ts';
 import { takeInventory } from '../inventory.ts';
-import type { CredentialSink } from '../sink.ts';
-import { StateStore } from '../state.ts';
 import { GROUP_SIDS } from './windows-scripts.ts';
 
-const sink: CredentialSink = { deliver: () => {}, isActive: () => false, cancel: () => {}, ended: async () => {}, elevated: async () => {} };
 const ADMINS = GROUP_SIDS.Administrators;
 
 describe('elevate-account on Windows (recorded)', () => {
@@ -35,16 +31,10 @@ describe('elevate-account on Windows (recorded)', () => {
   });
 
   const runner = async () => {
-    let offset = 0;
-    const store = await StateStore.create(path.join(dir, 'state.json'), { version: 1, serverUrl: 'http://x', endpointId: 'e', credential: 'c', hostname: 'h', grants: {}, seenInstructions: [], outbox: [] });
-    const r = new GrantRunner(store, env.backend, sink, pino({ level: 'silent' }), () => Date.now() + offset);
-    return { store, r, pastTheEnd: () => void (offset = 2 * 3_600_000) };
+    const { at, ...rest } = await elevationRunner(dir, env.backend);
+    return { ...rest, pastTheEnd: () => at(2 * 3_600_000) };
   };
-  const plan = (account: string, extra: Partial<Plan> = {}) =>
-    Plan.parse({
-      grantId: randomUUID(), operation: 'elevate-account', account, group: 'Administrators', email: 'a@example.com',
-      startAt: new Date().toISOString(), enableAt: new Date().toISOString(), endAt: new Date(Date.now() + 3_600_000).toISOString(), serverSideSmtp: false, ...extra,
-    });
+  const plan = elevationPlan;
   const admins = () => env.model.members.get(ADMINS)!;
 
   it('adds a local account to Administrators by SID, then removes it and logs it off', async () => {

@@ -38,6 +38,8 @@ export class WindowsRestoreTimers implements RestoreTimers {
 
   async arm(s: RestoreSpec): Promise<void> {
     if (!RESTORE_GRANT_ID.test(s.grantId)) throw new AccountError('INVALID_NAME', `${JSON.stringify(s.grantId)} cannot name a restore task`);
+    // sudo has no Windows meaning: a task is only ever for a membership we added.
+    if (!s.membership) throw new AccountError('COMMAND_FAILED', 'a Windows restore task takes a membership away; this grant added none');
     const atMs = backstopInstant(s.at);
     const sid = await this.deps.sidOf(s.name);
     if (!sid) throw new AccountError('NOT_FOUND', `no account ${s.name}`);

@@ -11,14 +11,10 @@ import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import pino from 'pino';
-import { Plan } from '../../protocol/messages.ts';
 import { parsePowerShell } from '../../test/support/psParse.ts';
+import { elevationPlan, elevationRunner } from '../../test/support/elevationRunner.ts';
 import { verifyRecording, windowsEnv, type WindowsEnv } from '../../test/support/windowsSimExec.ts';
 import { boundaryInstant, splitCommandLine, TASK_POWERSHELL } from '../../test/support/windowsSimTasks.ts';
-import { GrantRunner } from '../accounts.ts';
-import type { CredentialSink } from '../sink.ts';
-import { StateStore } from '../state.ts';
 import { RESTORE_GRACE_MS } from '../timers.ts';
 import { rejectsWith } from './contract.ts';
 import { BACKSTOP_TASK_PATH, backstopTaskName } from './windows-backstop.ts';
@@ -26,7 +22,6 @@ import { helperArgv } from './windows-exec.ts';
 import { RESTORE_FILE, RESTORE_HELPER_LINES, restoreTaskName } from './windows-restore.ts';
 import { GROUP_SIDS } from './windows-scripts.ts';
 
-const sink: CredentialSink = { deliver: () => {}, isActive: () => false, cancel: () => {}, ended: async () => {}, elevated: async () => {} };
 const ADMINS = GROUP_SIDS.Administrators;
 const HOUR = 3_600_000;
 
@@ -43,17 +38,8 @@ describe('elevate-account on Windows: the restore timer (recorded, simulated Tas
     await rm(dir, { recursive: true, force: true });
   });
 
-  const runner = async () => {
-    let offset = 0;
-    const store = await StateStore.create(path.join(dir, 'state.json'), { version: 1, serverUrl: 'http://x', endpointId: 'e', credential: 'c', hostname: 'h', grants: {}, seenInstructions: [], outbox: [] });
-    const r = new GrantRunner(store, env.backend, sink, pino({ level: 'silent' }), () => Date.now() + offset);
-    return { store, r, at: (ms: number) => void (offset = ms) };
-  };
-  const plan = (account: string, extra: Partial<Plan> = {}) =>
-    Plan.parse({
-      grantId: randomUUID(), operation: 'elevate-account', account, group: 'Administrators', email: 'a@example.com',
-      startAt: new Date().toISOString(), enableAt: new Date().toISOString(), endAt: new Date(Date.now() + HOUR).toISOString(), serverSideSmtp: false, ...extra,
-    });
+  const runner = () => elevationRunner(dir, env.backend);
+  const plan = elevationPlan;
   const admins = () => env.model.members.get(ADMINS)!;
   const task = (grantId: string) => env.model.tasks.find((t) => t.path === BACKSTOP_TASK_PATH && t.name === restoreTaskName(grantId));
   const helperPath = () => path.win32.join(path.win32.dirname(env.backend.helperPath), RESTORE_FILE);
@@ -193,8 +179,9 @@ describe('elevate-account on Windows: the restore timer (recorded, simulated Tas
     assert.ok(param.includes("'(?-i)^S-1-5-32-(544|547|545)$'"), 'only the three wizard groups');
     const timers = env.backend.elevation.restoreTimers;
     const at = new Date(Date.now() + HOUR);
-    await rejectsWith(timers.arm({ grantId: "g'$(calc)", name: 'x', group: 'Administrators', at, logoff: true }), 'INVALID_NAME');
+    await rejectsWith(timers.arm({ grantId: "g'$(calc)", name: 'x', group: 'Administrators', at, logoff: true, membership: true, sudo: false }), 'INVALID_NAME');
     await rejectsWith(timers.disarm('a b'), 'INVALID_NAME');
-    await rejectsWith(timers.arm({ grantId: 'g1', name: 'nobody', group: 'Administrators', at, logoff: true }), 'NOT_FOUND');
+    await rejectsWith(timers.arm({ grantId: 'g1', name: 'nobody', group: 'Administrators', at, logoff: true, membership: true, sudo: false }), 'NOT_FOUND');
+    await rejectsWith(timers.arm({ grantId: 'g1', name: 'nobody', group: 'Administrators', at, logoff: true, membership: false, sudo: true }), 'COMMAND_FAILED');
   });
 });

@@ -1,8 +1,9 @@
 /**
  * A RECORDED macOS for the MacBackend tests: a Runner that records every argv and stdin and
  * answers from a small in-memory model of the local directory (users, groups), the file system
- * parts the backend touches (homes, temporary folders, spools, LaunchDaemons), processes,
- * launchd's system domain (the backstop jobs: fakeMacLaunchd.ts) and pwpolicy.
+ * parts the backend touches (homes, temporary folders, spools, LaunchDaemons, sudoers:
+ * fakeMacSudo.ts), processes, launchd's system domain (the backstop jobs: fakeMacLaunchd.ts) and
+ * pwpolicy.
  *
  * What it proves: our argv, our stdin payloads, the order of steps, our parsing of the answers,
  * our checks and error mapping. What it does NOT prove: that macOS answers like the model. Each
@@ -18,6 +19,7 @@ import { ExecError, type RunResult, type Runner } from '../../agent/os/exec.ts';
 import { MAC_BIN, MacBackend } from '../../agent/os/macos.ts';
 import { dscl, dsclCommandMode, dseditgroup, sysadminctl } from './fakeMacDscl.ts';
 import { launchctl, LAUNCHD_TOOLS, signal, type LaunchdJob } from './fakeMacLaunchd.ts';
+import { SUDO_TOOLS, SUDOERS_FILES } from './fakeMacSudo.ts';
 import { authenticationAllowed, DISABLED, FILE_TOOLS, pwpolicy, SHADOW, type AuthPolicy } from './fakeMacTools.ts';
 import { bashSyntaxError, bashWords, shellLine } from './shellQuote.ts';
 
@@ -85,6 +87,8 @@ export const BIN = {
   ls: '/bin/ls',
   ps: '/bin/ps',
   kill: '/bin/kill',
+  visudo: '/usr/sbin/visudo',
+  mv: '/bin/mv',
   date: '/bin/date',
   sleep: '/bin/sleep',
   sh: '/bin/sh',
@@ -101,9 +105,10 @@ export class FakeMac {
     ['wheel', { gid: 0, members: new Set(['root']) }],
   ]);
   /** Files and folders by absolute path. */
-  readonly fs = new Map<string, FsEntry>(
-    ['/Users', '/Users/Shared', '/private/tmp', '/private/var/tmp', '/private/var/folders', '/private/var/at', '/private/var/at/tabs', '/private/var/at/jobs', '/private/var/mail', '/private/var/db/sudo/ts', '/Library', '/Library/LaunchDaemons'].map((p) => [p, { uid: 0, type: 'Directory' }]),
-  );
+  readonly fs = new Map<string, FsEntry>([
+    ...['/Users', '/Users/Shared', '/private/tmp', '/private/var/tmp', '/private/var/folders', '/private/var/at', '/private/var/at/tabs', '/private/var/at/jobs', '/private/var/mail', '/private/var/db/sudo/ts', '/Library', '/Library/LaunchDaemons'].map((p): [string, FsEntry] => [p, { uid: 0, type: 'Directory' }]),
+    ...SUDOERS_FILES.map(([p, e]): [string, FsEntry] => [p, { ...e }]),
+  ]);
   /** Mount points of other file systems (find -x must not descend into them). */
   readonly mounts = new Set<string>();
   readonly procs = new Map<number, FakeProc>();
@@ -131,6 +136,7 @@ export class FakeMac {
     bootstrapFails: false, // launchctl bootstrap refuses the plist (5: Input/output error)
     launchdForgets: false, // launchctl print finds no job, loaded or not
     plistReadsBackChanged: false, // cat shows another plist than the one installed
+    mvFails: false, // mv refuses the rename (Operation not permitted)
   };
   /** Runs before a command creates a user record: lets a test play a second administrator. */
   beforeRecordCreate?: (name: string) => void;
@@ -251,7 +257,7 @@ export class FakeMac {
       case BIN.pkill:
         return signal(this, file, a);
     }
-    return (FILE_TOOLS[file] ?? LAUNCHD_TOOLS[file])?.(this, file, a) ?? this.unknown(file, a);
+    return (FILE_TOOLS[file] ?? LAUNCHD_TOOLS[file] ?? SUDO_TOOLS[file])?.(this, file, a) ?? this.unknown(file, a);
   }
 
   /** Records a command the model does not know (a test failure) and answers 127. */
