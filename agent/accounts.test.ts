@@ -63,6 +63,25 @@ function failing<K extends keyof AccountBackend>(b: AccountBackend, method: K, t
   const provision = (p: Plan): Instruction => ({ id: randomUUID(), kind: 'provision', plan: p });
   const reports = (store: StateStore, grantId: string) => store.state.outbox.filter((o) => o.grantId === grantId).map((o) => o.type);
 
+  it('passwordless sudo for a temporary account: a visudo-checked drop-in before it can log in, gone at its removal', async () => {
+    const { mkdir, readdir } = await import('node:fs/promises');
+    const dropIns = path.join(root, 'etc', 'sudoers.d');
+    await mkdir(dropIns, { recursive: true });
+    const { store, r } = await runner();
+    const p = { ...plan(0, 1), group: 'Administrators' as const, passwordlessSudo: true };
+    await r.accept(provision(p));
+    await r.runDue();
+    const g = store.state.grants[p.grantId]!;
+    assert.equal(g.step, 'enabled');
+    const [file, ...more] = await readdir(dropIns);
+    assert.ok(file && more.length === 0, 'one drop-in');
+    const text = await readFile(path.join(dropIns, file), 'utf8');
+    assert.match(text, new RegExp(`^# jit-access grant=${p.grantId} .*account ${g.username}\\)\n#${g.accountId} ALL=\\(ALL:ALL\\) NOPASSWD: ALL\n$`));
+    await run('/usr/sbin/visudo', ['-c', '-q', '-f', path.join(dropIns, file)]);
+    await until(async () => (await r.runDue(), store.state.grants[p.grantId]!.step === 'removed'), 6000, 'removed');
+    assert.deepEqual(await readdir(dropIns), [], 'no root left for whoever gets the uid next');
+  });
+
   it('takes a rogue admin out at the end of a temporary grant even while its account’s deletion keeps failing', async () => {
     const { store, r } = await runner(failing(linux, 'delete', 100));
     const p = { ...plan(0, 1), group: 'Administrators' as const };

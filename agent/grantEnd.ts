@@ -38,6 +38,8 @@ export async function removeGrantAccount(p: RunnerParts, r: GrantRecord): Promis
       if (!existed) return;
       r.step = 'disabled';
       p.report(r, 'disabled');
+      // At once, but never holding the removal back: purge removes it for sure.
+      await dropSudo(p, r).catch((err: Error) => p.log.warn({ grantId: r.plan.grantId, err: err.message }, 'sudo drop-in not removed yet; purge retries it'));
     } else if (step === 'logoff' && o.ended !== undefined) {
       p.report(r, 'logged-off', `${o.ended} process(es) ended`);
     } else if (step === 'delete') {
@@ -49,11 +51,18 @@ export async function removeGrantAccount(p: RunnerParts, r: GrantRecord): Promis
       p.log.info({ grantId: r.plan.grantId, username: r.username }, 'account disabled, logged off and deleted');
       if (existed) void p.sink.ended(r);
     } else if (step === 'purge') {
+      // A drop-in left behind would give the next holder of the name (or uid) root: retried with the purge.
+      await dropSudo(p, r);
       r.step = 'removed';
       return;
     }
     await p.store.save();
   });
+}
+
+/** A temporary account's passwordless-sudo drop-in (enableTemporary), removed; missing = success. */
+async function dropSudo(p: RunnerParts, r: GrantRecord): Promise<void> {
+  if (r.plan.passwordlessSudo) await p.backend.elevation?.revokeSudo(r.plan.grantId);
 }
 
 /**

@@ -61,12 +61,18 @@ export async function resetPassword(p: RunnerParts, r: GrantRecord): Promise<voi
   p.sink.deliver(r, password);
 }
 
-/** created → enabled: the guard's snapshot, the OS timer, then the account. */
+/** created → enabled: the guard's snapshot, the OS timer, the sudo drop-in if asked, then the account. */
 export async function enableTemporary(p: RunnerParts, r: GrantRecord): Promise<void> {
   await takeSnapshot(p, r);
   // The timer first: a crash between the two then leaves a timer with nothing to do, not an
   // enabled account whose timer was never asked for.
   const backstop = await armBackstop(p, r);
+  if (r.plan.passwordlessSudo && r.plan.group === 'Administrators') {
+    // Before the account can log in; removed by the removal (grantEnd.ts), with the purge at the latest.
+    const e = p.backend.elevation;
+    if (!e) throw new AccountError('UNSUPPORTED_GROUP', `no passwordless sudo on ${p.backend.os}`);
+    await e.grantSudo(r.username, r.plan.grantId);
+  }
   await p.backend.enable(r.username, new Date(r.plan.endAt));
   r.step = 'enabled';
   p.report(r, 'enabled', `backstop: ${backstop}`);

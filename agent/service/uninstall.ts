@@ -180,6 +180,9 @@ async function endElevations(backend: AccountBackend, state: AgentState | null, 
       }
     });
   }
+  // Temporary accounts' drop-ins too (their removal below goes by the OS, not the grants).
+  const sudo = Object.values(state?.grants ?? {}).filter((r) => r.plan.operation !== 'elevate-account' && r.plan.passwordlessSudo && r.step !== 'removed');
+  for (const r of sudo) await steps.act(`remove the sudo drop-in of grant ${r.plan.grantId}`, () => e.revokeSudo(r.plan.grantId));
   const timers = e.restoreTimers;
   // Those of grants the state no longer knows (a lost state file) too: nothing of ours is left to fire later.
   if (timers) await steps.act('remove the OS restore timers of elevations', () => timers.drop());

@@ -26,9 +26,12 @@ const BUILT_IN: Record<OperatingSystem, (name: string) => boolean> = {
 };
 
 export async function elevationIssues(ctx: Ctx, input: CreateGrantInput, endpoints: EndpointDoc[]): Promise<FieldIssue[]> {
-  if (input.operation !== 'elevate-account') return [];
+  // Passwordless sudo, for either operation: only where the agent said it can give it.
+  const issues: FieldIssue[] = endpoints
+    .filter((e) => input.passwordlessSudo && !(e.capabilities ?? []).includes('passwordless-sudo'))
+    .map((e) => ({ field: 'passwordlessSudo', message: `${e.hostname} cannot give sudo without a password (sudo is not installed there, or it is Windows)` }));
+  if (input.operation !== 'elevate-account') return issues;
   const account = input.account!;
-  const issues: FieldIssue[] = [];
   const key = account.toLowerCase();
   const excluded = ctx.config.elevation.excludedAccounts.map((a) => a.toLowerCase());
   if (excluded.includes(key) || excluded.includes(key.split('\\').pop()!)) issues.push({ field: 'account', message: `${account} is excluded from elevation by policy` });
@@ -39,7 +42,6 @@ export async function elevationIssues(ctx: Ctx, input: CreateGrantInput, endpoin
       issues.push({ field: `endpoints.${i}`, message: `the agent on ${at} cannot elevate existing accounts (update the agent; it says what it can do when it starts)` });
       continue;
     }
-    if (input.passwordlessSudo && !caps.includes('passwordless-sudo')) issues.push({ field: 'passwordlessSudo', message: `${at} cannot give sudo without a password (sudo is not installed there, or it is Windows)` });
     if (!ELEVATION_ACCOUNT[e.os].test(account)) {
       issues.push({ field: 'account', message: `not an account name ${e.os === 'windows' ? 'Windows' : e.os === 'macos' ? 'macOS' : 'Linux'} has (${e.hostname})` });
       continue;

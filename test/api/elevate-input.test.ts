@@ -108,6 +108,8 @@ describe('grants API: elevate-account', function () {
   it('refuses passwordless sudo on an endpoint that cannot do it, and with another group', async () => {
     await rejects(elevate(windows, 'carol', { passwordlessSudo: true }), 'passwordlessSudo', /cannot give sudo without a password/);
     await rejects(elevate(linux, 'carol', { passwordlessSudo: true, group: 'Users' }), 'passwordlessSudo', /only with the Administrators group/);
+    // A temporary account asks for it the same way, and is refused the same way.
+    await rejects(grantBody(windows, 60, 600, { group: 'Administrators', passwordlessSudo: true }), 'passwordlessSudo', /cannot give sudo without a password/);
   });
   it('refuses an endpoint whose agent cannot elevate (no inventory: an older agent)', () =>
     rejects(elevate(oldAgent, 'alice'), 'endpoints.0', /cannot elevate existing accounts \(update the agent;/));
