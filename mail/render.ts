@@ -1,5 +1,5 @@
 /**
- * Renders the credentials, elevated and access-ended emails from Handlebars templates,
+ * Renders the credentials, elevated, access-ended and request emails from Handlebars templates,
  * with admin overrides, validated variables and header-safe subjects.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -57,6 +57,35 @@ const SCHEMAS = {
     endAction: z.enum(['logoff', 'notify']),
     passwordlessSudo: z.boolean(),
     requestedBy: singleLine(320).optional(),
+  }),
+  /** An access request waits for `email`, an approver. */
+  'request-pending': z.strictObject({
+    email: common.email,
+    organisation: common.organisation,
+    endpoint: common.endpoint,
+    requester: singleLine(320),
+    account: singleLine(256).optional(),
+    group: singleLine(50),
+    minutes: z.number().int().positive(),
+    /** The requester's reason (the body only: never a header). */
+    why: z.string().max(500),
+    rule: singleLine(100),
+    requestId: singleLine(100),
+    expires: z.date(),
+  }),
+  /** The requester's request was approved (with the grant's window), denied (with the note) or expired. */
+  'request-decided': z.strictObject({
+    email: common.email,
+    organisation: common.organisation,
+    endpoint: common.endpoint,
+    account: singleLine(256).optional(),
+    group: singleLine(50),
+    state: z.enum(['approved', 'denied', 'expired']),
+    decidedBy: singleLine(320).optional(),
+    note: z.string().max(500).optional(),
+    start: z.date().optional(),
+    end: z.date().optional(),
+    requestId: singleLine(100),
   }),
   /** "Test these settings" with a real message; `endpoint` names the sender (a host or "the server"). */
   'smtp-test': z.strictObject({
@@ -128,6 +157,8 @@ const OPTIONAL: Record<EmailKind, string[]> = {
   'access-ended': ['organisation', 'group'],
   elevated: ['organisation', 'requestedBy'],
   'smtp-test': ['organisation'],
+  'request-pending': ['organisation', 'account'],
+  'request-decided': ['organisation', 'account', 'decidedBy', 'note', 'start', 'end'],
 };
 
 /**
@@ -149,6 +180,7 @@ export function renderEmail<K extends EmailKind>(kind: K, vars: EmailVars<K>, op
     ...('os' in v ? { windows: v.os === 'windows', macos: v.os === 'macos', linux: v.os === 'linux' } : {}),
     ...('reason' in v ? { expired: v.reason === 'expired', revoked: v.reason === 'revoked' } : {}),
     ...('endAction' in v ? { logoff: v.endAction === 'logoff' } : {}),
+    ...('state' in v ? { approved: v.state === 'approved', denied: v.state === 'denied', expired: v.state === 'expired' } : {}),
   };
   const subject = template(kind, 'subject', opts.overrideDir)(data);
   if (subject.trim() === '' || CONTROL.test(subject)) {

@@ -14,6 +14,7 @@ import { auditOnce } from '../store/audit.ts';
 import { emailKey, type Role } from '../store/collections.ts';
 import type { RequestDoc } from '../store/requests.ts';
 import { planGrants, writeGrants } from './createGrants.ts';
+import { noticeRequester } from './requestNotices.ts';
 
 /** Who is asking, as the API knows them ('' email: the config's admin token, which is nobody's). */
 export interface Caller {
@@ -39,7 +40,9 @@ export async function moveRequest(ctx: Ctx, r: RequestDoc, event: RequestEvent, 
   const set = { ...extra, state: to, updatedAt: now, ...(to === 'expired' ? {} : { decidedBy: actor, decidedAt: now }) };
   await ctx.c.requests.updateOne({ _id: r._id }, { $set: set });
   ctx.log.info({ requestId: r._id, from: r.state, to, actor }, 'request transition');
-  return { ...r, ...set };
+  const moved = { ...r, ...set };
+  noticeRequester(ctx, moved);
+  return moved;
 }
 
 /** A pending request past its expiry is expired (under its lock), whoever looks at it first. */

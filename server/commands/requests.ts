@@ -16,6 +16,7 @@ import { ambiguous, findEndpoints } from '../store/endpoints.ts';
 import type { RequestDoc } from '../store/requests.ts';
 import { can } from '../web/roles.ts';
 import { approveRequest, auditRequest, expireIfDue, moveRequest, type Caller } from './decideRequest.ts';
+import { noticeApprovers } from './requestNotices.ts';
 import { currentRules } from './requestRules.ts';
 
 /**
@@ -56,15 +57,17 @@ export async function fileRequest(ctx: Ctx, input: FileRequestInput, who: Caller
     await auditRequest(ctx, doc, 'created', who.actor, { reason: doc.reason, rule: doc.rule, action: doc.ruleAction, minutes: doc.minutes });
     await ctx.c.requests.insertOne(doc);
     if (decision.action === 'deny') return moveRequest(ctx, doc, { type: 'deny' }, `rule:${decision.rule}`, { note: `denied by the rule "${decision.rule}"` });
-    if (decision.action !== 'auto-approve') return doc;
-    try {
-      return await approveRequest(ctx, doc._id, { actor: `rule:${decision.rule}`, email: '', role: 'admin' }, {}, { byRule: true });
-    } catch (err) {
-      // A grant the wizard would refuse (an overlap, an excluded account): a person decides instead.
-      if (!(err instanceof ApiError && err.status === 400)) throw err;
-      await auditRequest(ctx, doc, 'auto-approval-refused', `rule:${decision.rule}`, { fields: err.fields });
-      return doc;
+    if (decision.action === 'auto-approve') {
+      try {
+        return await approveRequest(ctx, doc._id, { actor: `rule:${decision.rule}`, email: '', role: 'admin' }, {}, { byRule: true });
+      } catch (err) {
+        // A grant the wizard would refuse (an overlap, an excluded account): a person decides instead.
+        if (!(err instanceof ApiError && err.status === 400)) throw err;
+        await auditRequest(ctx, doc, 'auto-approval-refused', `rule:${decision.rule}`, { fields: err.fields });
+      }
     }
+    noticeApprovers(ctx, doc);
+    return doc;
   });
 }
 

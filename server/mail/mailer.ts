@@ -66,27 +66,33 @@ export class ServerMailer {
     const username = g.username ?? g.account;
     if (!username) return;
     const group = g.operation === 'elevate-account' ? { group: g.group } : {};
-    await this.tryFew(g, 'access-ended', (organisation) => ({ endpoint: g.hostname, username, email: g.email, reason, end: new Date(), ...group, ...organisation }));
+    await this.tryFew(g._id, g.email, 'access-ended', (organisation) => ({ endpoint: g.hostname, username, email: g.email, reason, end: new Date(), ...group, ...organisation }));
+  }
+
+  /** An access request's notice (commands/requestNotices.ts) to `to` (best effort, a few tries). */
+  async sendRequestNotice<K extends 'request-pending' | 'request-decided'>(requestId: string, to: string, kind: K, vars: Omit<EmailVars<K>, 'organisation' | 'email'>): Promise<void> {
+    await this.tryFew(requestId, to, kind, (organisation) => ({ ...vars, email: to, ...organisation }) as EmailVars<K>);
   }
 
   /** elevate-account: tells the end user their own account is elevated until the end (best effort). */
   async sendElevated(g: GrantDoc): Promise<void> {
     const requestedBy = requesterLabel(g.createdBy);
-    await this.tryFew(g, 'elevated', (organisation) => ({
+    await this.tryFew(g._id, g.email, 'elevated', (organisation) => ({
       endpoint: g.hostname, username: g.account ?? '', email: g.email, group: g.group, start: g.startAt, end: g.endAt,
       endAction: g.endAction ?? 'logoff', passwordlessSudo: g.passwordlessSudo ?? false, ...(requestedBy ? { requestedBy } : {}), ...organisation,
     }));
   }
 
-  private async tryFew<K extends 'access-ended' | 'elevated'>(g: GrantDoc, kind: K, vars: (organisation: { organisation?: string }) => EmailVars<K>): Promise<void> {
+  /** `id`: the grant's or request's, for the log. */
+  private async tryFew<K extends 'access-ended' | 'elevated' | 'request-pending' | 'request-decided'>(id: string, to: string, kind: K, vars: (organisation: { organisation?: string }) => EmailVars<K>): Promise<void> {
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
         const settings = await this.settings();
         const mail = renderEmail(kind, vars(settings.organisation ? { organisation: settings.organisation } : {}), this.renderOpts(settings.timeZone));
-        await sendMail(settings, { to: g.email, ...mail });
+        await sendMail(settings, { to, ...mail });
         return;
       } catch (err) {
-        this.ctx.log.warn({ grantId: g._id, err: (err as Error).message }, `${kind} email failed`);
+        this.ctx.log.warn({ id, err: (err as Error).message }, `${kind} email failed`);
         await sleep(1000 * attempt);
       }
     }

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createApiToken, createUser } from '../../server/web/users.ts';
 import type { Role } from '../../server/store/collections.ts';
+import { startSmtpServer, type TestSmtpServer } from '../support/smtp.ts';
 import { startStack, type Stack } from '../support/stack.ts';
 
 /**
@@ -11,10 +12,14 @@ import { startStack, type Stack } from '../support/stack.ts';
 describe('requests API', function () {
   this.timeout(120_000);
   let stack: Stack;
+  let smtp: TestSmtpServer;
   const tokens: Record<string, string> = {};
 
   before(async () => {
     stack = await startStack({ requests: { expireAfterMinutes: 60, reasonRequired: true, reasonMinLength: 10, maxMinutes: 240, groups: ['Administrators', 'Users'] } });
+    smtp = await startSmtpServer({ users: { jit: 'smtp-secret-1' } });
+    const smtpPolicy = { host: '127.0.0.1', port: smtp.port, security: 'starttls', username: 'jit', password: 'smtp-secret-1', from: 'jit@corp.example', organisation: 'Corp', timeZone: 'UTC', tlsCa: smtp.ca };
+    assert.equal((await stack.api.request('PUT', '/api/v1/server-smtp', smtpPolicy)).status, 200);
     for (const hostname of ['dev-box-1', 'prod-db-1']) {
       const { body } = await stack.api.request('POST', '/api/v1/enrollment-tokens');
       const enrolled = await stack.api.request('POST', '/agent/v1/enroll', { token: body.token, hostname, os: 'linux', agentVersion: 't' });
@@ -29,7 +34,10 @@ describe('requests API', function () {
       tokens[email] = await createApiToken(stack.server!.ctx, user);
     }
   });
-  after(() => stack?.stop());
+  after(async () => {
+    await stack?.stop();
+    await smtp?.stop();
+  });
   beforeEach(async () => {
     const { c } = stack.server!.ctx;
     // Each test starts without requests, rules or live elevations (an approval's grant would overlap the next).
@@ -56,6 +64,29 @@ describe('requests API', function () {
     const events = await stack.server!.ctx.c.audit.find({ requestId: res.body.id }).toArray();
     assert.deepEqual(events.map((e) => e.type), ['request.created']);
     assert.equal(events[0]!.actor, 'user:alice@corp.example');
+  });
+
+  it('emails the approvers (never the requester) when a request waits, and the requester when it is decided or expires', async () => {
+    const to = (m: { to?: unknown }) => JSON.stringify(m.to);
+    const filed = (await alice('POST', '/api/v1/requests', ask({ reason: 'install the <b>printer</b> driver' }))).body;
+    const about = (m: { text?: string }) => (m.text ?? '').includes(filed.id);
+    for (const approver of ['ann@corp.example', 'aaron@corp.example']) {
+      const m = await smtp.waitFor((x) => about(x) && to(x).includes(approver) && /^Access request:/.test(x.subject ?? ''), 10_000);
+      assert.equal(m.subject, 'Access request: alice@corp.example asks for Administrators on dev-box-1');
+      assert.match(m.text!, /Reason: install the <b>printer<\/b> driver/);
+      assert.match(String(m.html), /install the &lt;b&gt;printer&lt;\/b&gt; driver/, 'the reason is escaped in HTML');
+    }
+    await ann('POST', `/api/v1/requests/${filed.id}/approve`, { minutes: 15, note: 'fifteen minutes' });
+    const decided = await smtp.waitFor((x) => about(x) && to(x).includes('alice@corp.example'), 10_000);
+    assert.equal(decided.subject, 'Your request for Administrators on dev-box-1: approved');
+    assert.match(decided.text!, /approved by ann@corp.example/);
+    assert.match(decided.text!, /Note: fifteen minutes/);
+    assert.equal(smtp.messages.filter((x) => about(x) && to(x).includes('alice@corp.example') && /^Access request/.test(x.subject ?? '')).length, 0, 'the requester is no approver of their own');
+    const late = (await alice('POST', '/api/v1/requests', ask({ group: 'Users' }))).body;
+    await stack.server!.ctx.c.requests.updateOne({ _id: late.id }, { $set: { expiresAt: new Date(Date.now() - 1000) } });
+    await alice('GET', `/api/v1/requests/${late.id}`);
+    const expired = await smtp.waitFor((x) => (x.text ?? '').includes(late.id) && to(x).includes('alice@corp.example'), 10_000);
+    assert.equal(expired.subject, 'Your request for Users on dev-box-1: expired');
   });
 
   it('refuses bad input with the field and why, storing nothing', async () => {
