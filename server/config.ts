@@ -78,6 +78,26 @@ export const ServerConfig = z
         groups: z.array(z.enum(GROUPS)).min(1).max(3),
       })
       .strict(),
+    /**
+     * Sign-in with OpenID Connect (server/web/oidc.ts): the authorization code flow with PKCE.
+     * `redirectUrl` is this server's /login/oidc/callback as the browser reaches it (registered
+     * at the IdP). Users are matched by email; `roles` maps values of the `rolesClaim` claim to
+     * roles (the highest wins); someone with none gets `defaultRole`, or is refused when it is null.
+     */
+    oidc: z
+      .object({
+        issuer: z.url(),
+        clientId: z.string().min(1),
+        clientSecret: z.string().min(1),
+        redirectUrl: z.url(),
+        scopes: z.string().default('openid email profile'),
+        rolesClaim: z.string().min(1).default('groups'),
+        roles: z.record(z.string(), z.enum(['admin', 'operator', 'auditor', 'approver', 'requester'])).default({}),
+        defaultRole: z.enum(['admin', 'operator', 'auditor', 'approver', 'requester']).nullable().default('requester'),
+        label: z.string().min(1).max(60).default('Sign in with SSO'),
+      })
+      .strict()
+      .optional(),
     /** 32-byte key (64 hex chars or base64) that encrypts stored SMTP passwords. Never stored in the database. */
     secretKey: z.string().optional(),
     /** Folder whose email templates replace the built-in ones, file by file. */

@@ -176,6 +176,16 @@ export interface SessionDoc {
   expiresAt: Date;
 }
 
+/** A sign-in with OpenID Connect under way (web/oidc.ts): by the sha256 of its browser cookie; used once. */
+export interface OidcLoginDoc {
+  _id: string;
+  state: string;
+  nonce: string;
+  codeVerifier: string;
+  next: string;
+  expiresAt: Date;
+}
+
 /** Failed logins per email (known or not, so both look alike); a lock after too many. */
 export interface LoginThrottleDoc {
   _id: string;
@@ -223,6 +233,7 @@ export interface Collections {
   createRequests: Collection<CreateRequestDoc>;
   requests: Collection<RequestDoc>;
   requestRules: Collection<RequestRulesDoc>;
+  oidcLogins: Collection<OidcLoginDoc>;
 }
 
 export function collections(db: Db): Collections {
@@ -241,6 +252,7 @@ export function collections(db: Db): Collections {
     createRequests: db.collection('createRequests'),
     requests: db.collection('requests'),
     requestRules: db.collection('requestRules'),
+    oidcLogins: db.collection('oidcLogins'),
   };
 }
 

@@ -15,6 +15,9 @@ import { dashboardPage } from './pages/dashboard.ts';
 import { endpointPages } from './pages/endpoints.ts';
 import { grantPages } from './pages/grants.ts';
 import { loginPages, logoutPage } from './pages/login.ts';
+import { requestNewPages } from './pages/requestNew.ts';
+import { requestRulesPages } from './pages/requestRules.ts';
+import { requestPages } from './pages/requests.ts';
 import { settingsPages } from './pages/settings.ts';
 import { userPages } from './pages/users.ts';
 import { wizardPages } from './pages/wizard.ts';
@@ -59,10 +62,14 @@ export function consoleRoutes(ctx: Ctx, opts: WebOptions): Router {
     next();
   });
   logoutPage(r, w);
-  // A requester sees their own requests only (the API's /requests); none of the console's pages.
-  r.use((_req, res, next) => {
-    if (!can(res.locals.role, 'read')) throw apiError('auth.forbidden', 'Your role (requester) sees only your own requests: use the API (/api/v1/requests).');
-    next();
+  // The request pages check their own permissions (web/roles.ts): the only ones a role without
+  // 'read' (a requester) reaches, and for them only their own requests (commands/requests.ts).
+  requestNewPages(r, w);
+  requestPages(r, w);
+  r.use((req, res, next) => {
+    if (can(res.locals.role, 'read')) return next();
+    if (req.method === 'GET' && req.path === '/' && can(res.locals.role, 'requests.file')) return res.redirect(303, '/requests?mine=true');
+    throw apiError('auth.forbidden', `Your role (${res.locals.role}) may only ask for access and follow your own requests: Request access, My requests.`);
   });
   dashboardPage(r, w);
   wizardPages(r, w);
@@ -71,6 +78,7 @@ export function consoleRoutes(ctx: Ctx, opts: WebOptions): Router {
   settingsPages(r, w);
   auditPages(r, w);
   userPages(r, w);
+  requestRulesPages(r, w);
   r.use(consoleErrors(ctx));
   return r;
 }

@@ -72,10 +72,14 @@ export function isSecure(req: Request, opts: WebOptions): boolean {
   return req.secure || req.get('x-forwarded-proto')?.split(',')[0]?.trim() === 'https';
 }
 
-export function setCookie(req: Request, res: Response, opts: WebOptions, name: string, value: string, maxAgeSeconds: number): void {
+/**
+ * `sameSite` Lax only for what must come back on a top-level navigation from another site (the
+ * OpenID Connect callback: web/oidc.ts); everything else is Strict.
+ */
+export function setCookie(req: Request, res: Response, opts: WebOptions, name: string, value: string, maxAgeSeconds: number, sameSite: 'Strict' | 'Lax' = 'Strict'): void {
   const secure = isSecure(req, opts);
   const n = secure && name === COOKIE ? SECURE_COOKIE : name;
-  const flags = ['Path=/', 'HttpOnly', 'SameSite=Strict', `Max-Age=${maxAgeSeconds}`, ...(secure ? ['Secure'] : [])];
+  const flags = ['Path=/', 'HttpOnly', `SameSite=${sameSite}`, `Max-Age=${maxAgeSeconds}`, ...(secure ? ['Secure'] : [])];
   res.append('Set-Cookie', `${n}=${encodeURIComponent(value)}; ${flags.join('; ')}`);
 }
 

@@ -4,6 +4,7 @@ import { base, type Web } from '../page.ts';
 import { listEndpoints } from '../../commands/listEndpoints.ts';
 import { grantRow } from '../models.ts';
 import { render } from '../render.ts';
+import { can } from '../roles.ts';
 
 const OFFLINE_LOOKBACK_MS = 24 * 3_600_000;
 
@@ -18,7 +19,7 @@ function guardFinding(type: string, detail: string): string {
   }
 }
 
-/** Active and upcoming grants with countdowns, grants in trouble, endpoints online or not. */
+/** Active and upcoming grants with countdowns, grants in trouble, endpoints online or not; for deciders, the requests waiting. */
 export function dashboardPage(r: Router, { ctx }: Web): void {
   r.get('/', async (_req, res) => {
     const now = new Date();
@@ -46,6 +47,8 @@ export function dashboardPage(r: Router, { ctx }: Web): void {
     }
     const rows = live.map((g) => grantRow(g, now));
     const endpoints = await listEndpoints(ctx);
+    // Requests waiting for an approver (not those past their expiry the sweep has yet to move).
+    const pendingRequests = can(res.locals.role, 'requests.decide') ? await ctx.c.requests.countDocuments({ state: 'pending', expiresAt: { $gt: now } }) : null;
     render(res, 'dashboard', {
       ...base(res, 'Dashboard', 'dashboard'),
       refreshSeconds: 30,
@@ -54,6 +57,7 @@ export function dashboardPage(r: Router, { ctx }: Web): void {
       trouble: [...trouble.values()],
       endpoints,
       online: endpoints.filter((e) => e.online).length,
+      pendingRequests,
     });
   });
 }
