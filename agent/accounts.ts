@@ -10,7 +10,6 @@ import { randomUUID } from 'node:crypto';
 import type { Logger } from 'pino';
 import { backoffMs } from '../mail/retryLoops.ts';
 import { grantIdOf, type Instruction, type RejectedInstruction, type ReportType } from '../protocol/messages.ts';
-import { newAccountName } from './credentials.ts';
 import { checkElevation, enableElevation, endElevation } from './elevation.ts';
 import { checkAgainstOs, disableAhead, REMOVAL_UNDER_WAY } from './grantEnd.ts';
 import { armBackstop, backstopDueAt, rearmBackstops } from './timers.ts';
@@ -112,6 +111,8 @@ export class GrantRunner {
   private async plan(ins: PlannedInstruction): Promise<GrantRecord> {
     const elevate = ins.plan.operation === 'elevate-account';
     const taken = new Set(Object.values(this.grants).map((g) => g.username));
+    // Loaded with the first temporary grant: an idle agent keeps generate-password out of its memory.
+    const { newAccountName } = await import('./credentials.ts');
     const username = elevate ? (ins.plan.account ?? '') : await newAccountName(async (n) => taken.has(n) || (await this.backend.lookup(n)) !== null);
     const endedAlready = this.store.state.endedBeforePlan.includes(ins.plan.grantId);
     const r: GrantRecord = {

@@ -4,7 +4,6 @@
  * removal sequence (grantEnd.ts). The counterpart of elevation.ts; GrantRunner (accounts.ts)
  * decides which step is due. Runs inside GrantRunner's lock.
  */
-import { newPassword } from './credentials.ts';
 import { removeGrantAccount } from './grantEnd.ts';
 import { armBackstop } from './timers.ts';
 import { checkGuardLogged, takeSnapshot } from './guard.ts';
@@ -13,6 +12,9 @@ import { removeAccount } from './removal.ts';
 import type { RunnerParts } from './runnerParts.ts';
 import type { GrantRecord } from './state.ts';
 import { nextUid } from './uids.ts';
+
+/** Loaded with the first temporary grant: an idle agent keeps generate-password out of its memory. */
+const newPassword = async () => (await import('./credentials.ts')).newPassword();
 
 /** A taken uid (an account made by someone else) is skipped; this many in a row is a fault. */
 const UID_TRIES = 20;
@@ -25,7 +27,7 @@ export async function createTemporary(p: RunnerParts, r: GrantRecord): Promise<v
   }
   r.step = 'creating';
   await p.store.save();
-  const password = newPassword();
+  const password = await newPassword();
   for (let tries = 1; ; tries++) {
     try {
       const spec = { name: r.username, group: r.plan.group, grantId: r.plan.grantId, expiresAt: new Date(r.plan.endAt), ...(r.uid === undefined ? {} : { uid: r.uid }) };
@@ -54,7 +56,7 @@ export function needsNewPassword(p: RunnerParts, r: GrantRecord): boolean {
 }
 
 export async function resetPassword(p: RunnerParts, r: GrantRecord): Promise<void> {
-  const password = newPassword();
+  const password = await newPassword();
   await p.backend.setPassword(r.username, password);
   p.report(r, 'password-reset');
   p.log.info({ grantId: r.plan.grantId, username: r.username }, 'new password set for delivery');

@@ -14,6 +14,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AGENT_NODE_FLAGS } from '../agent/service/install.ts';
 import { backendBench, type BackendResult } from './backendBench.ts';
+import { installRules, requestProbe, type RequestProbe } from './requests.ts';
 import type { StartMsg } from './fleet.ts';
 import { childPids, cpuPercent, establishedOn, sample, type ProcSample } from './procstat.ts';
 import type { BackendEvent } from './recordingBackend.ts';
@@ -90,6 +91,7 @@ function track(c: ChildProcess): ChildProcess {
 // Server, fleets, idle agent
 
 interface ServerInfo {
+  requesterToken: string;
   url: string;
   port: number;
   adminToken: string;
@@ -99,7 +101,7 @@ interface ServerInfo {
 
 async function startServerProcess(name: string): Promise<ServerInfo> {
   const c = track(fork(path.join(REPO, 'bench/serverProc.ts'), [path.join(dir, name), String(LEAD_SECONDS)], { cwd: REPO, execArgv: TSX, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
-  const m = await new Promise<{ url: string; adminToken: string; ferretPid: number }>((resolve, reject) => {
+  const m = await new Promise<{ url: string; adminToken: string; requesterToken: string; ferretPid: number }>((resolve, reject) => {
     c.once('message', resolve);
     c.once('exit', (code) => reject(new Error(`server process exited ${code}`)));
   });
@@ -403,6 +405,8 @@ interface SizeResult {
   idle: { seconds: number; server: ProcFigures; ferretdb: ProcFigures; fleet: ProcFigures };
   load: { seconds: number; server: ProcFigures; ferretdb: ProcFigures; fleet: ProcFigures };
   probe: Latencies & { perSecond: number };
+  /** Requests auto-approved by a rule: filed → account enabled on the agent (bench/requests.ts). */
+  requests?: RequestProbe;
   ramp: { perMinute: number; grants: number; missedDeadlines: number; propagationP99Ms: number | null; revokeLateP99Ms: number | null }[];
   sustainedPerMinute: number | null;
 }
@@ -435,6 +439,12 @@ async function runSize(server: ServerInfo, size: number): Promise<SizeResult> {
   const probe = await sendGrants(server, probeCount, perSecond);
   await settle(probe.sent);
   const probeLat = latencies(probe.sent, probe.failed);
+  const requestCount = size >= 10_000 ? 30 : 100;
+  say(`request probe: ${requestCount} requests at ${perSecond}/s, auto-approved by a rule…`);
+  await installRules(server);
+  const endpoints = fleets.flatMap((f) => f.endpoints.map((e) => e.id));
+  const requests = await requestProbe(server, endpoints, requestCount, perSecond, (id) => timeline.get(id)?.enabled, pct);
+  if (requests.failed) say(`requests failed: ${JSON.stringify(requests.failures)}`);
 
   const ramp: SizeResult['ramp'] = [];
   if (size < 10_000) {
@@ -467,6 +477,7 @@ async function runSize(server: ServerInfo, size: number): Promise<SizeResult> {
     idle: { seconds: holdSeconds, server: idleServer, ferretdb: idleFerret, fleet: idleFleet },
     load: { seconds: (Date.now() - loadStart) / 1000, server: loadServer, ferretdb: loadFerret, fleet: loadFleet },
     probe: { ...probeLat, perSecond },
+    requests,
     ramp,
     sustainedPerMinute: sustained,
   };
@@ -489,6 +500,9 @@ function table(results: SizeResult[], idle: IdleResult | null, backend: BackendR
     ['enable lateness p50/p99 ms', (r) => `${f0(r.probe.enableLateMs.p50)} / ${f0(r.probe.enableLateMs.p99)}`],
     ['revocation lateness p50/p99 ms', (r) => `${f0(r.probe.revokeLateMs.p50)} / ${f0(r.probe.revokeLateMs.p99)}`],
     ['probe grants never completed', (r) => String(r.probe.incomplete)],
+    ['requests (failed, never enabled)', (r) => (r.requests ? `${r.requests.requests} (${r.requests.failed}, ${r.requests.notEnabled})` : '—')],
+    ['request filed → enabled p50/p99 ms', (r) => (r.requests ? `${f0(r.requests.filedToEnabledMs.p50)} / ${f0(r.requests.filedToEnabledMs.p99)}` : '—')],
+    ['request API accept p50/p99 ms', (r) => (r.requests ? `${f0(r.requests.apiMs.p50)} / ${f0(r.requests.apiMs.p99)}` : '—')],
     ['probe deadlines missed', (r) => String(r.probe.missedDeadlines)],
     ['sustained grants/min (no miss)', (r) => (r.ramp.length ? (r.sustainedPerMinute === null ? `< ${r.ramp[0]!.perMinute}` : `≥ ${r.sustainedPerMinute}`) : 'not ramped')],
     ['ramp misses per step', (r) => (r.ramp.length ? r.ramp.map((s) => `${s.perMinute}:${s.missedDeadlines}`).join(' ') : '—')],
@@ -518,6 +532,7 @@ function targets(results: SizeResult[], idle: IdleResult | null, backend: Backen
     propagationP99At1000Under1s: at1k && (at1k.probe.incomplete > 0 || at1k.probe.apiFailed > 0) ? false : check(at1k?.probe.propagationMs.p99, 1000),
     revocationLateP99At1000Under2s: at1k && (at1k.probe.incomplete > 0 || at1k.probe.apiFailed > 0) ? false : check(at1k?.probe.revokeLateMs.p99, 2000),
     server10000Under1GiB: at10k ? at10k.enrolled >= 10_000 && Math.max(at10k.idle.server.maxRssMB, at10k.load.server.maxRssMB) < 1024 : null,
+    requestToEnabledP99At1000Under1s: at1k?.requests ? at1k.requests.failed === 0 && at1k.requests.notEnabled === 0 && (at1k.requests.filedToEnabledMs.p99 ?? Infinity) <= 1000 : null,
     idleAgentUnder60MB: idle ? idle.maxRssMB < 60 : null,
     idleAgentNearZeroCpu: idle ? idle.cpuPercent < 1 : null,
     backendRatioUnder1_3: backend ? backend.ratio <= 1.3 : null,

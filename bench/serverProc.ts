@@ -1,7 +1,7 @@
 /**
  * The server under test, in its own process so its RSS and CPU are its own:
  * an embedded FerretDB (server/db/ferret.ts) and startServer on 127.0.0.1.
- * Sends {url, adminToken, ferretPid} over IPC; stops everything on `stop`.
+ * Sends {url, adminToken, requesterToken, ferretPid} over IPC; stops everything on `stop`.
  */
 import { randomBytes } from 'node:crypto';
 import { createWriteStream } from 'node:fs';
@@ -10,6 +10,7 @@ import pino from 'pino';
 import { defaultConfig, type ServerConfig } from '../server/config.ts';
 import { startFerretDB } from '../server/db/ferret.ts';
 import { startServer } from '../server/server.ts';
+import { createApiToken, createUser } from '../server/web/users.ts';
 
 const dir = process.argv[2]!;
 const leadTimeSeconds = Number(process.argv[3] ?? 3);
@@ -28,7 +29,10 @@ const config: ServerConfig = {
 };
 const log = pino({ level: 'warn' }, createWriteStream(path.join(dir, 'server.log'), { flags: 'a' }));
 const server = await startServer(config, log);
-process.send?.({ type: 'ready', url: server.url, adminToken, ferretPid: db.pid });
+// A person who files requests (bench/requests.ts), with a personal API token.
+const requester = await createUser(server.ctx, { email: 'bench-requester@example.com', role: 'requester', password: randomBytes(18).toString('hex') }, 'bench');
+const requesterToken = await createApiToken(server.ctx, requester);
+process.send?.({ type: 'ready', url: server.url, adminToken, requesterToken, ferretPid: db.pid });
 
 let stopping = false;
 async function stop(): Promise<void> {

@@ -39,8 +39,9 @@ export async function fileRequest(ctx: Ctx, input: FileRequestInput, who: Caller
   }
   if (issues.length) throw invalid(issues);
   const key = emailKey(who.email);
-  // One open request per requester, endpoint and group (checked under the requester's lock).
-  return ctx.grantLocks.run(`requester:${key}`, async () => {
+  // One open request per requester, endpoint and group: checked under a lock of exactly that, so
+  // a person's requests for other endpoints or groups do not wait for each other.
+  return ctx.grantLocks.run(`requester:${key}:${endpoint._id}:${input.group}`, async () => {
     const open = await ctx.c.requests.find({ requesterKey: key, endpointId: endpoint._id, group: input.group, state: 'pending' }).toArray();
     for (const o of open) if (isOpen((await expireIfDue(ctx, o)).state)) throw apiError('request.duplicate');
     const now = new Date();

@@ -17,7 +17,7 @@ export const quietSink: CredentialSink = { deliver: () => {}, isActive: () => fa
 export async function elevationRunner(dir: string, backend: AccountBackend) {
   let offset = 0;
   const store = await StateStore.create(path.join(dir, 'state.json'), { version: 1, serverUrl: 'http://x', endpointId: 'e', credential: 'c', hostname: 'h', grants: {}, seenInstructions: [], outbox: [] });
-  const r = new GrantRunner(store, backend, quietSink, pino({ level: 'silent' }), () => Date.now() + offset);
+  const r = new GrantRunner(store, backend, quietSink, pino({ level: process.env.JIT_TEST_LOG ?? 'silent' }), () => Date.now() + offset);
   return { store, r, at: (ms: number) => void (offset = ms) };
 }
 
