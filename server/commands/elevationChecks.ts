@@ -25,6 +25,16 @@ const BUILT_IN: Record<OperatingSystem, (name: string) => boolean> = {
   },
 };
 
+/** Whether `name` is one of the accounts no grant may elevate on `os` (root, Administrator, …), by its name alone. */
+export const isBuiltInAccount = (os: OperatingSystem, name: string): boolean => BUILT_IN[os](name);
+
+/** Whether the config's `elevation.excludedAccounts` lists `account` (any letter case; a Windows `DOMAIN\user` by its user too). */
+export function isExcludedAccount(ctx: Pick<Ctx, 'config'>, account: string): boolean {
+  const key = account.toLowerCase();
+  const excluded = ctx.config.elevation.excludedAccounts.map((a) => a.toLowerCase());
+  return excluded.includes(key) || excluded.includes(key.split('\\').pop()!);
+}
+
 export async function elevationIssues(ctx: Ctx, input: CreateGrantInput, endpoints: EndpointDoc[]): Promise<FieldIssue[]> {
   // Passwordless sudo, for either operation: only where the agent said it can give it.
   const issues: FieldIssue[] = endpoints
@@ -33,8 +43,7 @@ export async function elevationIssues(ctx: Ctx, input: CreateGrantInput, endpoin
   if (input.operation !== 'elevate-account') return issues;
   const account = input.account!;
   const key = account.toLowerCase();
-  const excluded = ctx.config.elevation.excludedAccounts.map((a) => a.toLowerCase());
-  if (excluded.includes(key) || excluded.includes(key.split('\\').pop()!)) issues.push({ field: 'account', message: `${account} is excluded from elevation by policy` });
+  if (isExcludedAccount(ctx, account)) issues.push({ field: 'account', message: `${account} is excluded from elevation by policy` });
   for (const [i, e] of endpoints.entries()) {
     const at = `${e.hostname}`;
     const caps = e.capabilities ?? [];

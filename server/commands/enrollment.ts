@@ -82,6 +82,8 @@ async function enrollNow(ctx: Ctx, req: EnrollRequest, beforeWrites: () => void)
     const ids = holders.map((e) => e._id).join(', ');
     throw new ApiError('endpoint.hostname_taken', [{ field: 'hostname', message: `${req.hostname} is enrolled as endpoint ${ids} from another machine` }]);
   }
+  // What an admin gave the endpoint stays when the same machine enrolls again (read fresh: the cache's copy may predate it).
+  const tags = same ? (await ctx.c.endpoints.findOne({ _id: same._id }, { projection: { tags: 1 } }))?.tags : undefined;
   beforeWrites();
   const claimed = await ctx.c.enrollmentTokens.deleteOne({ _id: tokenId });
   if (claimed.deletedCount !== 1) throw apiError('enrollment.invalid_token');
@@ -96,6 +98,7 @@ async function enrollNow(ctx: Ctx, req: EnrollRequest, beforeWrites: () => void)
     enrolledAt: same?.enrolledAt ?? now,
     ...(same ? { reenrolledAt: now } : {}),
     lastSeenAt: now,
+    ...(tags?.length ? { tags } : {}),
   };
   if (same) {
     await ctx.c.endpoints.replaceOne({ _id: same._id }, endpoint);

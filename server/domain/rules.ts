@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { GROUPS } from '../../protocol/groups.ts';
+import { MAX_TAGS, TAG, TAG_RULE, sameTag } from './tags.ts';
 
 export const RULE_ACTIONS = ['auto-approve', 'require-approval', 'deny'] as const;
 export type RuleAction = (typeof RULE_ACTIONS)[number];
@@ -22,6 +23,8 @@ export const RequestRule = z
     /** Hostname patterns: `*` any run of characters, `?` one; case-insensitive. */
     hostnames: z.array(pattern).max(200).optional(),
     os: z.array(z.enum(['linux', 'windows', 'macos'])).max(3).optional(),
+    /** Endpoint tags: the endpoint needs one of them (any letter case). */
+    tags: z.array(z.string().trim().refine((t) => TAG.test(t.toLowerCase()), `a tag is ${TAG_RULE}`)).min(1).max(MAX_TAGS).optional(),
     groups: z.array(z.enum(GROUPS)).max(3).optional(),
     /** Matches requests of at most this duration. */
     maxMinutes: z.number().int().min(1).max(90 * 24 * 60).optional(),
@@ -42,6 +45,8 @@ export interface RequestFacts {
   requesterRole: string;
   hostname: string;
   os: string;
+  /** The endpoint's tags. */
+  tags: readonly string[];
   group: string;
   minutes: number;
   /** When the request is filed. */
@@ -71,6 +76,7 @@ function matches(r: RequestRule, f: RequestFacts): boolean {
     (!r.requesters || r.requesters.some((p) => [email, role].includes(p.toLowerCase()))) &&
     (!r.hostnames || r.hostnames.some((p) => glob(p).test(f.hostname))) &&
     (!r.os || r.os.includes(f.os as 'linux')) &&
+    (!r.tags || r.tags.some((t) => f.tags.some((x) => sameTag(t, x)))) &&
     (!r.groups || r.groups.includes(f.group as 'Users')) &&
     (r.maxMinutes === undefined || f.minutes <= r.maxMinutes) &&
     (!r.days || r.days.includes(f.at.getUTCDay())) &&

@@ -15,5 +15,7 @@ export function presentEndpoint(e: EndpointDoc, online: boolean, activeGrants: n
     capabilities: e.capabilities ?? [],
     /** The local accounts a person may be elevated in (not system, not ours), from its inventory. */
     accounts: (e.accounts ?? []).filter((a) => !a.system && !a.managed).map((a) => a.name),
+    /** Set by admins; request rules may match them. */
+    tags: e.tags ?? [],
   };
 }

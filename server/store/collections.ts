@@ -100,6 +100,8 @@ export interface EndpointDoc {
   accounts?: LocalAccount[];
   capabilities?: string[];
   inventoryAt?: Date;
+  /** Set by admins (commands/endpointTags.ts), lower-cased; request rules match them (domain/rules.ts). */
+  tags?: string[];
 }
 
 /** An unused enrollment token; deleted when an agent enrolls with it (see commands/enrollment.ts). */
@@ -158,10 +160,18 @@ export interface UserDoc {
   /** sha256 of the personal API token, if one was made (the token is shown once). */
   apiTokenHash?: string;
   disabled: boolean;
+  /**
+   * The person's own account per OS, when it is not the email's local part (set by admins,
+   * commands/userAccounts.ts): what their requests elevate (commands/requests.ts ownAccount).
+   */
+  accounts?: AccountMap;
   createdBy: string;
   createdAt: Date;
   updatedAt: Date;
 }
+
+/** A person's own account names by OS; an OS left out means the email's local part. */
+export type AccountMap = Partial<Record<OperatingSystem, string>>;
 
 /**
  * A console session. The cookie holds a random id; only its sha256 is stored.
