@@ -4,11 +4,20 @@
  * force when a request was decided (the request names the rule that decided it).
  */
 import type { Ctx } from '../context.ts';
-import type { RequestRule } from '../domain/rules.ts';
+import type { RequestFacts, RequestRule } from '../domain/rules.ts';
 import { audit } from '../store/audit.ts';
+import type { EndpointDoc } from '../store/collections.ts';
 import type { RequestRulesDoc } from '../store/requests.ts';
 
 const EMPTY = { version: 0, rules: [] as RequestRule[] };
+
+/**
+ * What the rules look at for a request of `who` on an endpoint: one place, so filing
+ * (commands/requests.ts), the preview and the Request access page's endpoint list agree.
+ */
+export function requestFacts(who: { email: string; role: string }, e: Pick<EndpointDoc, 'hostname' | 'os' | 'tags'>, group: string, minutes: number, at: Date): RequestFacts {
+  return { requesterEmail: who.email, requesterRole: who.role, hostname: e.hostname, os: e.os, tags: e.tags ?? [], group, minutes, at };
+}
 
 export async function currentRules(ctx: Ctx): Promise<RequestRule[]> {
   return (await ctx.c.requestRules.findOne({ _id: 'rules' }))?.rules ?? [];

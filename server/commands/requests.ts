@@ -17,21 +17,17 @@ import type { RequestDoc } from '../store/requests.ts';
 import { can } from '../web/roles.ts';
 import { approveRequest, auditRequest, expireIfDue, moveRequest, type Caller } from './decideRequest.ts';
 import { noticeApprovers } from './requestNotices.ts';
-import { currentRules } from './requestRules.ts';
+import { currentRules, requestFacts } from './requestRules.ts';
+import { accountsOf, ownAccount } from './userAccounts.ts';
 
-/**
- * The requester's own account on an endpoint: by default the email's local part (alice@corp →
- * alice), lower-cased for Linux and macOS names.
- */
-export function ownAccount(email: string, os: EndpointDoc['os']): string {
-  const local = email.slice(0, email.lastIndexOf('@'));
-  return os === 'windows' ? local : local.toLowerCase();
-}
+/** The requester's own account on an endpoint (commands/userAccounts.ts: the admin's mapping, else the email's local part). */
+export { ownAccount };
 
 export async function fileRequest(ctx: Ctx, input: FileRequestInput, who: Caller): Promise<RequestDoc> {
   if (!who.email) throw apiError('auth.forbidden', 'A request is filed by a person: use a user\'s API token or session, not the admin token.');
   const endpoint = await oneEndpoint(ctx, input.endpoint);
-  const account = input.operation === 'elevate-account' ? ownAccount(who.email, endpoint.os) : undefined;
+  // The requester's own account: the admin's mapping for the endpoint's OS, else the email's local part.
+  const account = input.operation === 'elevate-account' ? ownAccount(who.email, endpoint.os, await accountsOf(ctx, who.email)) : undefined;
   const issues = [];
   if (!osHonours(endpoint.os, input.group)) issues.push({ field: 'group', message: `${OS_LABEL[endpoint.os]} endpoint ${endpoint.hostname} has no "${input.group}" group` });
   if (input.account !== undefined && input.account.toLowerCase() !== account?.toLowerCase()) {
@@ -45,9 +41,7 @@ export async function fileRequest(ctx: Ctx, input: FileRequestInput, who: Caller
     const open = await ctx.c.requests.find({ requesterKey: key, endpointId: endpoint._id, group: input.group, state: 'pending' }).toArray();
     for (const o of open) if (isOpen((await expireIfDue(ctx, o)).state)) throw apiError('request.duplicate');
     const now = new Date();
-    const decision = decide(await currentRules(ctx), {
-      requesterEmail: who.email, requesterRole: who.role, hostname: endpoint.hostname, os: endpoint.os, group: input.group, minutes: input.minutes, at: now,
-    });
+    const decision = decide(await currentRules(ctx), requestFacts(who, endpoint, input.group, input.minutes, now));
     const doc: RequestDoc = {
       _id: randomUUID(), requesterEmail: who.email, requesterKey: key, requesterRole: who.role,
       endpointId: endpoint._id, hostname: endpoint.hostname, os: endpoint.os, operation: input.operation, ...(account ? { account } : {}),

@@ -3,7 +3,7 @@ import { nextRequestState, REQUEST_STATES } from './requests.ts';
 import { decide, RequestRules, type RequestFacts } from './rules.ts';
 
 const facts = (extra: Partial<RequestFacts> = {}): RequestFacts => ({
-  requesterEmail: 'Alice@Corp.example', requesterRole: 'requester', hostname: 'WS-042.corp', os: 'windows', group: 'Administrators', minutes: 60,
+  requesterEmail: 'Alice@Corp.example', requesterRole: 'requester', hostname: 'WS-042.corp', os: 'windows', tags: ['Kiosk', 'finance'], group: 'Administrators', minutes: 60,
   at: new Date('2026-12-02T09:30:00Z'), // a Wednesday
   ...extra,
 });
@@ -36,8 +36,22 @@ describe('request rules (pure)', () => {
     assert.ok(!one({ hours: { from: 22, to: 6 } }));
   });
 
+  it('matches endpoint tags: one of the rule\'s is enough, in any letter case; an untagged endpoint matches no tags condition', () => {
+    const rules = RequestRules.parse([
+      { name: 'prod needs lead', tags: ['prod', 'PCI'], action: 'require-approval', approvers: ['lead@corp.example'] },
+      { name: 'kiosks at once', tags: ['KIOSK'], groups: ['Administrators'], action: 'auto-approve' },
+      { name: 'tagged rest', tags: ['finance'], action: 'deny' },
+    ]);
+    assert.equal(decide(rules, facts()).rule, 'kiosks at once', 'Kiosk on the endpoint, KIOSK in the rule');
+    assert.equal(decide(rules, facts({ tags: ['pci', 'kiosk'] })).rule, 'prod needs lead', 'one of the rule\'s tags is enough; first match wins');
+    assert.equal(decide(rules, facts({ group: 'Users' })).rule, 'tagged rest', 'the other conditions still count');
+    assert.equal(decide(rules, facts({ tags: [] })).rule, 'default', 'no tags: no tags condition matches');
+    assert.equal(decide(rules, facts({ tags: ['prod-2'] })).rule, 'default', 'a tag is matched whole, not as a prefix');
+  });
+
   it('refuses a malformed rule list', () => {
-    for (const bad of [[{ name: 'x', action: 'maybe' }], [{ action: 'deny' }], [{ name: 'x', action: 'deny', colour: 'red' }], [{ name: 'x', action: 'deny', approvers: ['not an email'] }]]) {
+    for (const bad of [[{ name: 'x', action: 'maybe' }], [{ action: 'deny' }], [{ name: 'x', action: 'deny', colour: 'red' }], [{ name: 'x', action: 'deny', approvers: ['not an email'] }],
+      [{ name: 'x', action: 'deny', tags: [] }], [{ name: 'x', action: 'deny', tags: ['has space'] }], [{ name: 'x', action: 'deny', tags: ['x'.repeat(41)] }], [{ name: 'x', action: 'deny', tags: 'prod' }]]) {
       assert.equal(RequestRules.safeParse(bad).success, false, JSON.stringify(bad));
     }
   });

@@ -16,6 +16,7 @@ import { endpointRoutes } from './routes/endpoints.ts';
 import { grantRoutes } from './routes/grants.ts';
 import { requestRoutes } from './routes/requests.ts';
 import { settingsRoutes } from './routes/settings.ts';
+import { userRoutes } from './routes/users.ts';
 
 /**
  * The HTTP API: /api/v1 for admins, /agent/v1 for agents; the admin console (HTML forms) everywhere else.
@@ -54,7 +55,7 @@ export function createApp(ctx: Ctx): express.Express {
     res.status(503).set('Retry-After', String(ctx.config.retryAfterSeconds)).json({ ok: false, db: 'unreachable' });
   });
   app.use(API_PREFIX, agentRoutes(ctx));
-  app.use('/api/v1', requireAdmin(ctx, web), grantRoutes(ctx), endpointRoutes(ctx), settingsRoutes(ctx), requestRoutes(ctx));
+  app.use('/api/v1', requireAdmin(ctx, web), grantRoutes(ctx), endpointRoutes(ctx), settingsRoutes(ctx), requestRoutes(ctx), userRoutes(ctx));
   app.use(() => {
     throw apiError('route.not_found');
   });

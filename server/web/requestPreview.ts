@@ -1,13 +1,13 @@
 /**
  * What the rules would do with a request, before it is sent: the Request access page asks this
  * (GET /requests/preview) whenever its form changes. Read-only: the same `decide` over the same
- * stored rules as commands/requests.ts's fileRequest, with the same facts (the caller, the
- * endpoint, the group, the minutes, now); nothing is stored or audited.
+ * stored rules as commands/requests.ts's fileRequest, with the same facts (requestFacts: the caller,
+ * the endpoint and its tags, the group, the minutes, now); nothing is stored or audited.
  */
 import { z } from 'zod';
 import { GROUPS } from '../../protocol/groups.ts';
 import type { Caller } from '../commands/decideRequest.ts';
-import { currentRules } from '../commands/requestRules.ts';
+import { currentRules, requestFacts } from '../commands/requestRules.ts';
 import type { Ctx } from '../context.ts';
 import { decide, type RuleDecision } from '../domain/rules.ts';
 import { apiError } from '../errors.ts';
@@ -39,9 +39,7 @@ export async function previewRequest(ctx: Ctx, who: Caller, query: unknown, at =
   const q = validate(PreviewQuery, query);
   const [endpoint, ...more] = await findEndpoints(ctx.c, q.endpoint);
   if (!endpoint || more.length) throw apiError('request.invalid', endpoint ? 'the hostname names several endpoints' : 'unknown endpoint');
-  const d = decide(await currentRules(ctx), {
-    requesterEmail: who.email, requesterRole: who.role, hostname: endpoint.hostname, os: endpoint.os, group: q.group, minutes: q.minutes, at,
-  });
+  const d = decide(await currentRules(ctx), requestFacts(who, endpoint, q.group, q.minutes, at));
   return { ...d, says: says(d) };
 }
 

@@ -61,7 +61,10 @@ export function mayFlags(role: Role) {
  */
 export function apiPermission(method: string, path: string): Permission {
   const read = ['GET', 'HEAD', 'OPTIONS'].includes(method);
+  // Users and their account mappings: admins' alone, read or written (as the console's Users page).
+  if (/^\/users(\/|$)/.test(path)) return 'users.write';
   if (read) return /^\/requests(\/[^/]+)?\/?$/.test(path) ? 'requests.read' : /^\/endpoints\/?$/.test(path) ? 'requests.file' : 'read';
+  if (/^\/endpoints\/[^/]+\/tags\/?$/.test(path)) return 'endpoints.write';
   if (/^\/requests\/?$/.test(path)) return 'requests.file';
   if (/^\/requests\/[^/]+\/cancel\/?$/.test(path)) return 'requests.file';
   if (/^\/requests\/[^/]+\/(approve|deny)\/?$/.test(path)) return 'requests.decide';

@@ -1,6 +1,7 @@
 import type { Request, Response, Router } from 'express';
 import { GROUPS_BY_OS, OS_LABEL, osHonours } from '../../../protocol/groups.ts';
-import { fileRequest, ownAccount } from '../../commands/requests.ts';
+import { fileRequest } from '../../commands/requests.ts';
+import { ownAccount } from '../../commands/userAccounts.ts';
 import { listEndpoints } from '../../commands/listEndpoints.ts';
 import { ApiError, type FieldIssue } from '../../errors.ts';
 import { validate } from '../../http/validate.ts';
@@ -8,11 +9,14 @@ import { fileRequestSchema, type FileRequestInput } from '../../schemas/requests
 import { base, need, str, utcParam, type Web } from '../page.ts';
 import { render } from '../render.ts';
 import { caller } from '../requestModels.ts';
+import { offerFor, offerInput } from '../requestOffer.ts';
 import { previewOrNull, previewRequest } from '../requestPreview.ts';
 import { formErrors, groupReason, type FieldErrors } from '../wizardForm.ts';
 
 /** The form's fields as typed, kept to show them again. */
 interface RequestForm {
+  /** elevate-account (the person's own account, the default) or temporary-access (a new account mailed to them). */
+  operation: string;
   endpoint: string;
   group: string;
   minutes: string;
@@ -22,6 +26,7 @@ interface RequestForm {
 }
 
 const readForm = (body: Record<string, unknown>): RequestForm => ({
+  operation: str(body.operation) || 'elevate-account',
   endpoint: str(body.endpoint),
   group: str(body.group),
   minutes: str(body.minutes).trim(),
@@ -29,40 +34,56 @@ const readForm = (body: Record<string, unknown>): RequestForm => ({
   reason: str(body.reason),
 });
 
-/** The API's fields on the form's (the operation and the account are not chosen here: the endpoint decides them). */
-const FIELD_OF: Record<string, string> = { endAt: 'startAt', account: 'endpoint', operation: 'endpoint' };
+/** The API's fields on the form's (the account is not chosen here: the person's own, on the endpoint's OS). */
+const FIELD_OF: Record<string, string> = { endAt: 'startAt', account: 'endpoint' };
 const toErrors = (issues: FieldIssue[]): FieldErrors => formErrors(issues.map((i) => ({ ...i, field: FIELD_OF[i.field] ?? i.field })));
 
 /**
- * "Request access": a person asks for their own account to be elevated on one endpoint. The form
- * goes through the API's schema (fileRequestSchema) and command (fileRequest), so it refuses what
- * the API refuses, per field; a small script (public/requests.js) asks GET /requests/preview what
- * the rules would do with the values as they change.
+ * "Request access": a person asks, on one endpoint, for their own account to be elevated (the
+ * admin's mapping for the endpoint's OS, else the email's local part) or for a new temporary
+ * account mailed to them. The endpoints offered are those the rules would not deny them
+ * (web/requestOffer.ts). The form goes through the API's schema (fileRequestSchema) and command
+ * (fileRequest), so it refuses what the API refuses, per field; a small script
+ * (public/requests.js) asks GET /requests/preview what the rules would do with the values as
+ * they change, and GET /requests/offer which endpoints to list.
  */
 export function requestNewPages(r: Router, { ctx }: Web): void {
   const limits = ctx.config.requests;
+
+  const defaultMinutes = Math.min(60, limits.maxMinutes);
 
   const showForm = async (res: Response, f: RequestForm, errors: FieldErrors = {}, status = 200, formError = '') => {
     const endpoints = await listEndpoints(ctx);
     const chosen = endpoints.find((e) => e.id === f.endpoint || e.hostname.toLowerCase() === f.endpoint.toLowerCase()) ?? null;
     const who = caller(res);
+    const mapping = res.locals.signed.user.accounts;
+    const elevate = f.operation !== 'temporary-access';
+    const offer = await offerFor(ctx, who, endpoints, offerInput(f.group, f.minutes, defaultMinutes));
     render(res, 'requestNew', {
       ...base(res, 'Request access', 'requestNew'),
       f,
+      elevate,
       errors,
       errorCount: Object.keys(errors).length,
       formError,
-      endpoints: endpoints.map((e) => ({
-        id: e.id,
-        hostname: e.hostname,
-        osLabel: OS_LABEL[e.os],
-        os: e.os,
-        account: ownAccount(who.email, e.os),
-        selected: e.id === chosen?.id,
+      endpoints: endpoints.map((e) => {
         // What the approval's grant would refuse anyway: say so before anyone waits for it.
-        cannot: e.capabilities.includes('elevate-account') ? '' : 'its agent cannot elevate accounts yet',
-      })),
-      account: chosen ? ownAccount(who.email, chosen.os) : '',
+        const cannot = e.capabilities.includes('elevate-account') ? '' : 'its agent cannot elevate accounts yet';
+        const selected = e.id === chosen?.id;
+        // A denied endpoint is left out of the list, unless it is the one already chosen (the preview says why).
+        const denied = offer.deniedBy.get(e.id) ?? '';
+        const label = `${e.hostname} — ${OS_LABEL[e.os]}`;
+        return {
+          id: e.id, os: e.os, label, selected, cannot, denied,
+          account: ownAccount(who.email, e.os, mapping),
+          text: elevate && cannot ? `${label} — ${cannot}` : label,
+          hidden: Boolean(denied) && !selected,
+          disabled: (elevate && Boolean(cannot)) || (Boolean(denied) && !selected),
+        };
+      }),
+      offerNote: offer.note,
+      account: chosen ? ownAccount(who.email, chosen.os, mapping) : '',
+      mapped: Boolean(mapping && Object.keys(mapping).length),
       groups: limits.groups.map((g) => ({
         value: g,
         checked: g === f.group,
@@ -78,13 +99,14 @@ export function requestNewPages(r: Router, { ctx }: Web): void {
 
   r.get('/requests/new', async (req, res) => {
     need(res, 'requests.file');
-    await showForm(res, { endpoint: str(req.query.endpoint), group: str(req.query.group), minutes: String(Math.min(60, limits.maxMinutes)), start: '', reason: '' });
+    const operation = str(req.query.operation) === 'temporary-access' ? 'temporary-access' : 'elevate-account';
+    await showForm(res, { operation, endpoint: str(req.query.endpoint), group: str(req.query.group), minutes: String(defaultMinutes), start: '', reason: '' });
   });
 
   r.post('/requests/new', async (req: Request, res: Response) => {
     need(res, 'requests.file');
     const f = readForm(req.body);
-    const body: Record<string, unknown> = { endpoint: f.endpoint, reason: f.reason, operation: 'elevate-account' };
+    const body: Record<string, unknown> = { endpoint: f.endpoint, reason: f.reason, operation: f.operation };
     if (f.group) body.group = f.group;
     if (f.minutes) body.minutes = Number(f.minutes);
     const start = utcParam(f.start);
@@ -110,6 +132,20 @@ export function requestNewPages(r: Router, { ctx }: Web): void {
       if (err.id === 'request.duplicate') return showForm(res, f, {}, err.status, err.message);
       throw err;
     }
+  });
+
+  /**
+   * Which endpoints to list for this group and duration: {group, minutes, endpoints: [{id, hostname,
+   * deniedBy}], note}; `deniedBy` names the rule that would deny the request at once (null: listed).
+   */
+  r.get('/requests/offer', async (req, res) => {
+    need(res, 'requests.file');
+    const endpoints = await listEndpoints(ctx);
+    const offer = await offerFor(ctx, caller(res), endpoints, offerInput(str(req.query.group), str(req.query.minutes), defaultMinutes));
+    res.json({
+      group: offer.group, minutes: offer.minutes, note: offer.note,
+      endpoints: endpoints.map((e) => ({ id: e.id, hostname: e.hostname, deniedBy: offer.deniedBy.get(e.id) ?? null })),
+    });
   });
 
   /** What the rules would do: {action, rule, approvers, says}; 400 with the error while the values are incomplete. */
