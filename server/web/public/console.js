@@ -27,16 +27,13 @@ function countdowns() {
   }
 }
 
-/** Endpoint picker: filter box, and groups the chosen endpoint's OS cannot honour disabled with the reason. */
-function wizard(form) {
-  const select = form.querySelector('#endpoint');
-  const filter = form.querySelector('#endpoint-filter');
+/**
+ * Disables the groups the endpoint chosen in `select` cannot honour, with the reason (the wizard
+ * and the Request access page, requests.js, which this file is loaded before).
+ */
+function osGroups(form, select) {
   const osName = { linux: 'Linux', windows: 'Windows', macos: 'macOS' };
-  filter?.addEventListener('input', () => {
-    const q = filter.value.trim().toLowerCase();
-    for (const o of select.options) o.hidden = q !== '' && !o.textContent.toLowerCase().includes(q);
-  });
-  const groups = () => {
+  return () => {
     const os = select.selectedOptions[0]?.dataset.os;
     form.querySelectorAll('input[name=group]').forEach((r, i) => {
       const ok = !os || r.dataset.allowedOs.split(' ').includes(os);
@@ -46,6 +43,17 @@ function wizard(form) {
       if (reason) reason.textContent = ok ? '' : `${osName[os]} endpoints have no "${r.value}" group`;
     });
   };
+}
+
+/** Endpoint picker: filter box, and groups the chosen endpoint's OS cannot honour disabled with the reason. */
+function wizard(form) {
+  const select = form.querySelector('#endpoint');
+  const filter = form.querySelector('#endpoint-filter');
+  filter?.addEventListener('input', () => {
+    const q = filter.value.trim().toLowerCase();
+    for (const o of select.options) o.hidden = q !== '' && !o.textContent.toLowerCase().includes(q);
+  });
+  const groups = osGroups(form, select);
   select?.addEventListener('change', groups);
   groups();
 

@@ -15,7 +15,6 @@ document.addEventListener('DOMContentLoaded', () => {
   const account = document.getElementById('account');
   const accountLine = document.getElementById('account-line');
   const offerNote = document.getElementById('offer-note');
-  const osName = { linux: 'Linux', windows: 'Windows', macos: 'macOS' };
 
   const operation = () => form.querySelector('input[name=operation]:checked')?.value ?? 'elevate-account';
   const group = () => form.querySelector('input[name=group]:checked')?.value ?? '';
@@ -39,15 +38,9 @@ document.addEventListener('DOMContentLoaded', () => {
   filter?.addEventListener('input', options);
 
   const chosen = () => select.selectedOptions[0];
+  const osGroupsOf = osGroups(form, select); // console.js
   const groups = () => {
-    const os = chosen()?.dataset.os;
-    form.querySelectorAll('input[name=group]').forEach((r, i) => {
-      const ok = !os || r.dataset.allowedOs.split(' ').includes(os);
-      r.disabled = !ok;
-      if (!ok) r.checked = false;
-      const reason = form.querySelector(`#reason-${i}`);
-      if (reason) reason.textContent = ok ? '' : `${osName[os]} endpoints have no "${r.value}" group`;
-    });
+    osGroupsOf();
     if (account && chosen()?.dataset.account) { account.textContent = chosen().dataset.account; }
   };
 
