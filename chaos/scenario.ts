@@ -112,7 +112,7 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
 
   const record = (kind: FaultKind, detail: string) => result.faults.push({ kind, at: Date.now() - tg, detail });
   const rogues: Rogue[] = [];
-  const faultTasks = faultPlans.map(async (f) => {
+  const faultTasks = faultPlans.map(async (f, fi) => {
     await sleep(tg + f.atS * 1000 - Date.now());
     const grant = grants[f.grantIdx]!;
     switch (f.kind) {
@@ -180,7 +180,8 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
       case 'rogue-admin': {
         const plan = grantPlans[f.grantIdx]!;
         const username = async () => plan.elevate?.name ?? (await stack.api.grant(grant.id).catch(() => null))?.username ?? undefined;
-        const name = `rogue${index}x${result.faults.length}`;
+        // By the fault's place in the plan: two rogue faults of one scenario may run at once.
+        const name = `rogue${index}x${fi}`;
         // Until shortly before the end as the agent's clock sees it.
         const r = await addRogueDuring(agent.root, sampler, { username, elevation: !!plan.elevate }, name, grant.endAt - 300 - agent.clockOffset * 1000);
         if (r) rogues.push(r);

@@ -72,6 +72,8 @@ const SCHEMAS = {
     rule: singleLine(100),
     requestId: singleLine(100),
     expires: z.date(),
+    /** The request's page on the console, when the server knows its public address. */
+    link: z.url().max(2000).optional(),
   }),
   /** The requester's request was approved (with the grant's window), denied (with the note) or expired. */
   'request-decided': z.strictObject({
@@ -86,6 +88,7 @@ const SCHEMAS = {
     start: z.date().optional(),
     end: z.date().optional(),
     requestId: singleLine(100),
+    link: z.url().max(2000).optional(),
   }),
   /** "Test these settings" with a real message; `endpoint` names the sender (a host or "the server"). */
   'smtp-test': z.strictObject({
@@ -157,8 +160,8 @@ const OPTIONAL: Record<EmailKind, string[]> = {
   'access-ended': ['organisation', 'group'],
   elevated: ['organisation', 'requestedBy'],
   'smtp-test': ['organisation'],
-  'request-pending': ['organisation', 'account'],
-  'request-decided': ['organisation', 'account', 'decidedBy', 'note', 'start', 'end'],
+  'request-pending': ['organisation', 'account', 'link'],
+  'request-decided': ['organisation', 'account', 'decidedBy', 'note', 'start', 'end', 'link'],
 };
 
 /**

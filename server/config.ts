@@ -78,6 +78,8 @@ export const ServerConfig = z
         groups: z.array(z.enum(GROUPS)).min(1).max(3),
       })
       .strict(),
+    /** The console's address as people reach it (https://jit.corp.example): links in emails. Else the origin of `oidc.redirectUrl`. */
+    publicUrl: z.url().optional(),
     /**
      * Sign-in with OpenID Connect (server/web/oidc.ts): the authorization code flow with PKCE.
      * `redirectUrl` is this server's /login/oidc/callback as the browser reaches it (registered

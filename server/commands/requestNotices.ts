@@ -14,12 +14,18 @@ export async function approversOf(ctx: Ctx, r: RequestDoc): Promise<string[]> {
   return [...new Set(users.map(emailKey))].filter((e) => e !== r.requesterKey);
 }
 
+/** The request's console page, when the server knows the address people reach it at. */
+function linkOf(ctx: Ctx, r: RequestDoc): { link?: string } {
+  const base = ctx.config.publicUrl ?? (ctx.config.oidc ? new URL(ctx.config.oidc.redirectUrl).origin : undefined);
+  return base ? { link: new URL(`/requests/${encodeURIComponent(r._id)}`, base).href } : {};
+}
+
 export function noticeApprovers(ctx: Ctx, r: RequestDoc): void {
   void (async () => {
     for (const to of await approversOf(ctx, r)) {
       await ctx.mailer.sendRequestNotice(r._id, to, 'request-pending', {
         endpoint: r.hostname, requester: r.requesterEmail, ...(r.account ? { account: r.account } : {}), group: r.group, minutes: r.minutes,
-        why: r.reason || '(none given)', rule: r.rule, requestId: r._id, expires: r.expiresAt,
+        why: r.reason || '(none given)', rule: r.rule, requestId: r._id, expires: r.expiresAt, ...linkOf(ctx, r),
       });
     }
   })().catch((err: Error) => ctx.log.warn({ requestId: r._id, err: err.message }, 'approvers not told of a request'));
@@ -30,7 +36,7 @@ export function noticeRequester(ctx: Ctx, r: RequestDoc): void {
   const decidedBy = r.decidedBy?.replace(/^user:/, '');
   void ctx.mailer
     .sendRequestNotice(r._id, r.requesterEmail, 'request-decided', {
-      endpoint: r.hostname, ...(r.account ? { account: r.account } : {}), group: r.group, state: r.state, requestId: r._id,
+      endpoint: r.hostname, ...(r.account ? { account: r.account } : {}), group: r.group, state: r.state, requestId: r._id, ...linkOf(ctx, r),
       ...(decidedBy && r.state !== 'expired' ? { decidedBy } : {}), ...(r.note ? { note: r.note } : {}),
       ...(r.grantStartAt && r.grantEndAt ? { start: r.grantStartAt, end: r.grantEndAt } : {}),
     })

@@ -23,9 +23,11 @@ import { accountsOf, ownAccount } from './userAccounts.ts';
 /** The requester's own account on an endpoint (commands/userAccounts.ts: the admin's mapping, else the email's local part). */
 export { ownAccount };
 
-export async function fileRequest(ctx: Ctx, input: FileRequestInput, who: Caller): Promise<RequestDoc> {
-  if (!who.email) throw apiError('auth.forbidden', 'A request is filed by a person: use a user\'s API token or session, not the admin token.');
-  const endpoint = await oneEndpoint(ctx, input.endpoint);
+/** A request for one endpoint, checked: its endpoint and the account it elevates, or what is wrong (nothing stored). */
+async function checkOne(ctx: Ctx, input: FileRequestInput, who: Caller, ref: string, field: string) {
+  const matches = await findEndpoints(ctx.c, ref);
+  const endpoint = matches.length === 1 ? matches[0]! : null;
+  if (!endpoint) return { issues: [{ field, message: matches.length > 1 ? ambiguous(ref, matches) : `unknown endpoint ${JSON.stringify(ref)}` }] };
   // The requester's own account: the admin's mapping for the endpoint's OS, else the email's local part.
   const account = input.operation === 'elevate-account' ? ownAccount(who.email, endpoint.os, await accountsOf(ctx, who.email)) : undefined;
   const issues = [];
@@ -33,7 +35,41 @@ export async function fileRequest(ctx: Ctx, input: FileRequestInput, who: Caller
   if (input.account !== undefined && input.account.toLowerCase() !== account?.toLowerCase()) {
     issues.push({ field: 'account', message: account ? `a request elevates your own account (${account}) only` : 'temporary-access makes a new account: name none' });
   }
+  return { endpoint, account, issues };
+}
+
+const noAdminToken = (who: Caller) => {
+  if (!who.email) throw apiError('auth.forbidden', 'A request is filed by a person: use a user\'s API token or session, not the admin token.');
+};
+
+/**
+ * `endpoints: [...]`: one request per endpoint, each routed by the rules on its own. All are
+ * checked before any is stored (an unknown endpoint, a group its OS has not got, one listed twice,
+ * one with a request of the person's already open for that group: nothing is filed).
+ */
+export async function fileRequests(ctx: Ctx, input: FileRequestInput & { endpoints: string[] }, who: Caller): Promise<RequestDoc[]> {
+  noAdminToken(who);
+  const checked = await Promise.all(input.endpoints.map((ref, i) => checkOne(ctx, input, who, ref, `endpoints.${i}`)));
+  const issues = checked.flatMap((c) => c.issues);
+  checked.forEach((c, i) => {
+    if (c.endpoint && checked.findIndex((o) => o.endpoint?._id === c.endpoint!._id) < i) issues.push({ field: `endpoints.${i}`, message: `endpoint ${c.endpoint.hostname} is listed twice` });
+  });
   if (issues.length) throw invalid(issues);
+  const key = emailKey(who.email);
+  for (const c of checked) {
+    const open = await ctx.c.requests.find({ requesterKey: key, endpointId: c.endpoint!._id, group: input.group, state: 'pending' }).toArray();
+    for (const o of open) if (isOpen((await expireIfDue(ctx, o)).state)) throw apiError('request.duplicate', `You already have an open request for ${input.group} on ${c.endpoint!.hostname}.`);
+  }
+  const filed: RequestDoc[] = [];
+  for (const c of checked) filed.push(await fileRequest(ctx, { ...input, endpoint: c.endpoint!._id }, who));
+  return filed;
+}
+
+export async function fileRequest(ctx: Ctx, input: FileRequestInput & { endpoint: string }, who: Caller): Promise<RequestDoc> {
+  noAdminToken(who);
+  const { endpoint: found, account, issues } = await checkOne(ctx, input, who, input.endpoint, 'endpoint');
+  if (issues.length) throw invalid(issues);
+  const endpoint = found!;
   const key = emailKey(who.email);
   // One open request per requester, endpoint and group: checked under a lock of exactly that, so
   // a person's requests for other endpoints or groups do not wait for each other.
@@ -90,11 +126,4 @@ export async function cancelRequest(ctx: Ctx, id: string, who: Caller): Promise<
     if (!isOpen(now.state)) throw apiError('request.not_pending');
     return moveRequest(ctx, now, { type: 'cancel' }, who.actor);
   });
-}
-
-async function oneEndpoint(ctx: Ctx, ref: string): Promise<EndpointDoc> {
-  const matches = await findEndpoints(ctx.c, ref);
-  if (matches.length > 1) throw invalid([{ field: 'endpoint', message: ambiguous(ref, matches) }]);
-  if (!matches[0]) throw invalid([{ field: 'endpoint', message: `unknown endpoint ${JSON.stringify(ref)}` }]);
-  return matches[0];
 }

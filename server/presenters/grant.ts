@@ -11,6 +11,8 @@ export function presentGrant(g: GrantDoc) {
   return {
     id: g._id,
     requestId: g.requestId,
+    /** The access request whose approval made it (server/commands/decideRequest.ts), if any. */
+    accessRequestId: g.accessRequestId ?? null,
     operation: g.operation,
     ...(g.operation === 'elevate-account' ? { account: g.account ?? null, endAction: g.endAction ?? 'logoff', wasMember: g.wasMember ?? null, endWarnings: (g.endWarnings ?? []).map((s) => new Date(g.endAt.getTime() - s * 1000).toISOString()) } : {}),
     passwordlessSudo: g.passwordlessSudo ?? false,

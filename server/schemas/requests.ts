@@ -20,7 +20,9 @@ export function fileRequestSchema(limits: Limits, now: Date) {
   const r = limits.requests;
   return z
     .strictObject({
-      endpoint: z.string({ error: 'name the endpoint (id or hostname)' }).trim().min(1, 'name the endpoint (id or hostname)').max(100),
+      endpoint: z.string({ error: 'name the endpoint (id or hostname)' }).trim().min(1, 'name the endpoint (id or hostname)').max(100).optional(),
+      /** Several endpoints at once: one request each, each routed by the rules on its own. */
+      endpoints: z.array(z.string().trim().min(1, 'name the endpoint (id or hostname)').max(100), { error: 'must be a list of endpoint ids or hostnames' }).min(1, 'choose at least one endpoint').max(20, 'at most 20 endpoints at once').optional(),
       operation: z.enum(OPERATIONS, { error: `must be one of ${OPERATIONS.join(', ')}` }).default('elevate-account'),
       /** Only to be refused when it is not the requester's own (see commands/requests.ts). */
       account: z.string().trim().min(1).max(256).optional(),
@@ -31,6 +33,7 @@ export function fileRequestSchema(limits: Limits, now: Date) {
       reason: z.string({ error: 'must be a string' }).trim().max(500, 'at most 500 characters').default(''),
     })
     .superRefine((v, ctx) => {
+      if ((v.endpoint === undefined) === (v.endpoints === undefined)) ctx.addIssue({ code: 'custom', path: ['endpoint'], message: 'name the endpoint (id or hostname), or several as endpoints: [...]' });
       if (!r.groups.includes(v.group)) ctx.addIssue({ code: 'custom', path: ['group'], message: `requests may ask for ${r.groups.join(', ')} only` });
       if (r.reasonRequired && v.reason.length < Math.max(1, r.reasonMinLength)) ctx.addIssue({ code: 'custom', path: ['reason'], message: `say why, in at least ${Math.max(1, r.reasonMinLength)} characters` });
       checkStart(limits, now, v.startAt, ctx);

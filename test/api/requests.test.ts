@@ -16,7 +16,7 @@ describe('requests API', function () {
   const tokens: Record<string, string> = {};
 
   before(async () => {
-    stack = await startStack({ requests: { expireAfterMinutes: 60, reasonRequired: true, reasonMinLength: 10, maxMinutes: 240, groups: ['Administrators', 'Users'] } });
+    stack = await startStack({ publicUrl: 'https://jit.corp.example', requests: { expireAfterMinutes: 60, reasonRequired: true, reasonMinLength: 10, maxMinutes: 240, groups: ['Administrators', 'Users'] } });
     smtp = await startSmtpServer({ users: { jit: 'smtp-secret-1' } });
     const smtpPolicy = { host: '127.0.0.1', port: smtp.port, security: 'starttls', username: 'jit', password: 'smtp-secret-1', from: 'jit@corp.example', organisation: 'Corp', timeZone: 'UTC', tlsCa: smtp.ca };
     assert.equal((await stack.api.request('PUT', '/api/v1/server-smtp', smtpPolicy)).status, 200);
@@ -75,6 +75,7 @@ describe('requests API', function () {
       assert.equal(m.subject, 'Access request: alice@corp.example asks for Administrators on dev-box-1');
       assert.match(m.text!, /Reason: install the <b>printer<\/b> driver/);
       assert.match(String(m.html), /install the &lt;b&gt;printer&lt;\/b&gt; driver/, 'the reason is escaped in HTML');
+      assert.ok(m.text!.includes(`https://jit.corp.example/requests/${filed.id}`), 'a link to the request');
     }
     await ann('POST', `/api/v1/requests/${filed.id}/approve`, { minutes: 15, note: 'fifteen minutes' });
     const decided = await smtp.waitFor((x) => about(x) && to(x).includes('alice@corp.example'), 10_000);
@@ -114,6 +115,19 @@ describe('requests API', function () {
     assert.equal((await stack.api.request('POST', '/api/v1/requests', ask())).status, 403);
   });
 
+  it('several endpoints at once: one request each, routed on its own; a bad one files none', async () => {
+    const before = await stored();
+    const bad = await alice('POST', '/api/v1/requests', { ...ask(), endpoint: undefined, endpoints: ['dev-box-1', 'nowhere', 'dev-box-1'] });
+    assert.equal(bad.status, 400);
+    assert.deepEqual(bad.body.error.fields.map((f: { field: string }) => f.field).sort(), ['endpoints.1', 'endpoints.2']);
+    assert.deepEqual(await stored(), before, 'nothing filed');
+    assert.equal((await alice('POST', '/api/v1/requests', { ...ask(), endpoints: ['dev-box-1'] })).status, 400, 'endpoint or endpoints, not both');
+    await stack.api.request('PUT', '/api/v1/request-rules', { rules: [{ name: 'no prod', hostnames: ['prod-*'], action: 'deny' }] });
+    const res = await alice('POST', '/api/v1/requests', { ...ask(), endpoint: undefined, endpoints: ['dev-box-1', 'prod-db-1'] });
+    assert.equal(res.status, 201, JSON.stringify(res.body));
+    assert.deepEqual(res.body.requests.map((r: { hostname: string; state: string }) => [r.hostname, r.state]), [['dev-box-1', 'pending'], ['prod-db-1', 'denied']]);
+  });
+
   it('one open request per requester, endpoint and group (409); another group is fine', async () => {
     assert.equal((await alice('POST', '/api/v1/requests', ask())).status, 201);
     const again = await alice('POST', '/api/v1/requests', ask());
@@ -137,7 +151,7 @@ describe('requests API', function () {
     assert.equal(g.account, 'alice');
     assert.equal(g.email, 'alice@corp.example');
     assert.equal((Date.parse(g.endAt) - Date.parse(g.startAt)) / 60_000, 30);
-    assert.equal((await stack.server!.ctx.c.grants.findOne({ _id: g.id }))!.accessRequestId, filed.id);
+    assert.equal(g.accessRequestId, filed.id, 'the grant links back to its request');
     const seen = (await alice('GET', `/api/v1/requests/${filed.id}`)).body;
     assert.equal(seen.grant.state, 'requested', 'the grant\'s live state');
     assert.equal(seen.note, 'half an hour is enough');

@@ -1,7 +1,7 @@
 import { Router, type Response } from 'express';
 import { approveRequest, denyRequest, type Caller } from '../../commands/decideRequest.ts';
 import { putRules, rulesDoc } from '../../commands/requestRules.ts';
-import { cancelRequest, fileRequest, getRequest, listRequests } from '../../commands/requests.ts';
+import { cancelRequest, fileRequest, fileRequests, getRequest, listRequests } from '../../commands/requests.ts';
 import type { Ctx } from '../../context.ts';
 import { RequestRules } from '../../domain/rules.ts';
 import { presentRequests } from '../../presenters/request.ts';
@@ -23,7 +23,8 @@ export function requestRoutes(ctx: Ctx): Router {
 
   r.post('/requests', async (req, res) => {
     const input = validate(fileRequestSchema(ctx.config, new Date()), req.body);
-    res.status(201).json(await one(ctx, await fileRequest(ctx, input, caller(res))));
+    if (input.endpoints) return void res.status(201).json({ requests: await presentRequests(ctx, await fileRequests(ctx, { ...input, endpoints: input.endpoints }, caller(res))) });
+    res.status(201).json(await one(ctx, await fileRequest(ctx, { ...input, endpoint: input.endpoint! }, caller(res))));
   });
 
   r.get('/requests', async (req, res) => {

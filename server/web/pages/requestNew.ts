@@ -123,7 +123,7 @@ export function requestNewPages(r: Router, { ctx }: Web): void {
     }
     if (!input || issues.length) return showForm(res, f, toErrors(issues), 400);
     try {
-      const filed = await fileRequest(ctx, input, caller(res));
+      const filed = await fileRequest(ctx, { ...input, endpoint: input.endpoint ?? '' }, caller(res));
       res.redirect(303, `/requests/${encodeURIComponent(filed._id)}?done=filed`);
     } catch (err) {
       if (!(err instanceof ApiError)) throw err;
