@@ -44,6 +44,7 @@ describe('requests API', function () {
     await c.requests.deleteMany({});
     await c.requestRules.deleteMany({});
     await c.grants.deleteMany({});
+    await c.audit.deleteMany({ type: 'request-rules.changed' });
   });
 
   const as = (email: string) => (method: string, p: string, body?: unknown) => stack.api.request(method, p, body, { authorization: `Bearer ${tokens[email]}` });
