@@ -159,4 +159,24 @@ describe('console: account mappings, endpoint tags, the Request access list', fu
     assert.doesNotMatch(seen.text, /Save tags/);
     assert.equal((await ann().post(`/endpoints/${id}/tags`, { tags: 'x' }, '/endpoints')).status, 403);
   });
+
+  it('an approver approves from the console with a later start: the grant starts then, for the minutes given; a bad start is refused on the form', async () => {
+    const filed = await alice().post('/requests/new', form(), '/requests/new');
+    assert.equal(filed.status, 303, filed.text.slice(0, 300));
+    const id = /\/requests\/([0-9a-f-]{36})/.exec(filed.location ?? '')![1]!;
+    const bad = await ann().post(`/requests/${id}/approve`, { minutes: '10', start: 'tomorrow-ish' }, `/requests/${id}`);
+    assert.equal(bad.status, 400);
+    assert.match(fieldErrors(bad.text).start!, /date and time/);
+    const past = await ann().post(`/requests/${id}/approve`, { minutes: '10', start: new Date(Date.now() - 3_600_000).toISOString().slice(0, 19) }, `/requests/${id}`);
+    assert.equal(past.status, 400);
+    assert.match(fieldErrors(past.text).start!, /past/);
+    assert.equal((await stack.server!.ctx.c.requests.findOne({ _id: id }))!.state, 'pending', 'nothing decided');
+    const at = new Date(Math.ceil((Date.now() + 2 * 3_600_000) / 1000) * 1000);
+    const ok = await ann().post(`/requests/${id}/approve`, { minutes: '10', start: at.toISOString().slice(0, 19) }, `/requests/${id}`);
+    assert.equal(ok.status, 303);
+    const r = (await stack.server!.ctx.c.requests.findOne({ _id: id }))!;
+    assert.equal(r.state, 'approved');
+    assert.equal(r.grantStartAt!.getTime(), at.getTime());
+    assert.equal(r.grantEndAt!.getTime() - at.getTime(), 10 * 60_000);
+  });
 });

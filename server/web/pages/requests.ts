@@ -2,11 +2,11 @@ import type { Request, Response, Router } from 'express';
 import { approveRequest, denyRequest } from '../../commands/decideRequest.ts';
 import { cancelRequest, getRequest, listRequests } from '../../commands/requests.ts';
 import { REQUEST_STATES, type RequestState } from '../../domain/requests.ts';
-import { ApiError } from '../../errors.ts';
+import { ApiError, invalid } from '../../errors.ts';
 import { validate } from '../../http/validate.ts';
 import { presentAuditEvent } from '../../presenters/grant.ts';
 import { approveSchema, denySchema, requestIdSchema } from '../../schemas/requests.ts';
-import { base, need, str, type Web } from '../page.ts';
+import { base, need, str, utcParam, type Web } from '../page.ts';
 import { render } from '../render.ts';
 import { caller, requestRows } from '../requestModels.ts';
 import { can } from '../roles.ts';
@@ -20,6 +20,8 @@ const DONE: Record<string, string> = { approved: 'Approved: the grant is made.',
 interface Decision {
   form: 'approve' | 'deny';
   minutes: string;
+  /** approve: a later start (datetime-local, UTC); empty = at once. */
+  start?: string;
   note: string;
   errors: FieldErrors;
 }
@@ -77,7 +79,7 @@ export function requestPages(r: Router, { ctx }: Web): void {
       expiresAt: found.expiresAt,
       events: events.map(presentAuditEvent).map((e) => ({ ...e, detailText: Object.keys(e.detail).length ? JSON.stringify(e.detail) : '' })),
       done: DONE[str(req.query.done)] ?? '',
-      approve: decision?.form === 'approve' ? decision : { minutes: String(found.minutes), note: '', errors: {} },
+      approve: decision?.form === 'approve' ? decision : { minutes: String(found.minutes), start: '', note: '', errors: {} },
       deny: decision?.form === 'deny' ? decision : { note: '', errors: {} },
     }, status);
   };
@@ -98,10 +100,12 @@ export function requestPages(r: Router, { ctx }: Web): void {
   r.post('/requests/:id/approve', async (req, res) => {
     need(res, 'requests.decide');
     const { id } = validate(requestIdSchema, req.params);
-    const f = { minutes: str(req.body.minutes).trim(), note: str(req.body.note).trim() };
+    const f = { minutes: str(req.body.minutes).trim(), start: str(req.body.start).trim(), note: str(req.body.note).trim() };
     try {
-      const input = validate(approveSchema(ctx.config, new Date()), { ...(f.minutes ? { minutes: Number(f.minutes) } : {}), ...(f.note ? { note: f.note } : {}) });
-      await approveRequest(ctx, id, caller(res), input);
+      const start = utcParam(f.start);
+      if (f.start && !start) throw invalid([{ field: 'startAt', message: 'must be a date and time (UTC)' }]);
+      const body = { ...(f.minutes ? { minutes: Number(f.minutes) } : {}), ...(start ? { startAt: start.toISOString() } : {}), ...(f.note ? { note: f.note } : {}) };
+      await approveRequest(ctx, id, caller(res), validate(approveSchema(ctx.config, new Date()), body));
     } catch (err) {
       if (!(err instanceof ApiError) || !err.fields.length) throw err;
       return show(req, res, id, { form: 'approve', ...f, errors: decisionErrors(err) }, 400);
@@ -128,6 +132,7 @@ export function requestPages(r: Router, { ctx }: Web): void {
 function decisionErrors(err: ApiError): FieldErrors {
   const errors = formErrors(err.fields);
   const out: FieldErrors = {};
-  for (const [field, messages] of Object.entries(errors)) (out[field === 'minutes' || field === 'note' ? field : 'decision'] ??= []).push(...messages);
+  const own: Record<string, string> = { minutes: 'minutes', note: 'note', start: 'start', startAt: 'start' };
+  for (const [field, messages] of Object.entries(errors)) (out[own[field] ?? 'decision'] ??= []).push(...messages);
   return out;
 }
