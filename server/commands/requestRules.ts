@@ -15,8 +15,13 @@ const EMPTY = { version: 0, rules: [] as RequestRule[] };
  * What the rules look at for a request of `who` on an endpoint: one place, so filing
  * (commands/requests.ts), the preview and the Request access page's endpoint list agree.
  */
-export function requestFacts(who: { email: string; role: string }, e: Pick<EndpointDoc, 'hostname' | 'os' | 'tags'>, group: string, minutes: number, at: Date): RequestFacts {
-  return { requesterEmail: who.email, requesterRole: who.role, hostname: e.hostname, os: e.os, tags: e.tags ?? [], group, minutes, at };
+export function requestFacts(who: { email: string; role: string; groups?: readonly string[] }, e: Pick<EndpointDoc, 'hostname' | 'os' | 'tags'>, group: string, minutes: number, at: Date): RequestFacts {
+  return { requesterEmail: who.email, requesterRole: who.role, requesterGroups: who.groups ?? [], hostname: e.hostname, os: e.os, tags: e.tags ?? [], group, minutes, at };
+}
+
+/** The groups claim a user brought at their last sign-in with OpenID Connect (web/ssoUsers.ts). */
+export async function idpGroupsOf(ctx: Pick<Ctx, 'c'>, email: string): Promise<string[]> {
+  return (await ctx.c.users.findOne({ email: email.trim().toLowerCase() }, { projection: { idpGroups: 1 } }))?.idpGroups ?? [];
 }
 
 export async function currentRules(ctx: Ctx): Promise<RequestRule[]> {

@@ -17,7 +17,7 @@ import type { RequestDoc } from '../store/requests.ts';
 import { can } from '../web/roles.ts';
 import { approveRequest, auditRequest, expireIfDue, moveRequest, type Caller } from './decideRequest.ts';
 import { noticeApprovers } from './requestNotices.ts';
-import { currentRules, requestFacts } from './requestRules.ts';
+import { currentRules, idpGroupsOf, requestFacts } from './requestRules.ts';
 import { accountsOf, ownAccount } from './userAccounts.ts';
 
 /** The requester's own account on an endpoint (commands/userAccounts.ts: the admin's mapping, else the email's local part). */
@@ -77,7 +77,7 @@ export async function fileRequest(ctx: Ctx, input: FileRequestInput & { endpoint
     const open = await ctx.c.requests.find({ requesterKey: key, endpointId: endpoint._id, group: input.group, state: 'pending' }).toArray();
     for (const o of open) if (isOpen((await expireIfDue(ctx, o)).state)) throw apiError('request.duplicate');
     const now = new Date();
-    const decision = decide(await currentRules(ctx), requestFacts(who, endpoint, input.group, input.minutes, now));
+    const decision = decide(await currentRules(ctx), requestFacts({ ...who, groups: await idpGroupsOf(ctx, who.email) }, endpoint, input.group, input.minutes, now));
     const doc: RequestDoc = {
       _id: randomUUID(), requesterEmail: who.email, requesterKey: key, requesterRole: who.role,
       endpointId: endpoint._id, hostname: endpoint.hostname, os: endpoint.os, operation: input.operation, ...(account ? { account } : {}),

@@ -28,6 +28,9 @@ describe('request rules (pure)', () => {
     assert.ok(one({ requesters: ['alice@corp.example'] }), 'email, without regard to case');
     assert.ok(one({ requesters: ['role:requester'] }));
     assert.ok(!one({ requesters: ['role:approver', 'bob@corp.example'] }));
+    assert.ok(one({ requesters: ['group:Developers'] }, { requesterGroups: ['staff', 'developers'] }), 'an IdP group, without regard to case');
+    assert.ok(!one({ requesters: ['group:developers'] }, { requesterGroups: ['staff'] }));
+    assert.ok(!one({ requesters: ['group:developers'] }), 'a local user has no IdP groups');
     assert.ok(one({ os: ['windows'] }) && !one({ os: ['linux', 'macos'] }));
     assert.ok(one({ groups: ['Administrators'] }) && !one({ groups: ['Users'] }));
     assert.ok(one({ days: [1, 2, 3, 4, 5] }) && !one({ days: [0, 6] }));

@@ -18,7 +18,7 @@ const pattern = z.string().trim().min(1).max(200);
 export const RequestRule = z
   .object({
     name: z.string().trim().min(1).max(100),
-    /** Requester emails, or `role:<role>` (e.g. role:requester). */
+    /** Requester emails, `role:<role>` (e.g. role:requester) or `group:<IdP group>` (the groups claim at the last SSO sign-in). */
     requesters: z.array(pattern).max(200).optional(),
     /** Hostname patterns: `*` any run of characters, `?` one; case-insensitive. */
     hostnames: z.array(pattern).max(200).optional(),
@@ -43,6 +43,8 @@ export const RequestRules = z.array(RequestRule).max(200);
 export interface RequestFacts {
   requesterEmail: string;
   requesterRole: string;
+  /** The requester's groups claim at their last sign-in with OpenID Connect (none for local users). */
+  requesterGroups?: readonly string[];
   hostname: string;
   os: string;
   /** The endpoint's tags. */
@@ -71,9 +73,10 @@ export function decide(rules: readonly RequestRule[], f: RequestFacts): RuleDeci
 function matches(r: RequestRule, f: RequestFacts): boolean {
   const email = f.requesterEmail.toLowerCase();
   const role = `role:${f.requesterRole}`.toLowerCase();
+  const who = [email, role, ...(f.requesterGroups ?? []).map((g) => `group:${g}`.toLowerCase())];
   const hour = f.at.getUTCHours();
   return (
-    (!r.requesters || r.requesters.some((p) => [email, role].includes(p.toLowerCase()))) &&
+    (!r.requesters || r.requesters.some((p) => who.includes(p.toLowerCase()))) &&
     (!r.hostnames || r.hostnames.some((p) => glob(p).test(f.hostname))) &&
     (!r.os || r.os.includes(f.os as 'linux')) &&
     (!r.tags || r.tags.some((t) => f.tags.some((x) => sameTag(t, x)))) &&

@@ -157,6 +157,8 @@ export interface UserDoc {
   email: string;
   role: Role;
   passwordHash: string;
+  /** The groups claim at the last sign-in with OpenID Connect: what request rules' `group:` matches. */
+  idpGroups?: string[];
   /** sha256 of the personal API token, if one was made (the token is shown once). */
   apiTokenHash?: string;
   disabled: boolean;

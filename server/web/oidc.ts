@@ -72,6 +72,8 @@ export interface SsoIdentity {
   /** From the claims (`mapped`), else the configured default; null: no role for this person. */
   role: Role | null;
   mapped: boolean;
+  /** The `rolesClaim` claim's values (request rules match them as `group:<value>`). */
+  groups: string[];
   subject: string;
 }
 
@@ -101,12 +103,13 @@ export async function finishSso(ctx: Ctx, o: OidcConfig, opts: WebOptions, req: 
   if (!email) throw new SsoRefused('the identity provider gave no email (ask for the "email" scope)');
   if (claims.email_verified === false) throw new SsoRefused(`the identity provider has not verified ${email}`);
   const mapped = mappedRole(o, claims[o.rolesClaim]);
-  return { identity: { email, role: mapped ?? o.defaultRole, mapped: mapped !== null, subject: String(claims.sub) }, next: tx.next };
+  return { identity: { email, role: mapped ?? o.defaultRole, mapped: mapped !== null, groups: claimValues(claims[o.rolesClaim]), subject: String(claims.sub) }, next: tx.next };
 }
+
+const claimValues = (claim: unknown): string[] => (Array.isArray(claim) ? claim.map(String) : typeof claim === 'string' ? [claim] : []).slice(0, 200);
 
 /** The most capable role the claim's values map to, or null. */
 export function mappedRole(o: Pick<OidcConfig, 'roles'>, claim: unknown): Role | null {
-  const values = Array.isArray(claim) ? claim.map(String) : typeof claim === 'string' ? [claim] : [];
-  const mapped = values.flatMap((v) => (o.roles[v] ? [o.roles[v]] : []));
+  const mapped = claimValues(claim).flatMap((v) => (o.roles[v] ? [o.roles[v]] : []));
   return ROLE_ORDER.find((r) => mapped.includes(r)) ?? null;
 }

@@ -7,7 +7,7 @@
  */
 import { GROUPS, osHonours, type Group, type OperatingSystem } from '../../protocol/groups.ts';
 import type { Caller } from '../commands/decideRequest.ts';
-import { currentRules, requestFacts } from '../commands/requestRules.ts';
+import { currentRules, idpGroupsOf, requestFacts } from '../commands/requestRules.ts';
 import type { Ctx } from '../context.ts';
 import { decide } from '../domain/rules.ts';
 
@@ -36,11 +36,12 @@ export function offerInput(group: string, minutes: string, defaultMinutes: numbe
 
 export async function offerFor(ctx: Ctx, who: Caller, endpoints: readonly OfferEndpoint[], q: { group: Group | null; minutes: number }, at = new Date()): Promise<Offer> {
   const rules = await currentRules(ctx);
+  const person = { ...who, groups: await idpGroupsOf(ctx, who.email) };
   const allowed = ctx.config.requests.groups;
   const deniedBy = new Map<string, string>();
   for (const e of endpoints) {
     const groups = q.group && osHonours(e.os, q.group) ? [q.group] : allowed.filter((g) => osHonours(e.os, g));
-    const decisions = groups.map((g) => decide(rules, requestFacts(who, e, g, q.minutes, at)));
+    const decisions = groups.map((g) => decide(rules, requestFacts(person, e, g, q.minutes, at)));
     if (decisions.length && decisions.every((d) => d.action === 'deny')) deniedBy.set(e.id, decisions[0]!.rule);
   }
   return { ...q, deniedBy, note: offerNote(endpoints, q, deniedBy) };

@@ -7,7 +7,7 @@
 import { z } from 'zod';
 import { GROUPS } from '../../protocol/groups.ts';
 import type { Caller } from '../commands/decideRequest.ts';
-import { currentRules, requestFacts } from '../commands/requestRules.ts';
+import { currentRules, idpGroupsOf, requestFacts } from '../commands/requestRules.ts';
 import type { Ctx } from '../context.ts';
 import { decide, type RuleDecision } from '../domain/rules.ts';
 import { apiError } from '../errors.ts';
@@ -39,7 +39,7 @@ export async function previewRequest(ctx: Ctx, who: Caller, query: unknown, at =
   const q = validate(PreviewQuery, query);
   const [endpoint, ...more] = await findEndpoints(ctx.c, q.endpoint);
   if (!endpoint || more.length) throw apiError('request.invalid', endpoint ? 'the hostname names several endpoints' : 'unknown endpoint');
-  const d = decide(await currentRules(ctx), requestFacts(who, endpoint, q.group, q.minutes, at));
+  const d = decide(await currentRules(ctx), requestFacts({ ...who, groups: await idpGroupsOf(ctx, who.email) }, endpoint, q.group, q.minutes, at));
   return { ...d, says: says(d) };
 }
 

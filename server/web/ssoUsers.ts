@@ -18,14 +18,16 @@ export async function ssoUser(ctx: Pick<Ctx, 'c'>, id: SsoIdentity): Promise<Use
   const known = await ctx.c.users.findOne({ email: id.email });
   if (known?.disabled) throw new SsoRefused(`${id.email} is disabled here`);
   if (known) {
-    if (!id.mapped || id.role === null || id.role === known.role) return known;
-    await ctx.c.users.updateOne({ _id: known._id }, { $set: { role: id.role, updatedAt: new Date() } });
-    await audit(ctx.c, { actor, type: 'user.updated', detail: { email: id.email, role: id.role, from: known.role, via: 'sso claims' } });
-    return { ...known, role: id.role };
+    const groupsChanged = JSON.stringify(known.idpGroups ?? []) !== JSON.stringify(id.groups);
+    const role = id.mapped && id.role !== null && id.role !== known.role ? id.role : null;
+    if (!groupsChanged && !role) return known;
+    await ctx.c.users.updateOne({ _id: known._id }, { $set: { idpGroups: id.groups, ...(role ? { role } : {}), updatedAt: new Date() } });
+    if (role) await audit(ctx.c, { actor, type: 'user.updated', detail: { email: id.email, role, from: known.role, via: 'sso claims' } });
+    return { ...known, idpGroups: id.groups, ...(role ? { role } : {}) };
   }
   if (id.role === null) throw new SsoRefused(`no role for ${id.email}: ask an admin to map one of your groups`);
   const now = new Date();
-  const user: UserDoc = { _id: randomUUID(), email: id.email, role: id.role, passwordHash: await hash(newToken('unusable')), disabled: false, createdBy: actor, createdAt: now, updatedAt: now };
+  const user: UserDoc = { _id: randomUUID(), email: id.email, role: id.role, idpGroups: id.groups, passwordHash: await hash(newToken('unusable')), disabled: false, createdBy: actor, createdAt: now, updatedAt: now };
   try {
     await ctx.c.users.insertOne(user);
   } catch (err) {

@@ -92,6 +92,7 @@ describe('sign-in with OpenID Connect (real provider, Chromium)', function () {
     assert.match(await page.content(), /ann@corp\.example/);
     const user = await stack.server!.ctx.c.users.findOne({ email: 'ann@corp.example' });
     assert.equal(user?.role, 'approver');
+    assert.deepEqual(user?.idpGroups, ['jit-approvers', 'staff'], 'kept for request rules (group:…)');
     const login = await stack.server!.ctx.c.audit.findOne({ type: 'auth.login', 'detail.email': 'ann@corp.example' });
     assert.equal(login?.detail.via, 'sso');
     await page.close();
