@@ -70,12 +70,7 @@ export async function expireDue(ctx: Ctx, now = new Date()): Promise<number> {
  * excluded account) refuses the approval the same way (400), and the request stays pending.
  */
 export async function approveRequest(ctx: Ctx, id: string, who: Caller, input: ApproveInput, opts: { byRule?: boolean } = {}): Promise<RequestDoc> {
-  return ctx.grantLocks.run(`request:${id}`, async () => {
-    const found = await ctx.c.requests.findOne({ _id: id });
-    if (!found) throw apiError('request.not_found');
-    const r = await expireLocked(ctx, found, new Date());
-    if (!isOpen(r.state)) throw apiError('request.not_pending');
-    if (!opts.byRule) checkApprover(r, who);
+  return decideLocked(ctx, id, opts.byRule ? null : who, async (r) => {
     if (input.minutes !== undefined && input.minutes > r.minutes) throw invalid([{ field: 'minutes', message: `an approval may shorten the access, not lengthen it (asked for: ${r.minutes} minutes)` }]);
     const now = new Date();
     const asked = input.startAt ?? r.startAt;
@@ -94,13 +89,22 @@ export async function approveRequest(ctx: Ctx, id: string, who: Caller, input: A
 }
 
 export async function denyRequest(ctx: Ctx, id: string, who: Caller, note: string): Promise<RequestDoc> {
+  return decideLocked(ctx, id, who, (r) => moveRequest(ctx, r, { type: 'deny' }, who.actor, { note }));
+}
+
+/**
+ * Runs a decision under the request's lock on the request as stored, expired first if its time
+ * is up: 404 when there is none, 409 when it is no longer pending, and `who` (null: a rule) must
+ * be an approver who may decide it.
+ */
+function decideLocked(ctx: Ctx, id: string, who: Caller | null, decide: (r: RequestDoc) => Promise<RequestDoc>): Promise<RequestDoc> {
   return ctx.grantLocks.run(`request:${id}`, async () => {
     const found = await ctx.c.requests.findOne({ _id: id });
     if (!found) throw apiError('request.not_found');
     const r = await expireLocked(ctx, found, new Date());
     if (!isOpen(r.state)) throw apiError('request.not_pending');
-    checkApprover(r, who);
-    return moveRequest(ctx, r, { type: 'deny' }, who.actor, { note });
+    if (who) checkApprover(r, who);
+    return decide(r);
   });
 }
 
