@@ -1,5 +1,5 @@
 /**
- * The agent daemon: reconcile first (offline is fine), then three loops —
+ * The agent daemon: due steps and the check against the OS first (offline is fine), then three loops —
  * the long-poll for instructions, the outbox sender and the step timer.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -46,8 +46,13 @@ export class Daemon {
     private readonly opts: DaemonOptions,
   ) {}
 
-  /** Enforces what is due before talking to the server, so a dead server delays nothing. */
+  /**
+   * Enforces what is due before talking to the server, so a dead server delays nothing.
+   * Due steps first: an access that ended while the agent was down is taken away before the
+   * slower look at every account (the check against the OS, then what it found due).
+   */
   async start(): Promise<void> {
+    await this.runner.runDue();
     await this.runner.reconcile();
     await this.runner.runDue();
     await this.runner.rearmBackstops();

@@ -92,7 +92,7 @@ export class ChaosStack extends OutageStack {
   }
 }
 
-/** A real agent process; tracks when it was down, and can run with a shifted wall clock. */
+/** A real agent process, run from dist/ as installed; tracks when it was down, and can run with a shifted wall clock. */
 export class ChaosAgent {
   private child: ChildProcess | null = null;
   private downSince: number | null = Date.now();
@@ -150,7 +150,7 @@ export class ChaosAgent {
         FAKETIME_DONT_FAKE_MONOTONIC: '1',
       });
     }
-    this.child = spawnAgent(this.stateFile, this.logFile, env);
+    this.child = spawnAgent(this.stateFile, this.logFile, env, true);
     if (this.downSince !== null) this.down.push({ from: this.downSince, to: Date.now() });
     this.downSince = null;
   }

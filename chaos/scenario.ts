@@ -223,7 +223,7 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
       await sleep(200);
     }
     finalDocs.set(g.id, doc);
-    result.outcomes.push(`${doc?.state}/mail ${doc?.emailDelivery?.status}`);
+    result.outcomes.push(doc?.operation === 'elevate-account' ? `${doc?.state} (elevation)` : `${doc?.state}/mail ${doc?.emailDelivery?.status}`);
     if (!doc || !SETTLED.includes(doc.state)) {
       violation(`grant ${g.id} did not settle within ${Math.round((bound - g.endAt) / 1000)} s of its end: state ${doc?.state}, timeline ${doc?.timeline?.map((e: any) => e.type).join(' → ')}`);
       continue;
