@@ -18,7 +18,7 @@ import { can } from '../web/roles.ts';
 import { approveRequest, auditRequest, expireIfDue, moveRequest, type Caller } from './decideRequest.ts';
 import { noticeApprovers } from './requestNotices.ts';
 import { currentRules, idpGroupsOf, requestFacts } from './requestRules.ts';
-import { accountsOf, ownAccount } from './userAccounts.ts';
+import { accountsOf, otherOwner, ownAccount } from './userAccounts.ts';
 
 /** The requester's own account on an endpoint (commands/userAccounts.ts: the admin's mapping, else the email's local part). */
 export { ownAccount };
@@ -30,6 +30,9 @@ async function checkOne(ctx: Ctx, input: FileRequestInput, who: Caller, ref: str
   if (!endpoint) return { issues: [{ field, message: matches.length > 1 ? ambiguous(ref, matches) : `unknown endpoint ${JSON.stringify(ref)}` }] };
   // The requester's own account: the admin's mapping for the endpoint's OS, else the email's local part.
   const account = input.operation === 'elevate-account' ? ownAccount(who.email, endpoint.os, await accountsOf(ctx, who.email)) : undefined;
+  // alice@corp and alice@partner would both be `alice`: neither may elevate it until one is mapped.
+  const owner = account ? await otherOwner(ctx, endpoint.os, account, who.email) : undefined;
+  if (owner) throw apiError('request.account_shared', `Your own account on ${endpoint.hostname} (${account}) is also another person's own account: an admin must map yours (Users page) first.`);
   const issues = [];
   if (!osHonours(endpoint.os, input.group)) issues.push({ field: 'group', message: `${OS_LABEL[endpoint.os]} endpoint ${endpoint.hostname} has no "${input.group}" group` });
   if (input.account !== undefined && input.account.toLowerCase() !== account?.toLowerCase()) {

@@ -10,6 +10,7 @@ import type { Ctx } from '../context.ts';
 import { apiError, invalid, type FieldIssue } from '../errors.ts';
 import { audit } from '../store/audit.ts';
 import { emailKey, type AccountMap, type UserDoc } from '../store/collections.ts';
+import { escapeRegex, sameText } from '../store/match.ts';
 import { isBuiltInAccount, isExcludedAccount } from './elevationChecks.ts';
 
 export const ACCOUNT_OSES = ['linux', 'macos', 'windows'] as const satisfies readonly OperatingSystem[];
@@ -50,16 +51,28 @@ function accountIssues(ctx: Pick<Ctx, 'config'>, accounts: AccountMap): FieldIss
 }
 
 /**
- * Accounts that are another person's own (their mapping, or their email's local part): a request
- * of this user's would elevate that person's account. Read over every user (admins only, rarely).
+ * Another person whose own account on `os` is `account` (their mapping, or their email's local
+ * part where they have none): their email, or undefined. A request would elevate their account.
  */
+export async function otherOwner(ctx: Pick<Ctx, 'c'>, os: OperatingSystem, account: string, exceptEmail: string): Promise<string | undefined> {
+  const field = `accounts.${os}`;
+  const candidates = await ctx.c.users
+    .find(
+      { email: { $ne: emailKey(exceptEmail) }, $or: [{ [field]: sameText(account) }, { email: { $regex: `^${escapeRegex(account)}@`, $options: 'i' } }] },
+      { projection: { email: 1, accounts: 1 } },
+    )
+    .toArray();
+  return candidates.find((o) => ownAccount(o.email, os, o.accounts).toLowerCase() === account.toLowerCase())?.email;
+}
+
 async function takenIssues(ctx: Pick<Ctx, 'c'>, u: UserDoc, accounts: AccountMap): Promise<FieldIssue[]> {
-  const others = await ctx.c.users.find({ _id: { $ne: u._id } }, { projection: { email: 1, accounts: 1 } }).toArray();
-  return ACCOUNT_OSES.flatMap((os) => {
-    const a = accounts[os]?.toLowerCase();
-    const owner = a ? others.find((o) => ownAccount(o.email, os, o.accounts).toLowerCase() === a) : undefined;
-    return owner ? [{ field: os, message: `${accounts[os]} is ${owner.email}'s own account on ${OS_LABEL[os]}` }] : [];
-  });
+  const issues: FieldIssue[] = [];
+  for (const os of ACCOUNT_OSES) {
+    const a = accounts[os];
+    const owner = a ? await otherOwner(ctx, os, a, u.email) : undefined;
+    if (owner) issues.push({ field: os, message: `${a} is ${owner}'s own account on ${OS_LABEL[os]}` });
+  }
+  return issues;
 }
 
 /** Replaces the user's mapping (an empty one: the email's local part everywhere); every field checked first (400 per field, nothing stored), audited. */

@@ -1,7 +1,6 @@
 import { invalid } from '../errors.ts';
 import type { Collections, EndpointDoc } from './collections.ts';
-
-const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+import { sameText } from './match.ts';
 
 /**
  * Endpoints with this hostname, in any letter case (DNS names ignore it).
@@ -9,7 +8,7 @@ const escapeRegex = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
  * means records made before that rule.
  */
 export function endpointsByHostname(c: Collections, hostname: string): Promise<EndpointDoc[]> {
-  return c.endpoints.find({ hostname: { $regex: `^${escapeRegex(hostname)}$`, $options: 'i' } }).toArray();
+  return c.endpoints.find({ hostname: sameText(hostname) }).toArray();
 }
 
 /**

@@ -125,6 +125,32 @@ describe('per-user account mapping (API)', function () {
     assert.equal((await stack.api.request('PUT', `/api/v1/users/${aliceId()}/accounts`, 'linux=asmith', { 'content-type': 'text/plain' })).status, 400, 'not JSON');
   });
 
+  it('a later user whose email shares a local part with someone\'s own account cannot elevate it (409, nothing filed) until an admin maps theirs', async () => {
+    const partner = await createUser(stack.server!.ctx, { email: 'Alice@partner.example', role: 'requester', password: 'correct horse battery staple 1' }, 'test');
+    const other = as('alice@partner.example');
+    tokens['alice@partner.example'] = await createApiToken(stack.server!.ctx, partner);
+    try {
+      for (const who of [alice, other]) {
+        const res = await who('POST', '/api/v1/requests', ask('lin-1'));
+        assert.equal(res.status, 409, JSON.stringify(res.body));
+        assert.equal(res.body.error.id, 'request.account_shared');
+        assert.match(res.body.error.message, /\(alice\) is also another person's own account/);
+        assert.doesNotMatch(res.body.error.message, /@/, 'the other person is not named to a requester');
+      }
+      assert.equal(await stack.server!.ctx.c.requests.countDocuments({}), 0);
+      // A mapping elsewhere frees the name: alice@corp keeps `alice` on Linux; Windows names compare in any case.
+      assert.equal((await root('PUT', `/api/v1/users/${partner._id}/accounts`, { linux: 'apartner', windows: 'PARTNER\\alice' })).status, 200);
+      assert.equal((await alice('POST', '/api/v1/requests', ask('lin-1'))).status, 201);
+      assert.equal((await other('POST', '/api/v1/requests', ask('lin-1'))).body.account, 'apartner');
+      assert.equal((await other('POST', '/api/v1/requests', ask('mac-1'))).body.error.id, 'request.account_shared', 'macOS: both still `alice`');
+      // Mapping someone onto a name that is another person's by default is refused (per field).
+      const taken = await root('PUT', `/api/v1/users/${partner._id}/accounts`, { windows: 'ALICE' });
+      assert.match(taken.body.error.fields[0].message, /ALICE is alice@corp\.example's own account on Windows/);
+    } finally {
+      await stack.server!.ctx.c.users.deleteOne({ _id: partner._id });
+    }
+  });
+
   it('by email too; null, empty or left out means the default; {} clears the whole mapping', async () => {
     const put = await root('PUT', '/api/v1/users/Alice@Corp.example/accounts', { linux: 'asmith', macos: 'asmith', windows: 'CORP\\alice' });
     assert.equal(put.status, 200, JSON.stringify(put.body));
