@@ -52,9 +52,9 @@ function failing<K extends keyof AccountBackend>(b: AccountBackend, method: K, t
     await rm(dir, { recursive: true, force: true });
   });
 
-  const runner = async (backend: AccountBackend = linux) => {
+  const runner = async (backend: AccountBackend = linux, delivery: CredentialSink = sink) => {
     const store = await StateStore.create(path.join(dir, 'state.json'), { version: 1, serverUrl: 'http://x', endpointId: 'e', credential: 'c', hostname: 'h', sandboxRoot: root, grants: {}, seenInstructions: [], outbox: [] });
-    return { store, r: new GrantRunner(store, backend, sink, pino({ level: 'silent' })) };
+    return { store, r: new GrantRunner(store, backend, delivery, pino({ level: 'silent' })) };
   };
   const plan = (startIn: number, seconds: number): Plan => {
     const start = Date.now() + startIn * 1000;
@@ -166,7 +166,7 @@ function failing<K extends keyof AccountBackend>(b: AccountBackend, method: K, t
     await linux.disarmBackstop(g.username);
   });
 
-  it('disables every account whose end has come before it logs off, deletes and purges any of them', async () => {
+  it('ended access goes first: every due account disabled, then each logged off and deleted, then the purges, the access-ended emails last', async () => {
     const calls: string[] = [];
     const recording = new Proxy(linux, {
       get(target, prop, receiver) {
@@ -178,14 +178,19 @@ function failing<K extends keyof AccountBackend>(b: AccountBackend, method: K, t
         };
       },
     }) as AccountBackend;
-    const { store, r } = await runner(recording);
+    const { store, r } = await runner(recording, { ...sink, ended: async () => void calls.push('email') });
     const plans = [plan(0, 2), plan(0, 2), plan(0, 2)];
     for (const p of plans) await r.accept(provision(p));
     await r.runDue();
     for (const p of plans) assert.equal(store.state.grants[p.grantId]!.step, 'enabled');
     await until(() => Date.now() > Date.parse(plans[2]!.endAt), 5000, 'the ends');
     await r.runDue();
-    assert.deepEqual(calls.slice(0, 4), ['disable', 'disable', 'disable', 'logoff']);
+    assert.deepEqual(calls, [
+      ...['disable', 'disable', 'disable'],
+      ...['logoff', 'delete', 'logoff', 'delete', 'logoff', 'delete'],
+      ...['purge', 'purge', 'purge'],
+      ...['email', 'email', 'email'],
+    ]);
     for (const p of plans) assert.equal(store.state.grants[p.grantId]!.step, 'removed');
   });
 });

@@ -16,7 +16,7 @@ import { armBackstop, backstopDueAt, rearmBackstops } from './timers.ts';
 import type { RunnerParts } from './runnerParts.ts';
 import { createTemporary, enableTemporary, needsNewPassword, removeTemporary, resetPassword } from './temporaryAccess.ts';
 import { AccountError, type AccountBackend } from './os/backend.ts';
-import { removeAccount } from './removal.ts';
+import { removeAccount, type RemovalStep } from './removal.ts';
 import type { CredentialSink, DeliveryResult } from './sink.ts';
 import type { GrantRecord, StateStore } from './state.ts';
 import { nextUid } from './uids.ts';
@@ -36,6 +36,8 @@ export class GrantRunner {
   /** Rejections already reported, so an instruction that comes back every poll is reported once. */
   private rejectedSent = new Set<string>();
   private readonly parts: RunnerParts;
+  /** End-user emails of the pass under way (RunnerParts.notify). */
+  private notices: (() => Promise<void>)[] = [];
 
   constructor(
     private readonly store: StateStore,
@@ -44,7 +46,7 @@ export class GrantRunner {
     private readonly log: Logger,
     private readonly now: () => number = Date.now,
   ) {
-    this.parts = { store, backend, sink, log, now, report: (r, type, detail) => this.report(r, type, detail) };
+    this.parts = { store, backend, sink, log, now, report: (r, type, detail) => this.report(r, type, detail), notify: (send) => this.notices.push(send) };
   }
 
   private get grants() {
@@ -125,13 +127,22 @@ export class GrantRunner {
     return r;
   }
 
-  /** Runs every step that is due now. One queued pass serves every caller that arrives before it starts. */
+  /**
+   * Runs every step that is due now. One queued pass serves every caller that arrives before it
+   * starts. Ended access goes first and fastest: every account due for removal is made dead
+   * (elevations lose their rights), then deleted, and only then come purges, emails and the rest
+   * (after an agent restart several may be due at once, and each purge takes longer than a delete).
+   */
   runDue(): Promise<void> {
     this.pending ??= this.exclusive(async () => {
       this.pending = null;
-      for (const r of Object.values(this.grants)) if (this.mustRemove(r, this.now()) && (this.dueAt(r) ?? Infinity) <= this.now()) await disableAhead(this.parts, r);
+      const due = Object.entries(this.grants).filter(([, r]) => this.mustRemove(r, this.now()) && (this.dueAt(r) ?? Infinity) <= this.now());
+      for (const [, r] of due) await disableAhead(this.parts, r);
+      for (const [id, r] of due) await this.step(id, r, 'delete');
       for (const [id, r] of Object.entries(this.grants)) await this.step(id, r);
       this.prune();
+      // Loading the mail code and rendering take a while the first time: not before the work is done.
+      for (const send of this.notices.splice(0)) void send();
     });
     return this.pending;
   }
@@ -166,8 +177,10 @@ export class GrantRunner {
     return retry; // planned or creating: due now
   }
 
-  private async step(id: string, r: GrantRecord): Promise<void> {
+  /** Runs the grant's due step; `removalUpTo`: only a due removal, and only up to that step. */
+  private async step(id: string, r: GrantRecord, removalUpTo?: RemovalStep): Promise<void> {
     const t = this.now();
+    if (removalUpTo && !this.mustRemove(r, t)) return;
     const backstopDue = backstopDueAt(this.parts, r);
     if (backstopDue !== null && backstopDue <= t && t < Date.parse(r.plan.endAt)) {
       await armBackstop(this.parts, r);
@@ -179,7 +192,7 @@ export class GrantRunner {
     const elevate = r.plan.operation === 'elevate-account';
     try {
       const all = Object.values(this.grants);
-      if (mustRemove) await (elevate ? endElevation(this.parts, r, all) : removeTemporary(this.parts, r, all));
+      if (mustRemove) await (elevate ? endElevation(this.parts, r, all) : removeTemporary(this.parts, r, all, removalUpTo));
       else if (r.step === 'planned' || r.step === 'creating') await (elevate ? checkElevation(this.parts, r) : createTemporary(this.parts, r));
       else if (needsNewPassword(this.parts, r)) await resetPassword(this.parts, r);
       else if (r.step === 'created') await (elevate ? enableElevation(this.parts, r) : enableTemporary(this.parts, r));

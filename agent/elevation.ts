@@ -68,7 +68,7 @@ export async function enableElevation(p: RunnerParts, r: GrantRecord): Promise<v
   if (!r.elevation.wasMember) await e.addMember(r.username, r.plan.group);
   if (r.elevation.sudo) await e.grantSudo(r.username, r.plan.grantId);
   r.step = 'enabled';
-  void p.sink.elevated(r);
+  p.notify(() => p.sink.elevated(r));
   p.report(r, 'enabled', `was a member before: ${r.elevation.wasMember ? 'yes' : 'no'}; passwordless sudo: ${r.elevation.sudo ? 'yes' : 'no'}`);
   p.log.info({ grantId: r.plan.grantId, account: r.username, group: r.plan.group, wasMember: r.elevation.wasMember }, 'account elevated');
 }
@@ -147,6 +147,6 @@ export async function endElevation(p: RunnerParts, r: GrantRecord, grants: Grant
     await checkGuard(p, r, grants);
     r.step = 'removed';
     p.report(r, 'removed', r.elevation?.wasMember ? 'membership kept: it predates the grant' : undefined);
-    void p.sink.ended(r);
+    p.notify(() => p.sink.ended(r));
   }
 }

@@ -20,7 +20,7 @@ const GONE: readonly GrantRecord['step'][] = ['deleted', 'removed', 'failed'];
  * resumes at the step that failed; the account is dead from the first step on. Purge acts only
  * on the id the OS reported for our account (never on a uid merely planned for it).
  */
-export async function removeGrantAccount(p: RunnerParts, r: GrantRecord): Promise<void> {
+export async function removeGrantAccount(p: RunnerParts, r: GrantRecord, upTo: RemovalStep = 'purge'): Promise<void> {
   p.sink.cancel(r.plan.grantId);
   r.emailPending = false;
   if (r.step === 'planned') {
@@ -49,7 +49,7 @@ export async function removeGrantAccount(p: RunnerParts, r: GrantRecord): Promis
       r.alerted = false;
       p.report(r, 'removed', existed ? undefined : 'the account was already gone');
       p.log.info({ grantId: r.plan.grantId, username: r.username }, 'account disabled, logged off and deleted');
-      if (existed) void p.sink.ended(r);
+      if (existed) p.notify(() => p.sink.ended(r));
     } else if (step === 'purge') {
       // A drop-in left behind would give the next holder of the name (or uid) root: retried with the purge.
       await dropSudo(p, r);
@@ -57,7 +57,7 @@ export async function removeGrantAccount(p: RunnerParts, r: GrantRecord): Promis
       return;
     }
     await p.store.save();
-  });
+  }, upTo);
 }
 
 /** A temporary account's passwordless-sudo drop-in (enableTemporary), removed; missing = success. */

@@ -102,6 +102,7 @@ async function enroll(o: { server: string; token: string; state: string; hostnam
 
 async function run(stateFile: string, pollSeconds: number): Promise<void> {
   const log = pino({ name: 'jit-agent' });
+  log.info({ version: AGENT_VERSION, uptimeMs: Math.round(process.uptime() * 1000) }, 'agent starting');
   const store = await StateStore.load(stateFile);
   const { state } = store;
   const backend = await backendForThisOs(state.sandboxRoot);

@@ -17,13 +17,13 @@ export type RemovalStep = (typeof REMOVAL_STEPS)[number];
 export type StepDone = (step: RemovalStep, outcome: { existed: boolean; ended?: number }) => Promise<void> | void;
 
 /**
- * Runs the removal from `from` on. `account.id` may be empty when it was never known (an
- * account whose creation never finished); it is then read from the OS, and purge is skipped
- * if the account is gone without one.
+ * Runs the removal from `from` on, up to and including `upTo`. `account.id` may be empty when it
+ * was never known (an account whose creation never finished); it is then read from the OS, and
+ * purge is skipped if the account is gone without one.
  */
-export async function removeAccount(b: AccountBackend, account: AccountRef, from: RemovalStep, done: StepDone = () => {}): Promise<void> {
+export async function removeAccount(b: AccountBackend, account: AccountRef, from: RemovalStep, done: StepDone = () => {}, upTo: RemovalStep = 'purge'): Promise<void> {
   let id = account.id;
-  for (const step of REMOVAL_STEPS.slice(REMOVAL_STEPS.indexOf(from))) {
+  for (const step of REMOVAL_STEPS.slice(REMOVAL_STEPS.indexOf(from), REMOVAL_STEPS.indexOf(upTo) + 1)) {
     const info = step === 'purge' ? null : await b.lookup(account.name);
     if (info && !id) id = info.id;
     const existed = info !== null;

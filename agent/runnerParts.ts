@@ -12,4 +12,6 @@ export interface RunnerParts {
   log: Logger;
   now(): number;
   report(r: GrantRecord, type: ReportType, detail?: string): void;
+  /** An email to the end user (the sink's ended/elevated): sent once the current pass is over, so it never holds a removal back. */
+  notify(send: () => Promise<void>): void;
 }

@@ -8,7 +8,7 @@ import { removeGrantAccount } from './grantEnd.ts';
 import { armBackstop } from './timers.ts';
 import { checkGuardLogged, takeSnapshot } from './guard.ts';
 import { AccountError } from './os/backend.ts';
-import { removeAccount } from './removal.ts';
+import { removeAccount, type RemovalStep } from './removal.ts';
 import type { RunnerParts } from './runnerParts.ts';
 import type { GrantRecord } from './state.ts';
 import { nextUid } from './uids.ts';
@@ -82,9 +82,9 @@ export async function enableTemporary(p: RunnerParts, r: GrantRecord): Promise<v
 }
 
 /** The account's removal, then the guard's last look (which never holds the removal back). */
-export async function removeTemporary(p: RunnerParts, r: GrantRecord, grants: GrantRecord[]): Promise<void> {
+export async function removeTemporary(p: RunnerParts, r: GrantRecord, grants: GrantRecord[], upTo?: RemovalStep): Promise<void> {
   try {
-    await removeGrantAccount(p, r);
+    await removeGrantAccount(p, r, upTo);
   } finally {
     // Once the account is dead (disabled) its window is over, even while its logoff, delete or
     // purge is retried: a rogue admin must not wait for a deletion that keeps failing.

@@ -9,7 +9,7 @@ import { textsAtRest } from '../test/support/atRest.ts';
 import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { appendFile, chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ServerConfig } from '../server/config.ts';
 import { startSmtpServer, type TestSmtpServer } from '../test/support/smtp.ts';
@@ -28,7 +28,7 @@ const USERDEL = ['/usr/sbin/userdel', '/sbin/userdel'].find((p) => existsSync(p)
 /**
  * A userdel found first on the agent's PATH: while `userdel-fails` (next to its folder) holds a
  * number above 0, it counts down and fails as userdel does when it cannot lock /etc/group
- * (exit 10). Why a wrapper and not a held lock: with the lock held, userdel retries for 15 s
+ * (exit 10), and logs when and for which account. Why a wrapper and not a held lock: with the lock held, userdel retries for 15 s
  * before it fails, so "fails N times" would take minutes. The agent cannot tell the difference.
  */
 const FAILING_USERDEL = `#!/bin/sh
@@ -36,7 +36,8 @@ f="$(dirname "$0")/../userdel-fails"
 n=$(cat "$f" 2>/dev/null || echo 0)
 if [ "\${n:-0}" -gt 0 ]; then
   echo $((n - 1)) > "$f"
-  date +%s%3N >> "$f.log"
+  for a; do name=$a; done
+  echo "$(date +%s%3N) $name" >> "$f.log"
   echo "userdel: cannot lock /etc/group; try again later." >&2
   exit 10
 fi
@@ -151,6 +152,7 @@ export class ChaosAgent {
       });
     }
     this.child = spawnAgent(this.stateFile, this.logFile, env, true);
+    if (process.env.CHAOS_KEEP_LOGS) void appendFile(this.logFile, `${JSON.stringify({ msg: 'spawned', time: Date.now() })}\n`);
     if (this.downSince !== null) this.down.push({ from: this.downSince, to: Date.now() });
     this.downSince = null;
   }
@@ -195,9 +197,10 @@ export class ChaosAgent {
     await writeFile(file, `${left + n}\n`);
   }
 
-  /** When each userdel failure happened (ms since epoch). */
-  async deleteFailures(): Promise<number[]> {
-    return (await readFile(path.join(this.root, 'userdel-fails.log'), 'utf8').catch(() => '')).split('\n').filter(Boolean).map(Number);
+  /** Each userdel made to fail: when (ms since epoch) and the account it was to delete. */
+  async deleteFailures(): Promise<{ at: number; account: string }[]> {
+    const lines = (await readFile(path.join(this.root, 'userdel-fails.log'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+    return lines.map((l) => ({ at: Number(l.split(' ')[0]), account: l.split(' ')[1] ?? '' }));
   }
 
   private async faultBin(): Promise<string> {

@@ -1,6 +1,9 @@
 /**
- * npm run chaos [-- --scenarios N --seed S]
+ * npm run chaos [-- --scenarios N --seed S [--from K]]   (--from K: start at scenario K of that seed's run)
  * npm run chaos -- --long [--scale F]   the long outages (chaos/outages.ts), about 8 minutes at scale 1
+ *
+ * A scenario with a violation keeps its agent's log (the path is printed); CHAOS_KEEP_LOGS=1 keeps
+ * every scenario's, with a `spawned` line at each agent start.
  *
  * Runs N seeded random scenarios against one stack (FerretDB, server, SMTP) with a
  * fresh real agent per scenario, prints what was injected and every invariant
@@ -33,14 +36,16 @@ export interface ChaosSummary {
   results: ScenarioResult[];
 }
 
-export async function runChaos(opts: { scenarios: number; seed: number; log?: (line: string) => void }): Promise<ChaosSummary> {
+/** `from`: the first scenario's number (default 1), to re-run one scenario of a run with its seed. */
+export async function runChaos(opts: { scenarios: number; seed: number; from?: number; log?: (line: string) => void }): Promise<ChaosSummary> {
   const log = opts.log ?? ((l: string) => console.log(l));
   const t0 = Date.now();
   const stack = await ChaosStack.start();
   const passwords = new Set<string>();
   const results: ScenarioResult[] = [];
   try {
-    for (let i = 0; i < opts.scenarios; i++) {
+    const first = (opts.from ?? 1) - 1;
+    for (let i = first; i < first + opts.scenarios; i++) {
       const seed = (opts.seed * 1000 + i) >>> 0;
       const r = await runScenario(stack, i + 1, seed, passwords);
       results.push(r);
@@ -51,6 +56,7 @@ export async function runChaos(opts: { scenarios: number; seed: number; log?: (l
           `${r.violations.length} violation(s); ${(r.durationMs / 1000).toFixed(1)} s`,
       );
       for (const v of r.violations) log(`  VIOLATION ${v}`);
+      if (r.keptLog) log(`  the agent's log: ${r.keptLog}`);
     }
   } finally {
     await stack.stop();
@@ -95,7 +101,7 @@ export function formatSummary(s: ChaosSummary): string {
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
-  const { values } = parseArgs({ options: { scenarios: { type: 'string', default: '5' }, seed: { type: 'string' }, long: { type: 'boolean' }, scale: { type: 'string', default: '1' } } });
+  const { values } = parseArgs({ options: { scenarios: { type: 'string', default: '5' }, seed: { type: 'string' }, from: { type: 'string', default: '1' }, long: { type: 'boolean' }, scale: { type: 'string', default: '1' } } });
   if (values.long) {
     const { runOutages } = await import('./outages.ts');
     const figures = await runOutages({ scale: Number(values.scale) });
@@ -107,7 +113,7 @@ if (import.meta.url === `file://${process.argv[1]}`) {
   const seed = values.seed === undefined ? Math.floor(Math.random() * 1e6) : Number(values.seed);
   const scenarios = Number(values.scenarios);
   console.log(`chaos: ${scenarios} scenario(s), seed ${seed}`);
-  runChaos({ scenarios, seed }).then(
+  runChaos({ scenarios, seed, from: Number(values.from) }).then(
     (s) => {
       console.log(`\n${formatSummary(s)}`);
       for (const v of s.violations) console.log(`VIOLATION ${v}`);

@@ -4,7 +4,8 @@
  * or end). The sandbox's account files are sampled every 100 ms throughout, and
  * the invariants are checked once everything is healed and settled.
  */
-import { readFile } from 'node:fs/promises';
+import { copyFile, readFile } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { managedAccounts } from '../test/support/accounts.ts';
 import { Sampler } from './sampler.ts';
@@ -50,6 +51,8 @@ export interface ScenarioResult {
   rogues: number;
   /** Final state and email delivery status per grant. */
   outcomes: string[];
+  /** Where the agent's log was copied, when the scenario had a violation. */
+  keptLog?: string;
   durationMs: number;
 }
 
@@ -270,7 +273,8 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
       violation(`account ${username} (grant ${g.id}) could still log in ${alive - g.endAt} ms after its end (agent ${downAtEnd ? 'down' : 'up'} at the end)`);
     }
     // A deletion that ran into a userdel made to fail is late by design; (5) and (3) still hold.
-    if (deleteFailures.some((t) => t >= g.endAt - 1000 && t <= gone)) continue;
+    // By name: an agent clock set ahead may have tried (and failed) before the end.
+    if (deleteFailures.some((f) => f.account === username)) continue;
     result.removals.push({ grantId: g.id, username, rawMs: raw, beyondDowntimeMs: beyond });
     if (beyond > LATENESS_BUDGET_MS) violation(`account ${username} (grant ${g.id}) removed ${raw} ms after its end, ${beyond} ms beyond the agent's downtime`);
   }
@@ -290,6 +294,12 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
   }
   await checkNoPasswords(stack, [agent], passwords, violation);
 
+  if (result.violations.length || process.env.CHAOS_KEEP_LOGS) {
+    // The agent's own account of the scenario, for whoever looks into it (the sandbox goes next).
+    const kept = path.join(os.tmpdir(), `chaos-${seed}-agent.log`);
+    await copyFile(agent.logFile, kept).catch(() => {});
+    result.keptLog = kept;
+  }
   await agent.cleanup();
   result.durationMs = Date.now() - t0;
   return result;
