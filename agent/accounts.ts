@@ -211,6 +211,27 @@ export class GrantRunner {
     return REMOVAL_UNDER_WAY.includes(r.step) || r.removeNow || t >= Date.parse(r.plan.endAt);
   }
 
+  /** The grants this agent runs, as stored (the `jit` command's status reads them: agent/local/handlers.ts). */
+  records(): Readonly<Record<string, GrantRecord>> {
+    return this.grants;
+  }
+
+  /**
+   * `jit end`: the person at the endpoint (their OS account) ends their grant. Recorded and
+   * reported here; the removal is the next runDue (the caller's, once the person has the answer:
+   * the logoff may end the very shell that asked).
+   */
+  endByUser(grantId: string, account: string): Promise<void> {
+    return this.exclusive(async () => {
+      const r = this.grants[grantId];
+      if (!r || r.removeNow) return;
+      r.removeNow = true;
+      r.revoked = true;
+      this.report(r, 'ended-by-user', account);
+      await this.store.save();
+    });
+  }
+
   /** Records how a delivery attempt went (called by the sink). */
   deliveryOutcome(grantId: string, result: DeliveryResult): Promise<void> {
     const r = this.grants[grantId];

@@ -18,6 +18,10 @@ import { loadOrCreateKey } from './localKey.ts';
 import { SettingsStore } from './settings.ts';
 import { backendForThisOs, thisOs } from './os/select.ts';
 import { StateStore } from './state.ts';
+import { LocalChannel } from './local/channel.ts';
+import { localHandler } from './local/handlers.ts';
+import { localDir } from '../protocol/local.ts';
+import type { AccountBackend } from './os/backend.ts';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -117,9 +121,25 @@ async function run(stateFile: string, pollSeconds: number): Promise<void> {
   const runner = new GrantRunner(store, backend, delivery, log);
   const daemon = new Daemon(store, runner, client, settings, log, { pollSeconds, backend });
   await daemon.start();
-  log.info({ endpointId: state.endpointId, sandbox: state.sandboxRoot ?? null }, 'agent running');
+  const channel = await openLocalChannel(runner, backend, state.hostname, state.sandboxRoot, log);
+  log.info({ endpointId: state.endpointId, sandbox: state.sandboxRoot ?? null, localSocket: channel?.socketPath ?? null }, 'agent running');
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
-    process.once(sig, () => void daemon.stop().then(() => process.exit(0)));
+    process.once(sig, () => void Promise.all([daemon.stop(), channel?.stop()]).then(() => process.exit(0)));
+  }
+}
+
+/** The `jit` command's channel (Linux and macOS); the agent runs on without it if it cannot be opened. */
+async function openLocalChannel(runner: GrantRunner, backend: AccountBackend, hostname: string, sandboxRoot: string | undefined, log: pino.Logger): Promise<LocalChannel | null> {
+  const e = backend.elevation;
+  if (process.platform === 'win32' || !e) return null;
+  const accountOf = async (uid: number) => (await e.accounts()).find((a) => a.id === String(uid))?.name ?? null;
+  const channel = new LocalChannel(localDir(process.platform, sandboxRoot), localHandler(runner, hostname), accountOf, log);
+  try {
+    await channel.start();
+    return channel;
+  } catch (err) {
+    log.error({ err: (err as Error).message, socket: channel.socketPath }, 'the jit command\'s socket could not be opened; the agent runs on without it');
+    return null;
   }
 }
 

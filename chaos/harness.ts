@@ -44,6 +44,9 @@ fi
 exec ${USERDEL} "$@"
 `;
 
+/** How soon a crashed agent is started again. */
+const CRASH_RESTART_MS = 1000;
+
 export interface Interval {
   from: number;
   to: number;
@@ -104,6 +107,10 @@ export class ChaosAgent {
   /** Seconds the agent's wall clock runs ahead (0 unless jumped). */
   clockOffset = 0;
   private fakeTime = false;
+  /** Exits no fault asked for (a crash): each is a finding, and the agent is started again as its service would be. */
+  readonly crashes: { at: number; code: number | null; signal: string | null }[] = [];
+  private ending: ChildProcess | null = null;
+  private restartTimer: NodeJS.Timeout | undefined;
 
   constructor(
     readonly root: string,
@@ -151,10 +158,20 @@ export class ChaosAgent {
         FAKETIME_DONT_FAKE_MONOTONIC: '1',
       });
     }
-    this.child = spawnAgent(this.stateFile, this.logFile, env, true);
+    const child = spawnAgent(this.stateFile, this.logFile, env, true);
+    this.child = child;
+    child.once('exit', (code, signal) => this.exited(child, code, signal));
     if (process.env.CHAOS_KEEP_LOGS) void appendFile(this.logFile, `${JSON.stringify({ msg: 'spawned', time: Date.now() })}\n`);
     if (this.downSince !== null) this.down.push({ from: this.downSince, to: Date.now() });
     this.downSince = null;
+  }
+
+  private exited(child: ChildProcess, code: number | null, signal: NodeJS.Signals | null): void {
+    if (child === this.ending || child !== this.child) return;
+    this.crashes.push({ at: Date.now(), code, signal });
+    this.downSince = Date.now();
+    // The systemd unit restarts it 5 s later (agent/service/systemd.ts); sooner here, and counted as downtime.
+    this.restartTimer = setTimeout(() => this.start(), CRASH_RESTART_MS);
   }
 
   /** SIGSTOP: the process hangs (counted as down: it does nothing), until thaw(). */
@@ -174,8 +191,10 @@ export class ChaosAgent {
   /** SIGKILL, as a crash. */
   async kill(): Promise<void> {
     const c = this.child;
+    clearTimeout(this.restartTimer);
     if (!c || !this.running) return;
     this.downSince = Date.now();
+    this.ending = c;
     const gone = new Promise<void>((r) => c.once('exit', () => r()));
     c.kill('SIGKILL');
     await gone;

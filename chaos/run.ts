@@ -27,6 +27,8 @@ export interface ChaosSummary {
   /** userdel runs the delete-fails faults made fail, in all. */
   deleteFailures: number;
   passwordsChecked: number;
+  /** Agent exits no fault asked for, per scenario. */
+  crashes: string[];
   /** Elevations whose membership we added and whose removal was measured; the worst beyond the agent's downtime. */
   elevationsMeasured: number;
   maxElevationLateMs: number;
@@ -56,6 +58,7 @@ export async function runChaos(opts: { scenarios: number; seed: number; from?: n
           `${r.violations.length} violation(s); ${(r.durationMs / 1000).toFixed(1)} s`,
       );
       for (const v of r.violations) log(`  VIOLATION ${v}`);
+      for (const c of r.crashes) log(`  CRASH the agent exited by itself (${c}); started again 1 s later`);
       if (r.keptLog) log(`  the agent's log: ${r.keptLog}`);
     }
   } finally {
@@ -76,6 +79,7 @@ export async function runChaos(opts: { scenarios: number; seed: number; from?: n
     maxDbRecoveryMs: Math.max(0, ...results.flatMap((r) => r.dbRecoveryMs)),
     deleteFailures: results.reduce((n, r) => n + r.deleteFailures, 0),
     passwordsChecked: passwords.size,
+    crashes: results.flatMap((r) => r.crashes.map((c) => `scenario ${r.index} (seed ${r.seed}): ${c}`)),
     elevationsMeasured: results.reduce((n, r) => n + r.elevationLateMs.length, 0),
     maxElevationLateMs: Math.max(0, ...results.flatMap((r) => r.elevationLateMs)),
     rogues: results.reduce((n, r) => n + r.rogues, 0),
@@ -90,6 +94,7 @@ export function formatSummary(s: ChaosSummary): string {
     `scenarios: ${s.scenarios}`,
     `faults: ${totalFaults} (${Object.entries(s.faults).map(([k, n]) => `${k} ${n}`).join(', ')})`,
     `violations: ${s.violations.length}`,
+    `agent crashes (exits no fault asked for; restarted 1 s later, counted as downtime): ${s.crashes.length ? s.crashes.join('; ') : 'none'}`,
     `accounts dead (locked and expired) at most ${s.maxUsableAfterEndMs} ms after their end (budget ${DISABLE_BUDGET_MS} ms, ${LATENESS_BUDGET_MS} ms with the agent down at the end; sampled every 100 ms)`,
     `userdel failures caused by delete-fails: ${s.deleteFailures} (accounts stayed dead meanwhile: see the line above)`,
     `removal lateness: max ${s.maxBeyondDowntimeMs} ms beyond the agent's downtime (budget ${LATENESS_BUDGET_MS} ms), max ${s.maxRawLatenessMs} ms raw, over ${s.removalsMeasured} removals`,

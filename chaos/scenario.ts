@@ -51,8 +51,10 @@ export interface ScenarioResult {
   rogues: number;
   /** Final state and email delivery status per grant. */
   outcomes: string[];
-  /** Where the agent's log was copied, when the scenario had a violation. */
+  /** Where the agent's log was copied, when the scenario had a violation or a crash. */
   keptLog?: string;
+  /** Agent exits no fault asked for (restarted like its service; the time counts as downtime). */
+  crashes: string[];
   durationMs: number;
 }
 
@@ -61,7 +63,7 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
   const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)]!;
   const between = (a: number, b: number) => a + rnd() * (b - a);
   const t0 = Date.now();
-  const result: ScenarioResult = { index, seed, faults: [], violations: [], removals: [], usableAfterEndMs: [], elevationLateMs: [], rogues: 0, deleteFailures: 0, maxSettleMs: 0, dbRecoveryMs: [], outcomes: [], durationMs: 0 };
+  const result: ScenarioResult = { index, seed, faults: [], violations: [], removals: [], usableAfterEndMs: [], elevationLateMs: [], rogues: 0, deleteFailures: 0, maxSettleMs: 0, dbRecoveryMs: [], outcomes: [], crashes: [], durationMs: 0 };
   const violation = (msg: string) => result.violations.push(`scenario ${index} (seed ${seed}): ${msg}`);
 
   // Decide everything up front, so a seed always means the same plan.
@@ -294,7 +296,8 @@ export async function runScenario(stack: ChaosStack, index: number, seed: number
   }
   await checkNoPasswords(stack, [agent], passwords, violation);
 
-  if (result.violations.length || process.env.CHAOS_KEEP_LOGS) {
+  result.crashes = agent.crashes.map((c) => `${c.signal ?? `exit code ${c.code}`} at ${((c.at - t0) / 1000).toFixed(1)} s`);
+  if (result.violations.length || result.crashes.length || process.env.CHAOS_KEEP_LOGS) {
     // The agent's own account of the scenario, for whoever looks into it (the sandbox goes next).
     const kept = path.join(os.tmpdir(), `chaos-${seed}-agent.log`);
     await copyFile(agent.logFile, kept).catch(() => {});

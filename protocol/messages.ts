@@ -163,13 +163,14 @@ export const Ack = z.object({ ids: z.array(z.string().min(1)).max(1000) }).stric
  * backstop-failed: the OS timer that ends the account if the agent cannot could not be armed (retried);
  * rogue-admin: a member added to a privileged group during the window, and what was done about it;
  * sudoers-changed: the sudoers files changed during a Linux window (reported, not undone);
- * membership-changed: an elevation's membership was changed by someone else during the window.
+ * membership-changed: an elevation's membership was changed by someone else during the window;
+ * ended-by-user: the person at the endpoint ended the grant (`jit end`); detail = their OS account name.
  * For elevate-account, created = the account was found and may be elevated, enabled = put in the
  * group, disabled = taken out again (the rights are gone), removed = sessions ended, all restored.
  */
 export const REPORT_TYPES = [
   'created', 'enabled', 'disabled', 'logged-off', 'removed', 'failed', 'removal-failed', 'cleanup-failed', 'rejected', 'backstop-failed',
-  'password-reset', 'email-sent', 'email-failed', 'rogue-admin', 'sudoers-changed', 'membership-changed',
+  'password-reset', 'email-sent', 'email-failed', 'rogue-admin', 'sudoers-changed', 'membership-changed', 'ended-by-user',
 ] as const;
 export type ReportType = (typeof REPORT_TYPES)[number];
 

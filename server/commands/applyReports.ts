@@ -6,6 +6,7 @@ import { agentActor, auditOnce, reportAuditId } from '../store/audit.ts';
 import type { GrantDoc } from '../store/collections.ts';
 import { grantOf } from '../store/grants.ts';
 import { recordDelivery, resetDelivery } from './delivery.ts';
+import { ensureRevokeUnderway } from './revokeRepair.ts';
 import { applyEvent } from './transition.ts';
 
 /** One queue per server (a Ctx), keyed by endpoint. */
@@ -67,11 +68,23 @@ async function applyOne(ctx: Ctx, endpointId: string, g: GrantDoc, r: Report): P
     detail: { agentAt: r.at, ...(r.username ? { username: r.username } : {}), ...(r.detail ? { detail: r.detail } : {}) },
   });
   const event = toEvent(r);
-  if (event) await applyEvent(ctx, g._id, event, actor);
+  if (r.type === 'ended-by-user') await endedByUser(ctx, g, r.detail ?? '');
+  else if (event) await applyEvent(ctx, g._id, event, actor);
   if (r.type === 'password-reset') await resetDelivery(ctx, g._id);
   // An elevation's baseline, kept for a handover to a re-enrolled agent (messages.ts Plan.wasMember).
   const baseline = r.type === 'enabled' && g.operation === 'elevate-account' ? /was a member before: (yes|no)/.exec(r.detail ?? '') : null;
   if (baseline && g.wasMember === undefined) await ctx.c.grants.updateOne({ _id: g._id }, { $set: { wasMember: baseline[1] === 'yes' } });
+}
+
+/**
+ * `jit end` on the endpoint: a revoke by the person there, named `endpoint-user:<host>\\<account>`
+ * (the host as enrolled, the account as the agent proved it). The agent is removing it already;
+ * the revoke's deletion check is scheduled as for any revoke.
+ */
+async function endedByUser(ctx: Ctx, g: GrantDoc, account: string): Promise<void> {
+  const who = /^[\w.\\@$ -]{1,256}$/.test(account) ? account : 'unknown';
+  const revoked = await applyEvent(ctx, g._id, { type: 'revoke' }, `endpoint-user:${g.hostname}\\${who}`);
+  if (revoked?.state === 'revoking') await ensureRevokeUnderway(ctx, [revoked], true);
 }
 
 /** A report id remembered by an earlier batch (E11000 means another copy got there first). */
@@ -88,7 +101,7 @@ async function alreadySeen(ctx: Ctx, reportId: string): Promise<boolean> {
 }
 
 /** Reports audited under another name than `agent.<type>`: the guard's findings. */
-const AUDIT_TYPES: Partial<Record<Report['type'], string>> = { 'rogue-admin': 'guard.rogue-admin', 'sudoers-changed': 'guard.sudoers-changed' };
+const AUDIT_TYPES: Partial<Record<Report['type'], string>> = { 'rogue-admin': 'guard.rogue-admin', 'sudoers-changed': 'guard.sudoers-changed', 'ended-by-user': 'grant.ended-by-user' };
 
 function toEvent(r: Report): GrantEvent | null {
   const reason = r.detail ?? r.type;
@@ -114,6 +127,7 @@ function toEvent(r: Report): GrantEvent | null {
     case 'rogue-admin':
     case 'sudoers-changed':
     case 'membership-changed':
+    case 'ended-by-user':
       return null;
   }
 }

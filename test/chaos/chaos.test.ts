@@ -16,6 +16,7 @@ describe('chaos: seeded fault injection against the real stack', function () {
     assert.ok(Object.values(summary.faults).reduce((a, b) => a + b, 0) >= 8, 'faults were injected');
     const detail = `${lines.join('\n')}\n${formatSummary(summary)}`;
     assert.deepEqual(summary.violations, [], detail);
+    assert.deepEqual(summary.crashes, [], `the agent exited by itself\n${detail}`);
     // The invariants were really exercised, not vacuously true.
     assert.ok(summary.passwordsChecked > 0, `no generated password was searched for at rest\n${detail}`);
     assert.ok(summary.removalsMeasured > 0, `no removal lateness was measured\n${detail}`);

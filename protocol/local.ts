@@ -1,0 +1,56 @@
+/**
+ * The local channel between the `jit` command (run by the person at the endpoint, no root) and
+ * the agent: one Unix socket, newline-delimited JSON, one request per connection.
+ *
+ *   agent → jit   {"challenge": "<64 hex>"}
+ *   jit           creates the file <proof dir>/<challenge> (exclusively; its owner is the caller)
+ *   jit → agent   {"op": "status"} | {"op": "end", "grantId": "…"}
+ *   agent → jit   {"ok": true, …} | {"ok": false, "code": "…", "message": "…"}
+ *
+ * Who asks is what the OS says owns the proof file, never what the client claims: the proof
+ * folder is root's, sticky and not listable (mode 1733), so nobody can see, move or remove
+ * another user's proof, and a name is the challenge of one connection (docs/endpoint-users.md).
+ */
+import { z } from 'zod';
+import { END_ACTIONS, OPERATIONS } from './messages.ts';
+
+export const LocalRequest = z.discriminatedUnion('op', [
+  z.object({ op: z.literal('status') }).strict(),
+  z.object({ op: z.literal('end'), grantId: z.string().min(1).max(100) }).strict(),
+]);
+export type LocalRequest = z.infer<typeof LocalRequest>;
+
+/** One of the caller's grants on this machine, as `jit status` shows it. */
+export const LocalGrant = z.object({
+  grantId: z.string(),
+  operation: z.enum(OPERATIONS),
+  account: z.string(),
+  group: z.string(),
+  startAt: z.iso.datetime(),
+  endAt: z.iso.datetime(),
+  /** waiting (before its start), active, ending (its removal is under way). */
+  state: z.enum(['waiting', 'active', 'ending']),
+  /** What happens to the caller's sessions at the end. */
+  atEnd: z.enum(END_ACTIONS),
+});
+export type LocalGrant = z.infer<typeof LocalGrant>;
+
+/** Stable codes: what `jit` maps to its exit codes (agent/jit.ts). */
+export const LOCAL_ERRORS = ['bad_request', 'not_proven', 'not_found', 'ended'] as const;
+
+export const LocalAnswer = z.union([
+  z.object({ ok: z.literal(true), user: z.string(), hostname: z.string(), now: z.iso.datetime(), grants: z.array(LocalGrant) }).strict(),
+  z.object({ ok: z.literal(true), ended: LocalGrant }).strict(),
+  z.object({ ok: z.literal(false), code: z.enum(LOCAL_ERRORS), message: z.string() }).strict(),
+]);
+export type LocalAnswer = z.infer<typeof LocalAnswer>;
+
+export const Challenge = z.object({ challenge: z.string().regex(/^[0-9a-f]{64}$/) }).strict();
+
+/** Where the socket and the proof folder live, by OS (a sandboxed agent: under its sandbox root). */
+export function localDir(platform: NodeJS.Platform, sandboxRoot?: string): string {
+  if (sandboxRoot) return `${sandboxRoot}/run/jit-agent`;
+  return platform === 'darwin' ? '/var/run/jit-agent' : '/run/jit-agent';
+}
+export const SOCKET_NAME = 'jit.sock';
+export const PROOF_DIR_NAME = 'proof';
