@@ -13,13 +13,24 @@ import {
   type Report,
   type SmtpTestResult,
 } from '../protocol/messages.ts';
+import { RequestView, type ForwardedAsk } from '../protocol/local.ts';
 
-class HttpError extends Error {
+export class HttpError extends Error {
   constructor(
     readonly status: number,
-    body: string,
+    readonly body: string,
   ) {
     super(`server answered ${status}: ${body.slice(0, 300)}`);
+  }
+
+  /** The server's own words (errors.ts: message, and per field what is wrong), for a person to read. */
+  get serverMessage(): string {
+    try {
+      const { error } = JSON.parse(this.body) as { error: { message: string; fields?: { field: string; message: string }[] } };
+      return error.fields?.length ? `${error.message} ${error.fields.map((f) => `${f.field}: ${f.message}`).join('; ')}` : error.message;
+    } catch {
+      return this.message;
+    }
   }
 }
 
@@ -73,6 +84,17 @@ export class ServerClient {
 
   async inventory(inv: Inventory): Promise<void> {
     await this.send('/inventory', { method: 'PUT', headers: JSON_TYPE, body: JSON.stringify(inv), timeoutMs: 15_000 });
+  }
+
+  /** `jit request`: files a request for the account the agent proved (agent/local/handlers.ts). */
+  async fileRequest(ask: ForwardedAsk): Promise<RequestView> {
+    return RequestView.parse(await this.send('/requests', { method: 'POST', headers: JSON_TYPE, body: JSON.stringify(ask), timeoutMs: 15_000 }));
+  }
+
+  /** A request this endpoint filed for `account`, as it stands. */
+  async requestState(id: string, account: string): Promise<RequestView> {
+    const q = `?account=${encodeURIComponent(account)}`;
+    return RequestView.parse(await this.send(`/requests/${encodeURIComponent(id)}${q}`, { method: 'GET', timeoutMs: 15_000 }));
   }
 
   /** Sends reports; returns the ids the server has taken. */

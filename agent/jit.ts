@@ -2,142 +2,117 @@
  * jit: the command for the person at the endpoint (no root needed). It talks only to the local
  * agent (protocol/local.ts), which answers for the OS account that runs it.
  *
- *   jit status [--json]          my grants on this machine: group, time left, what happens at the end
- *   jit end [GRANT-ID] [--json]  end my grant now (the only one, or the one named)
+ *   jit status [--json]            my grants on this machine: group, time left, what happens at the end
+ *   jit end [GRANT-ID] [--json]    end my grant now (the only one, or the one named)
+ *   jit request --group G --for D [--reason R] [--wait] [--json]
+ *                                  ask for G for my own account here; the rules decide at once or an
+ *                                  approver does (--wait: until then)
  *
- * Exit codes: 0 done; 1 the agent refused (not yours, ended already, not proven); 2 usage;
- * 3 the agent is not running (or its socket is not there). JIT_AGENT_DIR overrides the agent's folder.
+ * Exit codes: 0 done (a request filed or approved); 1 refused (not yours, ended already, not
+ * proven, denied, expired, the server said no or could not be reached); 2 usage; 3 the agent is
+ * not running. JIT_AGENT_DIR overrides the agent's folder.
  */
-import { unlink, writeFile } from 'node:fs/promises';
-import net from 'node:net';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { Challenge, LocalAnswer, PROOF_DIR_NAME, SOCKET_NAME, localDir, type LocalGrant, type LocalRequest } from '../protocol/local.ts';
+import { GROUPS, type Group } from '../protocol/groups.ts';
+import { SOCKET_NAME, localDir, type LocalAnswer, type LocalRequest } from '../protocol/local.ts';
+import { NoAgent, ask } from './local/client.ts';
+import { describeGrant, describeRequest, parseDuration } from './local/text.ts';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, noAgent: 3 } as const;
 
 const USAGE = `usage:
   jit status [--json]           your grants on this machine and the time left
-  jit end [GRANT-ID] [--json]   end your grant now (the only one you have, or the one named)`;
+  jit end [GRANT-ID] [--json]   end your grant now (the only one you have, or the one named)
+  jit request --group GROUP --for DURATION [--reason TEXT] [--wait] [--json]
+                                ask for GROUP (${GROUPS.join(', ')}) for your own account here,
+                                for DURATION (90m, 2h, 1h30m); --wait: until it is decided`;
 
-class NoAgent extends Error {}
+/** How often --wait asks again. */
+const WAIT_POLL_MS = 2000;
 
-/** One request over the local socket, with the ownership proof the agent asks for. */
-export async function ask(dir: string, req: LocalRequest): Promise<LocalAnswer> {
-  const sock = net.connect(path.join(dir, SOCKET_NAME));
-  const lines: string[] = [];
-  let buf = '';
-  let wake: () => void = () => {};
-  let failure: Error | null = null;
-  sock.on('data', (d) => {
-    buf += d.toString('utf8');
-    for (let nl = buf.indexOf('\n'); nl >= 0; nl = buf.indexOf('\n')) {
-      lines.push(buf.slice(0, nl));
-      buf = buf.slice(nl + 1);
-    }
-    wake();
-  });
-  sock.on('error', (err: NodeJS.ErrnoException) => {
-    failure = ['ENOENT', 'ECONNREFUSED', 'EACCES'].includes(err.code ?? '') ? new NoAgent(err.code) : err;
-    wake();
-  });
-  sock.on('close', () => wake());
-  const nextLine = async (): Promise<string> => {
-    while (!lines.length) {
-      if (failure) throw failure;
-      if (sock.destroyed) throw new Error('the agent closed the connection');
-      await new Promise<void>((r) => (wake = r));
-    }
-    return lines.shift()!;
-  };
-  const { challenge } = Challenge.parse(JSON.parse(await nextLine()));
-  const proof = path.join(dir, PROOF_DIR_NAME, challenge);
-  try {
-    await writeFile(proof, '', { flag: 'wx', mode: 0o600 });
-    sock.write(`${JSON.stringify(req)}\n`);
-    return LocalAnswer.parse(JSON.parse(await nextLine()));
-  } finally {
-    sock.destroy();
-    await unlink(proof).catch(() => {});
-  }
+class Usage extends Error {}
+
+interface Io {
+  out: NodeJS.WritableStream;
+  err: NodeJS.WritableStream;
 }
 
-const clock = (iso: string) => new Date(iso).toLocaleString(undefined, { dateStyle: 'medium', timeStyle: 'short' });
-
-/** "1 h 59 min", "4 min 10 s", "12 s". */
-export function timeLeft(ms: number): string {
-  const s = Math.max(0, Math.round(ms / 1000));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  if (h) return `${h} h ${m} min`;
-  if (m) return `${m} min ${s % 60} s`;
-  return `${s} s`;
-}
-
-function describe(g: LocalGrant, now: number): string {
-  const what = g.operation === 'elevate-account' ? `${g.group} for your account ${g.account}` : `${g.group} for the temporary account ${g.account}`;
-  const atEnd = g.atEnd === 'logoff' ? 'you will be logged off' : 'you are told, your sessions go on';
-  const when =
-    g.state === 'waiting' ? `starts ${clock(g.startAt)}, ends ${clock(g.endAt)}` :
-    g.state === 'active' ? `ends ${clock(g.endAt)}, in ${timeLeft(Date.parse(g.endAt) - now)}; at the end ${atEnd}` :
-    'ending now';
-  return `  ${what}: ${g.state}, ${when}\n    grant ${g.grantId}`;
-}
-
-export async function main(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { json: { type: 'boolean' } }, allowPositionals: true, strict: true });
-  } catch (e) {
-    err.write(`jit: ${(e as Error).message}\n${USAGE}\n`);
-    return EXIT.usage;
-  }
-  const [command, ...rest] = parsed.positionals;
-  const json = parsed.values.json ?? false;
+export async function main(argv: string[], io: Io = { out: process.stdout, err: process.stderr }): Promise<number> {
   const dir = process.env.JIT_AGENT_DIR ?? localDir(process.platform);
-  if (command !== 'status' && command !== 'end') {
-    err.write(`jit: ${command ? `unknown command ${JSON.stringify(command)}` : 'a command is needed'}\n${USAGE}\n`);
-    return EXIT.usage;
-  }
-  if (rest.length > (command === 'end' ? 1 : 0)) {
-    err.write(`jit: too many arguments\n${USAGE}\n`);
-    return EXIT.usage;
-  }
   try {
-    let grantId = rest[0];
-    if (command === 'end' && !grantId) {
-      const status = await ask(dir, { op: 'status' });
-      const live = status.ok && 'grants' in status ? status.grants.filter((g) => g.state !== 'ending') : [];
-      if (live.length !== 1) {
-        err.write(live.length ? `jit: you have ${live.length} grants here: name one (jit status lists them)\n` : 'jit: you have no grant to end on this machine\n');
-        return live.length ? EXIT.usage : EXIT.refused;
+    const { values, positionals } = parseArgs({
+      args: argv,
+      options: { json: { type: 'boolean' }, group: { type: 'string' }, for: { type: 'string' }, reason: { type: 'string' }, wait: { type: 'boolean' } },
+      allowPositionals: true,
+      strict: true,
+    });
+    const [command, ...rest] = positionals;
+    const json = values.json ?? false;
+    const talk = (req: LocalRequest) => ask(dir, req);
+    if (command === 'status' || command === 'end') {
+      if (rest.length > (command === 'end' ? 1 : 0)) throw new Usage('too many arguments');
+      const req = command === 'status' ? ({ op: 'status' } as const) : { op: 'end' as const, grantId: rest[0] ?? (await onlyGrant(talk)) };
+      return show(await talk(req), json, io);
+    }
+    if (command === 'request') {
+      if (rest.length) throw new Usage('too many arguments');
+      const group = GROUPS.find((g) => g.toLowerCase() === values.group?.toLowerCase());
+      if (!group) throw new Usage(`--group must be one of ${GROUPS.join(', ')}`);
+      const minutes = values.for === undefined ? null : parseDuration(values.for);
+      if (minutes === null) throw new Usage('--for must be a duration: 90m, 2h, 1h30m');
+      let answer = await talk({ op: 'request', ask: { group: group as Group, minutes, reason: values.reason ?? '' } });
+      while (values.wait && answer.ok && 'request' in answer && answer.request.state === 'pending') {
+        await new Promise((r) => setTimeout(r, WAIT_POLL_MS));
+        answer = await talk({ op: 'request-state', requestId: answer.request.id });
       }
-      grantId = live[0]!.grantId;
+      return show(answer, json, io);
     }
-    const answer = await ask(dir, command === 'status' ? { op: 'status' } : { op: 'end', grantId: grantId! });
-    if (json) out.write(`${JSON.stringify(answer, null, 2)}\n`);
-    if (!answer.ok) {
-      if (!json) err.write(`jit: ${answer.message}\n`);
-      return answer.code === 'bad_request' ? EXIT.usage : EXIT.refused;
-    }
-    if (json) return EXIT.ok;
-    if ('ended' in answer) {
-      const e = answer.ended;
-      out.write(`Ended: ${e.group} for ${e.account}. ${e.atEnd === 'logoff' ? 'Your sessions end now: you will be logged off.' : 'The access is being removed now.'}\n`);
-    } else {
-      const now = Date.parse(answer.now);
-      if (!answer.grants.length) out.write(`${answer.user}: no temporary access on ${answer.hostname}.\n`);
-      else out.write(`${answer.user} on ${answer.hostname}:\n${answer.grants.map((g) => describe(g, now)).join('\n')}\n`);
-    }
-    return EXIT.ok;
+    throw new Usage(command ? `unknown command ${JSON.stringify(command)}` : 'a command is needed');
   } catch (e) {
+    if (e instanceof Usage || (e as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.err.write(`jit: ${(e as Error).message}\n${USAGE}\n`);
+      return EXIT.usage;
+    }
     if (e instanceof NoAgent) {
-      err.write(`jit: the jit-access agent is not running on this machine (no answer at ${path.join(dir, SOCKET_NAME)})\n`);
+      io.err.write(`jit: the jit-access agent is not running on this machine (no answer at ${path.join(dir, SOCKET_NAME)})\n`);
       return EXIT.noAgent;
     }
-    err.write(`jit: ${(e as Error).message}\n`);
+    io.err.write(`jit: ${(e as Error).message}\n`);
     return EXIT.refused;
   }
+}
+
+/** `jit end` without an id: the caller's only live grant. */
+async function onlyGrant(talk: (req: LocalRequest) => Promise<LocalAnswer>): Promise<string> {
+  const status = await talk({ op: 'status' });
+  const live = status.ok && 'grants' in status ? status.grants.filter((g) => g.state !== 'ending') : [];
+  if (live.length > 1) throw new Usage(`you have ${live.length} grants here: name one (jit status lists them)`);
+  if (!live.length) throw new Error('you have no grant to end on this machine');
+  return live[0]!.grantId;
+}
+
+/** Prints the agent's answer (as JSON, or for a person) and says how it went. */
+function show(answer: LocalAnswer, json: boolean, { out, err }: Io): number {
+  if (json) out.write(`${JSON.stringify(answer, null, 2)}\n`);
+  if (!answer.ok) {
+    if (!json) err.write(`jit: ${answer.message}\n`);
+    return answer.code === 'bad_request' ? EXIT.usage : EXIT.refused;
+  }
+  if ('request' in answer) {
+    if (!json) out.write(`${describeRequest(answer.request)}\n`);
+    return ['approved', 'pending'].includes(answer.request.state) ? EXIT.ok : EXIT.refused;
+  }
+  if (json) return EXIT.ok;
+  if ('ended' in answer) {
+    const e = answer.ended;
+    out.write(`Ended: ${e.group} for ${e.account}. ${e.atEnd === 'logoff' ? 'Your sessions end now: you will be logged off.' : 'The access is being removed now.'}\n`);
+  } else {
+    const now = Date.parse(answer.now);
+    if (!answer.grants.length) out.write(`${answer.user}: no temporary access on ${answer.hostname}.\n`);
+    else out.write(`${answer.user} on ${answer.hostname}:\n${answer.grants.map((g) => describeGrant(g, now)).join('\n')}\n`);
+  }
+  return EXIT.ok;
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

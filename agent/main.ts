@@ -121,7 +121,7 @@ async function run(stateFile: string, pollSeconds: number): Promise<void> {
   const runner = new GrantRunner(store, backend, delivery, log);
   const daemon = new Daemon(store, runner, client, settings, log, { pollSeconds, backend });
   await daemon.start();
-  const channel = await openLocalChannel(runner, backend, state.hostname, state.sandboxRoot, log);
+  const channel = await openLocalChannel(runner, client, backend, state.hostname, state.sandboxRoot, log);
   log.info({ endpointId: state.endpointId, sandbox: state.sandboxRoot ?? null, localSocket: channel?.socketPath ?? null }, 'agent running');
   for (const sig of ['SIGTERM', 'SIGINT'] as const) {
     process.once(sig, () => void Promise.all([daemon.stop(), channel?.stop()]).then(() => process.exit(0)));
@@ -129,11 +129,11 @@ async function run(stateFile: string, pollSeconds: number): Promise<void> {
 }
 
 /** The `jit` command's channel (Linux and macOS); the agent runs on without it if it cannot be opened. */
-async function openLocalChannel(runner: GrantRunner, backend: AccountBackend, hostname: string, sandboxRoot: string | undefined, log: pino.Logger): Promise<LocalChannel | null> {
+async function openLocalChannel(runner: GrantRunner, client: ServerClient, backend: AccountBackend, hostname: string, sandboxRoot: string | undefined, log: pino.Logger): Promise<LocalChannel | null> {
   const e = backend.elevation;
   if (process.platform === 'win32' || !e) return null;
   const accountOf = async (uid: number) => (await e.accounts()).find((a) => a.id === String(uid))?.name ?? null;
-  const channel = new LocalChannel(localDir(process.platform, sandboxRoot), localHandler(runner, hostname), accountOf, log);
+  const channel = new LocalChannel(localDir(process.platform, sandboxRoot), localHandler(runner, client, hostname), accountOf, log);
   try {
     await channel.start();
     return channel;

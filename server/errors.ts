@@ -34,6 +34,7 @@ export const ERRORS = {
   'request.duplicate': { status: 409, message: 'You already have an open request for this endpoint and group.' },
   'request.self_approval': { status: 403, message: 'Nobody may decide their own request.' },
   'request.not_approver': { status: 403, message: 'The rule that routed this request names other approvers.' },
+  'request.no_person': { status: 404, message: 'The account asking is nobody\'s own account: an admin maps it to a person (Users page).' },
   'request.account_shared': { status: 409, message: 'Your own account on this endpoint is also another person\'s: an admin must map yours (Users page) first.' },
   'request.not_yours': { status: 403, message: 'Only the requester may cancel a request.' },
   'idempotency.key_reused': { status: 422, message: 'This Idempotency-Key was used for another request.' },

@@ -1,12 +1,14 @@
 /**
  * What the `jit` command may ask the agent, for the OS account proven to be asking (channel.ts):
- * its own grants only. A grant is the caller's when it elevates the caller's account, or when the
- * caller is logged in as the grant's temporary account.
+ * its own grants only, and requests for its own account on this machine (forwarded to the
+ * server). A grant is the caller's when it elevates the caller's account, or when the caller is
+ * logged in as the grant's temporary account.
  */
-import type { LocalGrant, LocalRequest } from '../../protocol/local.ts';
+import type { LocalAnswer, LocalGrant, LocalRequest } from '../../protocol/local.ts';
 import type { GrantRunner } from '../accounts.ts';
-import type { LocalHandler } from './channel.ts';
+import { HttpError, type ServerClient } from '../client.ts';
 import type { GrantRecord } from '../state.ts';
+import type { LocalHandler } from './channel.ts';
 
 const GONE: GrantRecord['step'][] = ['removed', 'failed'];
 
@@ -27,8 +29,20 @@ function present(r: GrantRecord, now: number): LocalGrant {
   };
 }
 
-export function localHandler(runner: GrantRunner, hostname: string, now: () => number = Date.now): LocalHandler {
+/** The server's answer, or its refusal in its own words, or "unreachable". */
+async function forward(call: () => Promise<LocalAnswer>): Promise<{ answer: LocalAnswer }> {
+  try {
+    return { answer: await call() };
+  } catch (err) {
+    if (err instanceof HttpError && err.status < 500) return { answer: { ok: false, code: err.status === 404 ? 'not_found' : 'refused', message: err.serverMessage } };
+    return { answer: { ok: false, code: 'unreachable', message: `the jit-access server could not be reached (${(err as Error).message}); try again later` } };
+  }
+}
+
+export function localHandler(runner: GrantRunner, client: ServerClient, hostname: string, now: () => number = Date.now): LocalHandler {
   return async (req: LocalRequest, account: string) => {
+    if (req.op === 'request') return forward(async () => ({ ok: true, request: await client.fileRequest({ ...req.ask, account }) }));
+    if (req.op === 'request-state') return forward(async () => ({ ok: true, request: await client.requestState(req.requestId, account) }));
     const mine = Object.values(runner.records()).filter((r) => !GONE.includes(r.step) && isCallers(r, account));
     if (req.op === 'status') {
       const t = now();

@@ -65,6 +65,18 @@ export async function otherOwner(ctx: Pick<Ctx, 'c'>, os: OperatingSystem, accou
   return candidates.find((o) => ownAccount(o.email, os, o.accounts).toLowerCase() === account.toLowerCase())?.email;
 }
 
+/**
+ * The person whose own account on `os` is `account` (a request filed on the endpoint itself names
+ * the OS account, never a person): the one user, or 404 request.no_person / 409 request.account_shared.
+ */
+export async function personOfAccount(ctx: Pick<Ctx, 'c'>, os: OperatingSystem, account: string): Promise<UserDoc> {
+  const candidates = await ctx.c.users.find({ $or: [{ [`accounts.${os}`]: sameText(account) }, { email: { $regex: `^${escapeRegex(account)}@`, $options: 'i' } }] }).toArray();
+  const owners = candidates.filter((u) => ownAccount(u.email, os, u.accounts).toLowerCase() === account.toLowerCase());
+  if (owners.length > 1) throw apiError('request.account_shared', `${account} is more than one person's own account on ${OS_LABEL[os]}: an admin must map theirs (Users page) first.`);
+  if (!owners.length) throw apiError('request.no_person', `${account} is nobody's own account on ${OS_LABEL[os]}: an admin maps it to a person on the Users page.`);
+  return owners[0]!;
+}
+
 async function takenIssues(ctx: Pick<Ctx, 'c'>, u: UserDoc, accounts: AccountMap): Promise<FieldIssue[]> {
   const issues: FieldIssue[] = [];
   for (const os of ACCOUNT_OSES) {

@@ -5,6 +5,7 @@ import { chmod, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../../agent/os/exec.ts';
 import { localDir } from '../../protocol/local.ts';
+import { createUser } from '../../server/web/users.ts';
 import { runAs, uidOf, until } from '../support/accounts.ts';
 import { enrollAgent, grantBody, startStack, type AgentProc, type Stack } from '../support/stack.ts';
 
@@ -21,7 +22,7 @@ describe('end to end: the jit command at the endpoint', function () {
   let uid = 2_098_000 + randomInt(500);
 
   before(async () => {
-    stack = await startStack({ leadTimeSeconds: 2 });
+    stack = await startStack({ leadTimeSeconds: 2, requests: { expireAfterMinutes: 60, reasonRequired: true, reasonMinLength: 10, maxMinutes: 120, groups: ['Administrators', 'Users'] } });
   });
   after(() => stack?.stop());
   beforeEach(async () => {
@@ -128,6 +129,59 @@ describe('end to end: the jit command at the endpoint', function () {
       ['grant.revoked', 'agent'],
     ]);
     assert.equal((await jit(alice, 'status', '--json')).json.grants.length, 0, 'nothing left to show');
+  });
+
+  it('files a request from the machine for the caller\'s own account: a rule approves it and the elevation starts; refusals come back in the server\'s words', async () => {
+    const dana = await person('dana');
+    const eve = await person('eve');
+    await createUser(stack.server!.ctx, { email: 'dana@corp.example', role: 'requester', password: 'correct horse battery staple 1' }, 'test');
+    await until(async () => !!(await stack.server!.ctx.c.endpoints.findOne({ _id: agent.endpointId }))?.accounts?.some((a) => a.name === 'dana'), 15_000, 'the agent up (dana in its inventory)');
+    const put = await stack.api.request('PUT', '/api/v1/request-rules', { rules: [{ name: 'short admin', os: ['linux'], groups: ['Administrators'], maxMinutes: 30, action: 'auto-approve' }] });
+    assert.equal(put.status, 200, JSON.stringify(put.body));
+
+    const short = await jit(dana, 'request', '--group', 'administrators', '--for', '1m', '--reason', 'install the printer driver', '--json');
+    assert.equal(short.code, 0, short.err);
+    const r = short.json.request;
+    assert.equal(r.state, 'approved');
+    assert.equal(r.rule.name, 'short admin');
+    assert.equal(r.minutes, 1);
+    const filed = await stack.server!.ctx.c.requests.findOne({ _id: r.id });
+    assert.deepEqual([filed?.requesterEmail, filed?.account, filed?.endpointId, filed?.operation], ['dana@corp.example', 'dana', agent.endpointId, 'elevate-account']);
+    const created = await stack.server!.ctx.c.audit.findOne({ _id: `request:${r.id}:created` } as never);
+    assert.equal((created as { actor?: string } | null)?.actor, `endpoint-user:${agent.hostname}\\dana`, 'the request says where it came from');
+    await stack.api.waitGrant(r.grant.id, (g) => g.state === 'enabled', 15_000);
+    await until(async () => (await sudoers()).includes('dana'), 5_000, 'dana in sudo');
+    const shown = await jit(dana, 'status', '--json');
+    assert.deepEqual(shown.json.grants.map((g: { grantId: string }) => g.grantId), [r.grant.id]);
+
+    // Longer than the rule allows: an approver decides; --wait follows it to the denial.
+    const human = await jit(dana, 'request', '--group', 'Administrators', '--for', '2h', '--reason', 'a longer maintenance window');
+    assert.equal(human.code, 0, human.err);
+    assert.match(human.out, /^Waiting for an approver \(the rule "default"\): Administrators for 120 min\. It expires .* if nobody decides\.\n  request (\S+)\n$/);
+    const pendingId = /request (\S+)/.exec(human.out)![1]!;
+    const waiting = jit(dana, 'request', '--group', 'Users', '--for', '30m', '--reason', 'only to be denied, waiting', '--wait');
+    await until(async () => (await stack.server!.ctx.c.requests.countDocuments({ requesterEmail: 'dana@corp.example', group: 'Users' })) === 1, 10_000, 'the Users request filed');
+    const users = await stack.server!.ctx.c.requests.findOne({ requesterEmail: 'dana@corp.example', group: 'Users' });
+    const deny = await stack.api.request('POST', `/api/v1/requests/${users!._id}/deny`, { note: 'use the service desk' });
+    assert.equal(deny.status, 200, JSON.stringify(deny.body));
+    const denied = await waiting;
+    assert.equal(denied.code, 1);
+    assert.match(denied.out, /^Denied: use the service desk\./);
+    assert.ok(pendingId);
+
+    // The policy's checks and the mapping, in the server's words; nothing filed.
+    const before = await stack.server!.ctx.c.requests.countDocuments({});
+    const noReason = await jit(dana, 'request', '--group', 'Administrators', '--for', '10m');
+    assert.equal(noReason.code, 1);
+    assert.match(noReason.err, /reason: say why, in at least 10 characters/);
+    const nobody = await jit(eve, 'request', '--group', 'Administrators', '--for', '10m', '--reason', 'eve is nobody here');
+    assert.equal(nobody.code, 1);
+    assert.match(nobody.err, /eve is nobody's own account on Linux/);
+    const bad = await jit(dana, 'request', '--group', 'Wheel', '--for', '10m');
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--group must be one of Administrators, Power Users, Users/);
+    assert.equal((await jit(dana, 'request', '--group', 'Users', '--for', 'soon')).code, 2);
+    assert.equal(await stack.server!.ctx.c.requests.countDocuments({}), before);
   });
 
   it('shows a temporary account its grant; says so when the agent is not running (exit 3)', async () => {

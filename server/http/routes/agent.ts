@@ -4,6 +4,10 @@ import { Ack, CredentialHandover, EnrollRequest, Inventory, ReportBatch, SmtpTes
 import { ackInstructions, poll } from '../../commands/agentChannel.ts';
 import { agentSettings, handOverCredentials } from '../../commands/agentSettings.ts';
 import { applyReports } from '../../commands/applyReports.ts';
+import { fileFromEndpoint, requestFromEndpoint } from '../../commands/endpointRequests.ts';
+import { presentRequests } from '../../presenters/request.ts';
+import { fileRequestSchema, requestIdSchema } from '../../schemas/requests.ts';
+import { ForwardedAsk } from '../../../protocol/local.ts';
 import { enroll } from '../../commands/enrollment.ts';
 import { storeInventory } from '../../commands/inventory.ts';
 import { replayRevokes } from '../../commands/revokeGrant.ts';
@@ -56,6 +60,20 @@ export function agentRoutes(ctx: Ctx): Router {
   r.put('/inventory', async (req, res) => {
     await storeInventory(ctx, res.locals.endpoint._id, validate(Inventory, req.body));
     res.status(204).end();
+  });
+
+  // `jit request` on the endpoint, for the account the agent proved (commands/endpointRequests.ts).
+  r.post('/requests', async (req, res) => {
+    const { account, ...ask } = validate(ForwardedAsk, req.body);
+    const input = validate(fileRequestSchema(ctx.config, new Date()), { endpoint: res.locals.endpoint._id, ...ask });
+    const filed = await fileFromEndpoint(ctx, res.locals.endpoint, account, input);
+    res.status(201).json((await presentRequests(ctx, [filed]))[0]);
+  });
+
+  r.get('/requests/:id', async (req, res) => {
+    const { id } = validate(requestIdSchema, req.params);
+    const { account } = validate(z.strictObject({ account: z.string().min(1).max(256) }), req.query);
+    res.json((await presentRequests(ctx, [await requestFromEndpoint(ctx, res.locals.endpoint, account, id)]))[0]);
   });
 
   r.post('/reports', async (req, res) => {
