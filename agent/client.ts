@@ -13,7 +13,10 @@ import {
   type Report,
   type SmtpTestResult,
 } from '../protocol/messages.ts';
-import { RequestView, type ForwardedAsk } from '../protocol/local.ts';
+import type { ForwardedAsk, RequestView } from '../protocol/local.ts';
+
+/** The local channel's schemas, loaded on first use (not by every idle agent). */
+const local = () => import('../protocol/local.ts');
 
 export class HttpError extends Error {
   constructor(
@@ -88,12 +91,14 @@ export class ServerClient {
 
   /** `jit request`: files a request for the account the agent proved (agent/local/handlers.ts). */
   async fileRequest(ask: ForwardedAsk): Promise<RequestView> {
+    const { RequestView } = await local();
     return RequestView.parse(await this.send('/requests', { method: 'POST', headers: JSON_TYPE, body: JSON.stringify(ask), timeoutMs: 15_000 }));
   }
 
   /** A request this endpoint filed for `account`, as it stands. */
   async requestState(id: string, account: string): Promise<RequestView> {
     const q = `?account=${encodeURIComponent(account)}`;
+    const { RequestView } = await local();
     return RequestView.parse(await this.send(`/requests/${encodeURIComponent(id)}${q}`, { method: 'GET', timeoutMs: 15_000 }));
   }
 

@@ -15,7 +15,8 @@
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { GROUPS, type Group } from '../protocol/groups.ts';
-import { SOCKET_NAME, localDir, type LocalAnswer, type LocalRequest } from '../protocol/local.ts';
+import type { LocalAnswer, LocalRequest } from '../protocol/local.ts';
+import { SOCKET_NAME, localDir } from '../protocol/localPaths.ts';
 import { NoAgent, ask } from './local/client.ts';
 import { describeGrant, describeRequest, parseDuration } from './local/text.ts';
 

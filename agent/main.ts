@@ -20,7 +20,7 @@ import { backendForThisOs, thisOs } from './os/select.ts';
 import { StateStore } from './state.ts';
 import { LocalChannel } from './local/channel.ts';
 import { localHandler } from './local/handlers.ts';
-import { localDir } from '../protocol/local.ts';
+import { localDir } from '../protocol/localPaths.ts';
 import type { AccountBackend } from './os/backend.ts';
 
 export const AGENT_VERSION = '0.1.0';

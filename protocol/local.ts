@@ -77,11 +77,3 @@ export const LocalAnswer = z.union([
 export type LocalAnswer = z.infer<typeof LocalAnswer>;
 
 export const Challenge = z.object({ challenge: z.string().regex(/^[0-9a-f]{64}$/) }).strict();
-
-/** Where the socket and the proof folder live, by OS (a sandboxed agent: under its sandbox root). */
-export function localDir(platform: NodeJS.Platform, sandboxRoot?: string): string {
-  if (sandboxRoot) return `${sandboxRoot}/run/jit-agent`;
-  return platform === 'darwin' ? '/var/run/jit-agent' : '/run/jit-agent';
-}
-export const SOCKET_NAME = 'jit.sock';
-export const PROOF_DIR_NAME = 'proof';

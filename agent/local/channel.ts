@@ -7,7 +7,8 @@ import { chmod, mkdir, rm } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { LocalRequest, PROOF_DIR_NAME, SOCKET_NAME, type LocalAnswer } from '../../protocol/local.ts';
+import type { LocalAnswer, LocalRequest } from '../../protocol/local.ts';
+import { PROOF_DIR_NAME, SOCKET_NAME } from '../../protocol/localPaths.ts';
 import { ProofFolder } from './proof.ts';
 
 /** A request line longer than this is refused (the largest real one is under 200 bytes). */
@@ -103,6 +104,8 @@ export class LocalChannel {
     } catch {
       return refuse('bad_request', 'not JSON');
     }
+    // The schemas on first use: an idle agent that nobody asks keeps them out of its memory.
+    const { LocalRequest } = await import('../../protocol/local.ts');
     const req = LocalRequest.safeParse(json);
     if (!req.success) return refuse('bad_request', req.error.issues.map((i) => `${i.path.join('.') || 'request'}: ${i.message}`).join('; '));
     const uid = await this.proof.ownerOf(challenge);

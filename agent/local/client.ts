@@ -5,7 +5,8 @@
 import { unlink, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
-import { Challenge, LocalAnswer, PROOF_DIR_NAME, SOCKET_NAME, type LocalRequest } from '../../protocol/local.ts';
+import { Challenge, LocalAnswer, type LocalRequest } from '../../protocol/local.ts';
+import { PROOF_DIR_NAME, SOCKET_NAME } from '../../protocol/localPaths.ts';
 
 /** No agent answers: its socket is missing or nobody listens on it. */
 export class NoAgent extends Error {}

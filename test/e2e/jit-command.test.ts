@@ -4,7 +4,7 @@ import { randomInt } from 'node:crypto';
 import { chmod, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../../agent/os/exec.ts';
-import { localDir } from '../../protocol/local.ts';
+import { localDir } from '../../protocol/localPaths.ts';
 import { createUser } from '../../server/web/users.ts';
 import { runAs, uidOf, until } from '../support/accounts.ts';
 import { enrollAgent, grantBody, startStack, type AgentProc, type Stack } from '../support/stack.ts';
