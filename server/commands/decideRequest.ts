@@ -68,9 +68,10 @@ export async function expireDue(ctx: Ctx, now = new Date()): Promise<number> {
  * Approves a pending request and makes its grant. An approver may shorten the access or move its
  * start (not into the past), never lengthen it. A grant the wizard would refuse (an overlap, an
  * excluded account) refuses the approval the same way (400), and the request stays pending.
+ * `byRule`: the request just stored, approved by the rule that routed it (no approver's checks).
  */
-export async function approveRequest(ctx: Ctx, id: string, who: Caller, input: ApproveInput, opts: { byRule?: boolean } = {}): Promise<RequestDoc> {
-  return decideLocked(ctx, id, opts.byRule ? null : who, async (r) => {
+export async function approveRequest(ctx: Ctx, id: string, who: Caller, input: ApproveInput, opts: { byRule?: RequestDoc } = {}): Promise<RequestDoc> {
+  return decideLocked(ctx, opts.byRule ?? id, opts.byRule ? null : who, async (r) => {
     if (input.minutes !== undefined && input.minutes > r.minutes) throw invalid([{ field: 'minutes', message: `an approval may shorten the access, not lengthen it (asked for: ${r.minutes} minutes)` }]);
     const now = new Date();
     const asked = input.startAt ?? r.startAt;
@@ -95,11 +96,13 @@ export async function denyRequest(ctx: Ctx, id: string, who: Caller, note: strin
 /**
  * Runs a decision under the request's lock on the request as stored, expired first if its time
  * is up: 404 when there is none, 409 when it is no longer pending, and `who` (null: a rule) must
- * be an approver who may decide it.
+ * be an approver who may decide it. `ref`: the id, or (a rule's approval) the request itself.
  */
-function decideLocked(ctx: Ctx, id: string, who: Caller | null, decide: (r: RequestDoc) => Promise<RequestDoc>): Promise<RequestDoc> {
+function decideLocked(ctx: Ctx, ref: string | RequestDoc, who: Caller | null, decide: (r: RequestDoc) => Promise<RequestDoc>): Promise<RequestDoc> {
+  const id = typeof ref === 'string' ? ref : ref._id;
   return ctx.grantLocks.run(`request:${id}`, async () => {
-    const found = await ctx.c.requests.findOne({ _id: id });
+    // A rule's approval comes with the request it has just stored: nobody else knows its id yet.
+    const found = typeof ref === 'string' ? await ctx.c.requests.findOne({ _id: id }) : ref;
     if (!found) throw apiError('request.not_found');
     const r = await expireLocked(ctx, found, new Date());
     if (!isOpen(r.state)) throw apiError('request.not_pending');

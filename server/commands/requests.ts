@@ -93,7 +93,7 @@ export async function fileRequest(ctx: Ctx, input: FileRequestInput & { endpoint
     if (decision.action === 'deny') return moveRequest(ctx, doc, { type: 'deny' }, `rule:${decision.rule}`, { note: `denied by the rule "${decision.rule}"` });
     if (decision.action === 'auto-approve') {
       try {
-        return await approveRequest(ctx, doc._id, { actor: `rule:${decision.rule}`, email: '', role: 'admin' }, {}, { byRule: true });
+        return await approveRequest(ctx, doc._id, { actor: `rule:${decision.rule}`, email: '', role: 'admin' }, {}, { byRule: doc });
       } catch (err) {
         // A grant the wizard would refuse (an overlap, an excluded account): a person decides instead.
         if (!(err instanceof ApiError && err.status === 400)) throw err;
