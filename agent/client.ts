@@ -102,6 +102,13 @@ export class ServerClient {
     return RequestView.parse(await this.send(`/requests/${encodeURIComponent(id)}${q}`, { method: 'GET', timeoutMs: 15_000 }));
   }
 
+  /** `jit status`: the account's open and recently decided requests on this endpoint (a short wait: status must not hang). */
+  async requestsOf(account: string): Promise<RequestView[]> {
+    const { RequestView } = await local();
+    const res = await this.send(`/requests?account=${encodeURIComponent(account)}`, { method: 'GET', timeoutMs: 3_000 });
+    return RequestView.array().parse((res as { requests: unknown }).requests);
+  }
+
   /** Sends reports; returns the ids the server has taken. */
   async report(reports: Report[]): Promise<string[]> {
     const res = await this.send('/reports', { method: 'POST', headers: JSON_TYPE, body: JSON.stringify({ reports }), timeoutMs: 15_000 });

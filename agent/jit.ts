@@ -18,7 +18,7 @@ import { GROUPS, type Group } from '../protocol/groups.ts';
 import type { LocalAnswer, LocalRequest } from '../protocol/local.ts';
 import { SOCKET_NAME, localDir } from '../protocol/localPaths.ts';
 import { NoAgent, ask } from './local/client.ts';
-import { describeGrant, describeRequest, parseDuration } from './local/text.ts';
+import { describeGrant, describeRequest, parseDuration, requestLine } from './local/text.ts';
 
 export const EXIT = { ok: 0, refused: 1, usage: 2, noAgent: 3 } as const;
 
@@ -112,6 +112,8 @@ function show(answer: LocalAnswer, json: boolean, { out, err }: Io): number {
     const now = Date.parse(answer.now);
     if (!answer.grants.length) out.write(`${answer.user}: no temporary access on ${answer.hostname}.\n`);
     else out.write(`${answer.user} on ${answer.hostname}:\n${answer.grants.map((g) => describeGrant(g, now)).join('\n')}\n`);
+    if (answer.requests === null) out.write('Requests: the server could not be asked just now.\n');
+    else if (answer.requests.length) out.write(`Requests:\n${answer.requests.map(requestLine).join('\n')}\n`);
   }
   return EXIT.ok;
 }

@@ -70,7 +70,17 @@ export type RequestView = z.infer<typeof RequestView>;
 
 export const LocalAnswer = z.union([
   z.object({ ok: z.literal(true), request: RequestView }).strict(),
-  z.object({ ok: z.literal(true), user: z.string(), hostname: z.string(), now: z.iso.datetime(), grants: z.array(LocalGrant) }).strict(),
+  z
+    .object({
+      ok: z.literal(true),
+      user: z.string(),
+      hostname: z.string(),
+      now: z.iso.datetime(),
+      grants: z.array(LocalGrant),
+      /** Open and recently decided requests; null when the server could not be asked (status works without it). */
+      requests: z.array(RequestView).nullable(),
+    })
+    .strict(),
   z.object({ ok: z.literal(true), ended: LocalGrant }).strict(),
   z.object({ ok: z.literal(false), code: z.enum(LOCAL_ERRORS), message: z.string() }).strict(),
 ]);

@@ -49,7 +49,7 @@ async function talk(socket: string, line: string, prove: (challenge: string) => 
       path.join(dir, 'run'),
       async (req, account) => {
         asked.push([req, account]);
-        return { answer: { ok: true, user: account, hostname: 'h', now: new Date().toISOString(), grants: [] }, after: () => afterRan++ };
+        return { answer: { ok: true, user: account, hostname: 'h', now: new Date().toISOString(), grants: [], requests: null }, after: () => afterRan++ };
       },
       async (uid) => accounts.get(uid) ?? null,
       pino({ level: 'silent' }),

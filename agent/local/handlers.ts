@@ -47,7 +47,8 @@ export function localHandler(runner: GrantRunner, client: ServerClient, hostname
     if (req.op === 'status') {
       const t = now();
       const grants = mine.map((r) => present(r, t)).sort((a, b) => a.startAt.localeCompare(b.startAt));
-      return { answer: { ok: true, user: account, hostname, now: new Date(t).toISOString(), grants } };
+      const requests = await client.requestsOf(account).catch(() => null);
+      return { answer: { ok: true, user: account, hostname, now: new Date(t).toISOString(), grants, requests } };
     }
     const r = mine.find((g) => g.plan.grantId === req.grantId);
     if (!r) {

@@ -43,6 +43,12 @@ export function describeRequest(r: RequestView): string {
   }
 }
 
+/** One line of `jit status`'s requests. */
+export function requestLine(r: RequestView): string {
+  const more = r.state === 'pending' ? ` (the rule "${r.rule.name}"), expires ${clock(r.expiresAt)}` : r.note ? `: ${r.note}` : '';
+  return `  ${r.group} for ${r.minutes} min: ${r.state}${more}\n    request ${r.id}`;
+}
+
 /** "90m", "2h", "1h30m", "45" (minutes) → minutes; null if not a duration. */
 export function parseDuration(s: string): number | null {
   const m = /^(?:(\d+)h)?(?:(\d+)m?)?$/.exec(s.trim());

@@ -80,6 +80,7 @@ describe('end to end: the jit command at the endpoint', function () {
     assert.equal(status.json.user, 'alice');
     assert.equal(status.json.hostname, agent.hostname);
     assert.equal(status.json.grants.length, 1);
+    assert.deepEqual(status.json.requests, [], 'no requests of hers');
     const g = status.json.grants[0];
     assert.deepEqual([g.grantId, g.operation, g.account, g.group, g.state, g.atEnd], [id, 'elevate-account', 'alice', 'Administrators', 'active', 'logoff']);
     const server = await stack.api.grant(id);
@@ -167,7 +168,22 @@ describe('end to end: the jit command at the endpoint', function () {
     const denied = await waiting;
     assert.equal(denied.code, 1);
     assert.match(denied.out, /^Denied: use the service desk\./);
-    assert.ok(pendingId);
+    const st = await jit(dana, 'status');
+    assert.equal(st.code, 0, st.err);
+    const requests = st.out.slice(st.out.indexOf('Requests:\n'));
+    assert.match(requests, /  Users for 30 min: denied: use the service desk\n    request /);
+    assert.match(requests, new RegExp(`  Administrators for 120 min: pending \\(the rule "default"\\), expires .*\\n    request ${pendingId}`));
+    assert.match(requests, new RegExp(`  Administrators for 1 min: approved\\n    request ${r.id}`));
+    // The server down: status still answers from the agent, and says what it could not ask.
+    await stack.stopServer();
+    try {
+      const offline = await jit(dana, 'status');
+      assert.equal(offline.code, 0, offline.err);
+      assert.match(offline.out, /^dana on .*:\n  Administrators for your account dana: /);
+      assert.match(offline.out, /Requests: the server could not be asked just now\.\n$/);
+    } finally {
+      await stack.startServer();
+    }
 
     // The policy's checks and the mapping, in the server's words; nothing filed.
     const before = await stack.server!.ctx.c.requests.countDocuments({});

@@ -4,7 +4,7 @@ import { Ack, CredentialHandover, EnrollRequest, Inventory, ReportBatch, SmtpTes
 import { ackInstructions, poll } from '../../commands/agentChannel.ts';
 import { agentSettings, handOverCredentials } from '../../commands/agentSettings.ts';
 import { applyReports } from '../../commands/applyReports.ts';
-import { fileFromEndpoint, requestFromEndpoint } from '../../commands/endpointRequests.ts';
+import { fileFromEndpoint, requestFromEndpoint, requestsFromEndpoint } from '../../commands/endpointRequests.ts';
 import { presentRequests } from '../../presenters/request.ts';
 import { fileRequestSchema, requestIdSchema } from '../../schemas/requests.ts';
 import { ForwardedAsk } from '../../../protocol/local.ts';
@@ -18,6 +18,7 @@ import { liftDeadline } from '../deadline.ts';
 import { validate } from '../validate.ts';
 
 const PollQuery = z.strictObject({ wait: z.coerce.number().min(0).max(60).optional() });
+const AccountQuery = z.strictObject({ account: z.string().min(1).max(256) });
 
 /** The agent channel: enrollment, then authenticated long-poll, acks and reports. */
 export function agentRoutes(ctx: Ctx): Router {
@@ -70,9 +71,14 @@ export function agentRoutes(ctx: Ctx): Router {
     res.status(201).json((await presentRequests(ctx, [filed]))[0]);
   });
 
+  r.get('/requests', async (req, res) => {
+    const { account } = validate(AccountQuery, req.query);
+    res.json({ requests: await presentRequests(ctx, await requestsFromEndpoint(ctx, res.locals.endpoint, account)) });
+  });
+
   r.get('/requests/:id', async (req, res) => {
     const { id } = validate(requestIdSchema, req.params);
-    const { account } = validate(z.strictObject({ account: z.string().min(1).max(256) }), req.query);
+    const { account } = validate(AccountQuery, req.query);
     res.json((await presentRequests(ctx, [await requestFromEndpoint(ctx, res.locals.endpoint, account, id)]))[0]);
   });
 
