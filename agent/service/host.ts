@@ -89,6 +89,8 @@ export interface ServiceHost {
   definitionPath?: string;
   /** The runtime folder (default: runtimeDir; tests point it elsewhere). */
   installDir?: string;
+  /** Where the `jit` command for the person at the endpoint goes (default: JIT_COMMAND_PATH; tests point it elsewhere). */
+  commandPath?: string;
 }
 
 export class NotPrivilegedError extends Error {
@@ -127,6 +129,20 @@ export function runtimeDir(platform: ServicePlatform, env: NodeJS.ProcessEnv = p
   if (platform === 'win32') return windowsLayout(env).runtimeDir;
   if (platform === 'darwin') return '/Library/Application Support/jit-agent/runtime';
   return '/opt/jit-agent';
+}
+
+/** The `jit` command on the PATH of every user (Linux and macOS; none on Windows yet). */
+export const JIT_COMMAND_PATH = '/usr/local/bin/jit';
+
+/**
+ * The `jit` command: a shell script that runs the runtime's node on the runtime's jit.js (the
+ * person's own process: no root, talks only to the agent's socket, docs/endpoint-users.md).
+ */
+export function renderJitCommand(runtime: string): string {
+  if (runtime.includes("'")) throw new Error(`the runtime folder ${runtime} contains a quote: not supported`);
+  const node = path.posix.join(runtime, nodeInRuntime('linux'));
+  const jit = path.posix.join(runtime, 'dist', 'agent', 'jit.js');
+  return `#!/bin/sh\n# jit: time left, end early, ask for access (installed by jit-agent install, removed by its uninstall)\nexec '${node}' '${jit}' "$@"\n`;
 }
 
 /** node inside the runtime folder, relative with "/". */

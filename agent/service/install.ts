@@ -12,7 +12,7 @@
  * node and the built agent are copied into the runtime folder (host.ts says where), and every
  * folder install uses is checked before anything changes and read back after (runtime.ts).
  */
-import { defaultStateFile, runtimeDir, serviceArgv, NotPrivilegedError, type ServiceHost } from './host.ts';
+import { JIT_COMMAND_PATH, defaultStateFile, renderJitCommand, runtimeDir, serviceArgv, NotPrivilegedError, type ServiceHost } from './host.ts';
 import { LAUNCHD_PLIST_PATH, launchdInstallCommands, renderLaunchdPlist } from './launchd.ts';
 import { planPayload } from './payload.ts';
 import { defaultHost } from './realHost.ts';
@@ -60,7 +60,8 @@ export async function installAgent(opts: InstallOptions, overrides: Partial<Serv
   const payload = await (host.payload ? host.payload() : planPayload(host.repoDir, host.nodePath, host.platform));
 
   // Nothing changes before every folder and file install will use has been found safe.
-  const unixFiles = definitionPath ? [stateFile, `${stateFile}.key`, definitionPath] : [];
+  const commandPath = host.platform === 'win32' ? undefined : (host.commandPath ?? JIT_COMMAND_PATH);
+  const unixFiles = definitionPath ? [stateFile, `${stateFile}.key`, definitionPath, commandPath!] : [];
   const probes = await preflight(host, steps, [...stateDirs, paths.runtime, paths.staging, paths.old, ...unixFiles]);
 
   await checkNodeLibraries(host, steps, host.nodePath);
@@ -74,6 +75,7 @@ export async function installAgent(opts: InstallOptions, overrides: Partial<Serv
 
   if (host.platform === 'linux') {
     await installRuntime(host, steps, paths, payload);
+    await writeJitCommand(host, steps, commandPath!, paths.runtime);
     const unit = definitionPath!;
     const replacing = await host.files.exists(unit);
     await steps.act(`${replacing ? 'replace' : 'write'} the systemd unit ${unit} (it runs only what is in ${paths.runtime})`, () => host.files.write(unit, definition, 0o644));
@@ -81,6 +83,7 @@ export async function installAgent(opts: InstallOptions, overrides: Partial<Serv
     steps.done('"systemctl status jit-agent" shows it, "journalctl -u jit-agent" its log');
   } else if (host.platform === 'darwin') {
     await installRuntime(host, steps, paths, payload);
+    await writeJitCommand(host, steps, commandPath!, paths.runtime);
     const plist = definitionPath!;
     const replacing = await host.files.exists(plist);
     await steps.act(`${replacing ? 'replace' : 'write'} the launchd daemon ${plist} (0644 root:wheel, else launchd ignores it)`, () => host.files.write(plist, definition, 0o644));
@@ -101,4 +104,10 @@ export async function installAgent(opts: InstallOptions, overrides: Partial<Serv
     for (const f of layout.legacyFiles) if (await host.files.exists(f)) await steps.act(`remove ${f} (left by an older install)`, () => host.files.remove(f));
     steps.done(`"sc.exe query jit-agent" shows it, ${layout.logFile} is its log`);
   }
+}
+
+/** The person's `jit` command on everyone's PATH (0755, root's). */
+function writeJitCommand(host: ServiceHost, steps: Steps, file: string, runtime: string): Promise<void> {
+  const script = renderJitCommand(runtime);
+  return steps.act(`write the jit command ${file} (for the person at this endpoint: jit status, jit end, jit request)`, () => host.files.write(file, script, 0o755));
 }

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { lstat, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { spawn } from 'node:child_process';
 import { run as realRun, type Runner } from '../os/exec.ts';
 import { REPO, capture, enrollSpy, host, memoryFiles, recorder } from '../../test/support/serviceHost.ts';
 import { execWords, parseUnit } from '../../test/support/serviceParsers.ts';
@@ -42,6 +43,7 @@ describe('service: Linux install into a temporary root (real copy, real owners a
   let runtime: string;
   let unitPath: string;
   let stateFile: string;
+  let jitCommand: string;
   let log: string[][];
   let spy: ReturnType<typeof enrollSpy>;
   let h: ReturnType<typeof host>;
@@ -58,7 +60,8 @@ describe('service: Linux install into a temporary root (real copy, real owners a
     log = [];
     spy = enrollSpy();
     // payload: undefined, so install plans the real copy of this repository and this node.
-    h = host('linux', { files: nodeFiles, run: recordingLdd(log), definitionPath: unitPath, installDir: runtime, payload: undefined });
+    jitCommand = path.join(dir, 'usr', 'local', 'bin', 'jit');
+    h = host('linux', { files: nodeFiles, run: recordingLdd(log), definitionPath: unitPath, installDir: runtime, commandPath: jitCommand, payload: undefined });
     await installAgent({ stateFile, serverUrl: 'https://jit.example', enroll }, h);
   });
   after(() => rm(dir, { recursive: true, force: true }));
@@ -91,6 +94,22 @@ describe('service: Linux install into a temporary root (real copy, real owners a
     const r = await capture(argv[0]!, [...argv.slice(1, -1), missing], runtime);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, /jit-agent: ENOENT: no such file or directory, open '.*missing\/state\.json'/);
+  });
+
+  it('puts the jit command on the PATH (0755, root\'s): it runs the copied jit.js with the copied node', async () => {
+    const st = await stat(jitCommand);
+    assert.equal(st.mode & 0o777, 0o755);
+    assert.equal(st.uid, 0);
+    assert.equal(await readFile(jitCommand, 'utf8'), `#!/bin/sh\n# jit: time left, end early, ask for access (installed by jit-agent install, removed by its uninstall)\nexec '${runtime}/bin/node' '${runtime}/dist/agent/jit.js' "$@"\n`);
+    // No agent behind the folder it is pointed at: the copied command starts, and says so (exit 3).
+    const r = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const p = spawn(jitCommand, ['status'], { env: { ...process.env, JIT_AGENT_DIR: path.join(dir, 'no-agent') } });
+      let stderr = '';
+      p.stderr.on('data', (d) => (stderr += d));
+      p.on('exit', (code) => resolve({ code, stderr }));
+    });
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /the jit-access agent is not running on this machine/);
   });
 
   it('the copy holds every module the built agent imports, static and dynamic', async () => {

@@ -187,6 +187,8 @@ describe('service: uninstall on real sandboxed Linux accounts', () => {
     await loadOrCreateKey(stateFile);
     const unitPath = path.join(dir, 'jit-agent.service');
     await writeFile(unitPath, '[Service]\n');
+    const jitCommand = path.join(dir, 'jit');
+    await writeFile(jitCommand, '#!/bin/sh\n', { mode: 0o755 });
 
     const rec = recorder(undefined, log);
     const roots: (string | undefined)[] = [];
@@ -195,6 +197,7 @@ describe('service: uninstall on real sandboxed Linux accounts', () => {
       run: rec.run,
       definitionPath: unitPath,
       installDir: path.join(dir, 'opt-jit-agent'),
+      commandPath: jitCommand,
       backend: async (root) => (roots.push(root), backend),
     });
     await uninstallAgent({ stateFile }, h);
@@ -216,7 +219,7 @@ describe('service: uninstall on real sandboxed Linux accounts', () => {
       ['/usr/bin/systemctl', 'disable', '--now', 'jit-agent'],
       ['/usr/bin/systemctl', 'daemon-reload'],
     ]);
-    for (const f of [unitPath, stateFile, `${stateFile}.key`, path.dirname(stateFile)]) {
+    for (const f of [unitPath, jitCommand, stateFile, `${stateFile}.key`, path.dirname(stateFile)]) {
       await assert.rejects(stat(f), { code: 'ENOENT' }, `${f} removed`);
     }
     const out = h.printed.join('\n');

@@ -15,7 +15,7 @@ import { AccountError, MARKER_GROUP, type AccountBackend, type AccountInfo } fro
 import { restoreBaseline } from '../elevation.ts';
 import { REMOVAL_STEPS, removeAccount, type RemovalStep } from '../removal.ts';
 import { AgentState } from '../state.ts';
-import { NotPrivilegedError, defaultStateFile, runtimeDir, type ServiceHost } from './host.ts';
+import { JIT_COMMAND_PATH, NotPrivilegedError, defaultStateFile, runtimeDir, type ServiceHost } from './host.ts';
 import { LAUNCHD_PLIST_PATH, launchdStopCommands } from './launchd.ts';
 import { defaultHost } from './realHost.ts';
 import { Steps, errorText, pathFor } from './steps.ts';
@@ -52,6 +52,8 @@ export async function uninstallAgent(opts: UninstallOptions = {}, overrides: Par
 
     // 2. The service, then the runtime folder it ran from.
     await removeService(host, steps);
+    const jit = host.platform === 'win32' ? undefined : (host.commandPath ?? JIT_COMMAND_PATH);
+    if (jit && (await host.files.exists(jit))) await steps.act(`remove the jit command ${jit}`, () => host.files.remove(jit));
     for (const dir of [runtime, `${runtime}.new`, `${runtime}.old`]) {
       if (await host.files.exists(dir)) await steps.act(`remove the runtime folder ${dir} (node and the agent)`, () => host.files.removeTree(dir));
     }

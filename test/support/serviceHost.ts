@@ -119,6 +119,8 @@ export function host(platform: ServicePlatform, over: Partial<ServiceHost> = {})
     nodePath: platform === 'win32' ? WIN_NODE : process.execPath,
     repoDir: platform === 'win32' ? WIN_REPO : REPO,
     payload: async () => smallPayload(platform, over.nodePath ?? (platform === 'win32' ? WIN_NODE : process.execPath)),
+    // Never this machine's /usr/local/bin: next to the test's runtime folder when it has one.
+    commandPath: over.installDir && platform !== 'win32' ? path.join(path.dirname(over.installDir), 'bin', 'jit') : '/usr/local/bin/jit',
     ...over,
     printed,
   };
