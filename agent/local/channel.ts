@@ -13,7 +13,7 @@ import { ProofFolder } from './proof.ts';
 
 /** A request line longer than this is refused (the largest real one is under 200 bytes). */
 const MAX_LINE = 4096;
-/** A client that has not asked by then is dropped. */
+/** A client that has not sent its request line by then is dropped. */
 const IDLE_MS = 10_000;
 /** `after` waits for the client to close at most this long. */
 const AFTER_ANSWER_MS = 1000;
@@ -89,6 +89,8 @@ export class LocalChannel {
       const nl = buf.indexOf('\n');
       if (nl < 0) return;
       asked = true;
+      // Asked in time: the answer may take a server call (15 s at most, agent/client.ts).
+      sock.setTimeout(0);
       void this.answerLine(buf.slice(0, nl), challenge).then(answer, (err: Error) => {
         this.log.error({ err: err.message }, 'local request failed');
         answer({ answer: { ok: false, code: 'bad_request', message: 'the agent could not answer: see its log' } });
