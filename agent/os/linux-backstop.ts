@@ -74,20 +74,24 @@ export const systemdRuns = (): boolean => existsSync('/run/systemd/system');
 /**
  * Where systemd is not init (containers, OpenRC, this project's sandboxes): a detached shell that
  * checks the wall clock every second (so a clock step is noticed) and runs the same script once
- * the end ($4, epoch seconds) has come. It lives in its own session, so it outlives the agent
+ * the end ($4, epoch milliseconds) has come. It lives in its own session, so it outlives the agent
  * process; a reboot ends it, as it ends a transient timer. Under systemd it would be killed with
  * the agent's cgroup, which is why systemd-run is used there.
+ * Milliseconds: whole seconds made it up to 1 s late (chaos seed 4206067 saw an account still
+ * usable 2,030 ms after its end, the agent restarting at that moment). A `date` without %N
+ * (busybox) gives whole seconds times 1000: never early, only coarser.
  */
 export const SLEEPER_SCRIPT = [
-  'while now=$(date +%s); [ "$now" -lt "$4" ]; do',
-  // Every second until the last two, then every 0.2 s (a wall clock that steps is seen within 1 s).
-  '  if [ $(( $4 - now )) -gt 2 ]; then sleep 1; else sleep 0.2; fi',
+  'ms() { t=$(date +%s%3N); case $t in *[!0-9]*) t=$(( $(date +%s) * 1000 ));; esac; echo "$t"; }',
+  'while now=$(ms); [ "$now" -lt "$4" ]; do',
+  // Every second until the last two, then every 0.1 s (a wall clock that steps is seen within 1 s).
+  '  if [ $(( $4 - now )) -gt 2000 ]; then sleep 1; else sleep 0.1; fi',
   'done',
   BACKSTOP_SCRIPT,
 ].join('\n');
 
 export function sleeperArgv(name: string, uid: string, root: string, at: Date): string[] {
-  return ['-c', SLEEPER_SCRIPT, 'jit-backstop', name, uid, root, String(Math.ceil(at.getTime() / 1000))];
+  return ['-c', SLEEPER_SCRIPT, 'jit-backstop', name, uid, root, String(at.getTime())];
 }
 
 /** What arming needs from the backend: its sandbox root, a command runner and where pid files go. */
