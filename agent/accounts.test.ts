@@ -193,4 +193,31 @@ function failing<K extends keyof AccountBackend>(b: AccountBackend, method: K, t
     ]);
     for (const p of plans) assert.equal(store.state.grants[p.grantId]!.step, 'removed');
   });
+  it('an end that comes during a long pass is not left for the next: the account is disabled before the pass goes on', async () => {
+    const calls: string[] = [];
+    let slowName = '';
+    const recording = new Proxy(linux, {
+      get(target, prop, receiver) {
+        const v = Reflect.get(target, prop, receiver);
+        if (typeof v !== 'function') return v;
+        return async (...args: unknown[]) => {
+          const name = typeof args[0] === 'string' ? args[0] : (args[0] as { name?: string })?.name;
+          if (['disable', 'delete', 'purge'].includes(String(prop))) calls.push(`${String(prop)} ${name === slowName ? 'A' : 'B'}`);
+          // A's delete takes 1 s: B's end comes in the middle of it.
+          if (prop === 'delete' && name === slowName) await new Promise((r) => setTimeout(r, 1000));
+          return v.apply(target, args);
+        };
+      },
+    }) as AccountBackend;
+    const { store, r } = await runner(recording);
+    const a = plan(0, 1);
+    const b = plan(0, 1.6);
+    for (const p of [a, b]) await r.accept(provision(p));
+    await r.runDue();
+    slowName = store.state.grants[a.grantId]!.username;
+    await until(() => Date.now() > Date.parse(a.endAt), 5000, 'A ends');
+    await r.runDue();
+    assert.ok(Date.now() > Date.parse(b.endAt), 'B ended during the pass');
+    assert.deepEqual(calls.slice(0, 4), ['disable A', 'delete A', 'disable B', 'purge A']);
+  });
 });

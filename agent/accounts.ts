@@ -136,15 +136,22 @@ export class GrantRunner {
   runDue(): Promise<void> {
     this.pending ??= this.exclusive(async () => {
       this.pending = null;
-      const due = Object.entries(this.grants).filter(([, r]) => this.mustRemove(r, this.now()) && (this.dueAt(r) ?? Infinity) <= this.now());
-      for (const [, r] of due) await disableAhead(this.parts, r);
-      for (const [id, r] of due) await this.step(id, r, 'delete');
-      for (const [id, r] of Object.entries(this.grants)) await this.step(id, r);
+      const due = await this.disableDue();
+      for (const [id, r] of due) await this.disableDue().then(() => this.step(id, r, 'delete'));
+      // An end that comes while this pass runs (a purge may take seconds) is not left for the next.
+      for (const [id, r] of Object.entries(this.grants)) await this.disableDue().then(() => this.step(id, r));
       this.prune();
       // Loading the mail code and rendering take a while the first time: not before the work is done.
       for (const send of this.notices.splice(0)) void send();
     });
     return this.pending;
+  }
+
+  /** Every grant whose removal is due now made dead (elevations: out of the group) at once; returns them. */
+  private async disableDue(): Promise<[string, GrantRecord][]> {
+    const due = Object.entries(this.grants).filter(([, r]) => this.mustRemove(r, this.now()) && (this.dueAt(r) ?? Infinity) <= this.now());
+    for (const [, r] of due) await disableAhead(this.parts, r);
+    return due;
   }
 
   /** Serialises everything that touches the accounts or the state. */
