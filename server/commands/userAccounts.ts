@@ -50,19 +50,15 @@ function accountIssues(ctx: Pick<Ctx, 'config'>, accounts: AccountMap): FieldIss
   });
 }
 
-/**
- * Another person whose own account on `os` is `account` (their mapping, or their email's local
- * part where they have none): their email, or undefined. A request would elevate their account.
- */
+/** The people whose own account on `os` is `account`: their mapping, or their email's local part where they have none. */
+async function ownersOf(ctx: Pick<Ctx, 'c'>, os: OperatingSystem, account: string): Promise<UserDoc[]> {
+  const candidates = await ctx.c.users.find({ $or: [{ [`accounts.${os}`]: sameText(account) }, { email: { $regex: `^${escapeRegex(account)}@`, $options: 'i' } }] }).toArray();
+  return candidates.filter((u) => ownAccount(u.email, os, u.accounts).toLowerCase() === account.toLowerCase());
+}
+
+/** Another person whose own account on `os` is `account`: their email, or undefined. A request would elevate their account. */
 export async function otherOwner(ctx: Pick<Ctx, 'c'>, os: OperatingSystem, account: string, exceptEmail: string): Promise<string | undefined> {
-  const field = `accounts.${os}`;
-  const candidates = await ctx.c.users
-    .find(
-      { email: { $ne: emailKey(exceptEmail) }, $or: [{ [field]: sameText(account) }, { email: { $regex: `^${escapeRegex(account)}@`, $options: 'i' } }] },
-      { projection: { email: 1, accounts: 1 } },
-    )
-    .toArray();
-  return candidates.find((o) => ownAccount(o.email, os, o.accounts).toLowerCase() === account.toLowerCase())?.email;
+  return (await ownersOf(ctx, os, account)).find((u) => u.email !== emailKey(exceptEmail))?.email;
 }
 
 /**
@@ -70,8 +66,7 @@ export async function otherOwner(ctx: Pick<Ctx, 'c'>, os: OperatingSystem, accou
  * the OS account, never a person): the one user, or 404 request.no_person / 409 request.account_shared.
  */
 export async function personOfAccount(ctx: Pick<Ctx, 'c'>, os: OperatingSystem, account: string): Promise<UserDoc> {
-  const candidates = await ctx.c.users.find({ $or: [{ [`accounts.${os}`]: sameText(account) }, { email: { $regex: `^${escapeRegex(account)}@`, $options: 'i' } }] }).toArray();
-  const owners = candidates.filter((u) => ownAccount(u.email, os, u.accounts).toLowerCase() === account.toLowerCase());
+  const owners = await ownersOf(ctx, os, account);
   if (owners.length > 1) throw apiError('request.account_shared', `${account} is more than one person's own account on ${OS_LABEL[os]}: an admin must map theirs (Users page) first.`);
   if (!owners.length) throw apiError('request.no_person', `${account} is nobody's own account on ${OS_LABEL[os]}: an admin maps it to a person on the Users page.`);
   return owners[0]!;
